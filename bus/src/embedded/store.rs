@@ -1,0 +1,374 @@
+//! The state of one embedded queue and the SQS rules that change it. Everything here is
+//! synchronous and takes `now` as an argument, so the rules are plain functions of time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::limits::{FIFO_DEDUP_WINDOW, MAX_VISIBILITY_TIMEOUT};
+use crate::message::{
+    EntryError, Message, MessageAttributes, OutgoingMessage, Receipt, SendReceipt, SystemAttributes,
+};
+use crate::transport::QueueCounts;
+
+/// A queue's settings as the embedded transport applies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub fifo: bool,
+    pub visibility_timeout: Duration,
+    pub delay: Duration,
+    pub retention: Duration,
+    pub content_based_deduplication: bool,
+    /// Target queue name and `maxReceiveCount`.
+    pub redrive: Option<(String, u32)>,
+}
+
+/// A message while the queue holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub id: String,
+    pub body: String,
+    pub attributes: MessageAttributes,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+    pub sent_at: SystemTime,
+    pub enqueued_at: Instant,
+    pub visible_at: Instant,
+    pub receive_count: u32,
+    pub first_received_at: Option<SystemTime>,
+    /// When the current receive happened: the 12-hour visibility cap counts from here.
+    pub received_at: Option<Instant>,
+    /// Identifies the current receipt; older receipts of the message are stale.
+    pub nonce: Option<u64>,
+}
+
+impl Stored {
+    fn in_flight(&self, now: Instant) -> bool {
+        self.nonce.is_some() && self.visible_at > now
+    }
+}
+
+struct DedupEntry {
+    at: Instant,
+    receipt: SendReceipt,
+}
+
+/// The messages of one queue, ordered by sequence number.
+pub(crate) struct Store {
+    uid: u64,
+    pub settings: Settings,
+    messages: BTreeMap<u64, Stored>,
+    dedup: HashMap<String, DedupEntry>,
+    next_seq: u64,
+    next_nonce: u64,
+}
+
+/// What a receive pass produced.
+pub(crate) struct Received {
+    pub messages: Vec<Message>,
+    /// Messages past `maxReceiveCount`, to be moved to the redrive target.
+    pub dead: Vec<Stored>,
+    /// The next instant at which a message may become receivable.
+    pub next_change: Option<Instant>,
+}
+
+impl Store {
+    pub fn new(uid: u64, settings: Settings) -> Self {
+        Self {
+            uid,
+            settings,
+            messages: BTreeMap::new(),
+            dedup: HashMap::new(),
+            next_seq: 1,
+            next_nonce: 1,
+        }
+    }
+
+    /// Adds a sent message, applying FIFO deduplication and delays.
+    pub fn send(&mut self, m: &OutgoingMessage, now: Instant) -> Result<SendReceipt, EntryError> {
+        let dedup_id = self.check_fifo(m)?;
+        self.expire(now);
+        if let Some(id) = &dedup_id {
+            if let Some(seen) = self.dedup.get(id) {
+                return Ok(seen.receipt.clone());
+            }
+        }
+        let delay = m.delay.unwrap_or(self.settings.delay);
+        let stored = Stored {
+            id: uuid::Uuid::new_v4().to_string(),
+            body: m.body.clone(),
+            attributes: m.attributes.clone(),
+            group_id: m.group_id.clone(),
+            deduplication_id: dedup_id.clone(),
+            sent_at: SystemTime::now(),
+            enqueued_at: now,
+            visible_at: now + delay,
+            receive_count: 0,
+            first_received_at: None,
+            received_at: None,
+            nonce: None,
+        };
+        let receipt = self.insert(stored);
+        if let Some(id) = dedup_id {
+            let entry = DedupEntry {
+                at: now,
+                receipt: receipt.clone(),
+            };
+            self.dedup.insert(id, entry);
+        }
+        Ok(receipt)
+    }
+
+    /// Adds a message moved here by a redrive: same id, body and attributes, count reset.
+    pub fn accept_dead_letter(&mut self, mut m: Stored, now: Instant) {
+        m.visible_at = now;
+        m.receive_count = 0;
+        m.first_received_at = None;
+        m.received_at = None;
+        m.nonce = None;
+        self.insert(m);
+    }
+
+    fn insert(&mut self, m: Stored) -> SendReceipt {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let receipt = SendReceipt {
+            message_id: m.id.clone(),
+            sequence_number: self.settings.fifo.then(|| format!("{seq:020}")),
+        };
+        self.messages.insert(seq, m);
+        receipt
+    }
+
+    /// The deduplication id of a FIFO message, or why SQS would refuse it.
+    fn check_fifo(&self, m: &OutgoingMessage) -> Result<Option<String>, EntryError> {
+        let invalid = |msg: &str| Err(EntryError::sender("InvalidParameterValue", msg));
+        if !self.settings.fifo {
+            if m.deduplication_id.is_some() {
+                return invalid("MessageDeduplicationId is only for FIFO queues");
+            }
+            return Ok(None);
+        }
+        if m.group_id.is_none() {
+            return Err(EntryError::sender(
+                "MissingParameter",
+                "the request must contain the parameter MessageGroupId",
+            ));
+        }
+        if m.delay.is_some_and(|d| !d.is_zero()) {
+            return invalid("FIFO queues do not accept DelaySeconds per message");
+        }
+        match (
+            &m.deduplication_id,
+            self.settings.content_based_deduplication,
+        ) {
+            (Some(id), _) => Ok(Some(id.clone())),
+            (None, true) => Ok(Some(hex::encode(Sha256::digest(m.body.as_bytes())))),
+            (None, false) => invalid(
+                "the queue should either have ContentBasedDeduplication enabled or \
+                 MessageDeduplicationId provided explicitly",
+            ),
+        }
+    }
+
+    /// Drops messages past retention and deduplication ids past their window.
+    fn expire(&mut self, now: Instant) {
+        let retention = self.settings.retention;
+        self.messages.retain(|_, m| m.enqueued_at + retention > now);
+        self.dedup.retain(|_, d| d.at + FIFO_DEDUP_WINDOW > now);
+    }
+
+    /// Takes up to `max` receivable messages, making them invisible for `visibility`.
+    pub fn receive(&mut self, max: usize, visibility: Duration, now: Instant) -> Received {
+        self.expire(now);
+        let max_receives = self.settings.redrive.as_ref().map(|(_, n)| *n);
+        let locked: HashSet<String> = if self.settings.fifo {
+            self.messages
+                .values()
+                .filter(|m| m.in_flight(now))
+                .filter_map(|m| m.group_id.clone())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        // FIFO: once a group's head cannot be delivered, nothing behind it may be either.
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut out = Received {
+            messages: Vec::new(),
+            dead: Vec::new(),
+            next_change: None,
+        };
+        let seqs: Vec<u64> = self.messages.keys().copied().collect();
+        for seq in seqs {
+            if out.messages.len() >= max {
+                break;
+            }
+            let Some(m) = self.messages.get(&seq) else {
+                continue;
+            };
+            let group = if self.settings.fifo {
+                m.group_id.clone()
+            } else {
+                None
+            };
+            if let Some(g) = &group {
+                if blocked.contains(g) || locked.contains(g) {
+                    blocked.insert(g.clone());
+                    continue;
+                }
+            }
+            if m.visible_at > now {
+                out.next_change = Some(
+                    out.next_change
+                        .map_or(m.visible_at, |t| t.min(m.visible_at)),
+                );
+                if let Some(g) = group {
+                    blocked.insert(g);
+                }
+                continue;
+            }
+            if max_receives.is_some_and(|n| m.receive_count >= n) {
+                if let Some(dead) = self.messages.remove(&seq) {
+                    out.dead.push(dead);
+                }
+                continue;
+            }
+            out.messages.push(self.deliver(seq, visibility, now));
+        }
+        if out.messages.is_empty() {
+            out.next_change = self.next_visible(now);
+        }
+        out
+    }
+
+    fn next_visible(&self, now: Instant) -> Option<Instant> {
+        self.messages
+            .values()
+            .map(|m| m.visible_at)
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    fn deliver(&mut self, seq: u64, visibility: Duration, now: Instant) -> Message {
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        let fifo = self.settings.fifo;
+        let uid = self.uid;
+        let m = self
+            .messages
+            .get_mut(&seq)
+            .expect("deliver is called with a present sequence");
+        m.receive_count += 1;
+        m.first_received_at.get_or_insert_with(SystemTime::now);
+        m.received_at = Some(now);
+        m.visible_at = now + visibility;
+        m.nonce = Some(nonce);
+        Message {
+            id: m.id.clone(),
+            body: m.body.clone(),
+            attributes: m.attributes.clone(),
+            system: SystemAttributes {
+                receive_count: m.receive_count,
+                sent_at: m.sent_at,
+                first_received_at: m.first_received_at,
+                message_group_id: m.group_id.clone(),
+                deduplication_id: m.deduplication_id.clone(),
+                sequence_number: fifo.then(|| format!("{seq:020}")),
+            },
+            receipt: Receipt::new(format!("emb-{uid}-{seq}-{nonce}")),
+        }
+    }
+
+    /// The stored message a receipt names, checked for staleness.
+    fn locate(&self, receipt: &Receipt) -> Result<Option<u64>, EntryError> {
+        let invalid = || {
+            EntryError::sender(
+                "ReceiptHandleIsInvalid",
+                format!("the receipt handle {receipt:?} is not valid"),
+            )
+        };
+        let mut parts = receipt
+            .as_str()
+            .strip_prefix("emb-")
+            .ok_or_else(invalid)?
+            .split('-');
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u64>().ok())
+                .ok_or_else(invalid)
+        };
+        let (uid, seq, nonce) = (next()?, next()?, next()?);
+        if uid != self.uid {
+            return Err(invalid());
+        }
+        match self.messages.get(&seq) {
+            None => Ok(None),
+            Some(m) if m.nonce == Some(nonce) => Ok(Some(seq)),
+            Some(_) => Err(invalid()),
+        }
+    }
+
+    /// Deletes the message a receipt names. Deleting a message that is already gone succeeds, as
+    /// in SQS; a stale receipt (the message was received again since) is refused.
+    pub fn delete(&mut self, receipt: &Receipt) -> Result<(), EntryError> {
+        if let Some(seq) = self.locate(receipt)? {
+            self.messages.remove(&seq);
+        }
+        Ok(())
+    }
+
+    /// Makes an in-flight message invisible for `timeout` from now (0: visible at once).
+    pub fn change_visibility(
+        &mut self,
+        receipt: &Receipt,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(), EntryError> {
+        let seq = self.locate(receipt)?.ok_or_else(|| {
+            EntryError::sender(
+                "ReceiptHandleIsInvalid",
+                "the message of this receipt is gone",
+            )
+        })?;
+        let m = self.messages.get_mut(&seq).expect("located just now");
+        if !m.in_flight(now) {
+            return Err(EntryError::sender(
+                "MessageNotInflight",
+                "the message is not in flight",
+            ));
+        }
+        let received = m.received_at.unwrap_or(now);
+        if timeout > MAX_VISIBILITY_TIMEOUT || now + timeout > received + MAX_VISIBILITY_TIMEOUT {
+            return Err(EntryError::sender(
+                "InvalidParameterValue",
+                "a message can stay invisible at most 12 hours after it was received",
+            ));
+        }
+        m.visible_at = now + timeout;
+        Ok(())
+    }
+
+    /// Approximate counts, as `GetQueueAttributes` reports them.
+    pub fn counts(&mut self, now: Instant) -> QueueCounts {
+        self.expire(now);
+        let mut c = QueueCounts::default();
+        for m in self.messages.values() {
+            if m.visible_at <= now {
+                c.visible += 1;
+            } else if m.nonce.is_some() {
+                c.in_flight += 1;
+            } else {
+                c.delayed += 1;
+            }
+        }
+        c
+    }
+
+    /// Removes every message (`PurgeQueue`).
+    pub fn purge(&mut self) {
+        self.messages.clear();
+    }
+}

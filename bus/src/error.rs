@@ -1,0 +1,98 @@
+//! The one error type of `fleet-bus`.
+
+use std::error::Error as StdError;
+
+/// A boxed error that can cross tasks.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in the bus: a refused API call, a bad declaration, a consumer that
+/// cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// A queue or topic API call failed. `code` is the AWS error code (`ReceiptHandleIsInvalid`,
+    /// `TooManyEntriesInBatchRequest`, ...); the embedded transport uses the same codes.
+    #[error("{operation} on {resource} failed with {code}: {message}")]
+    Api {
+        /// Queue or topic name the call was for.
+        resource: String,
+        /// The API operation, as AWS names it (`SendMessageBatch`).
+        operation: &'static str,
+        /// The AWS error code.
+        code: String,
+        /// What the service said.
+        message: String,
+        /// Whether trying again later can succeed (throttling, 5xx, network).
+        retryable: bool,
+        /// The underlying SDK error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A queue, topic or subscription that does not exist.
+    #[error("{kind} {name} does not exist")]
+    NotFound {
+        /// `queue`, `topic` or `subscription`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A topology declaration that cannot be applied.
+    #[error("invalid topology: {0}")]
+    Topology(String),
+    /// A topology file that cannot be read or parsed.
+    #[error("cannot read topology {path}")]
+    TopologyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A subscription filter policy that SNS would refuse.
+    #[error("invalid filter policy")]
+    FilterPolicy(#[from] crate::sns::FilterPolicyError),
+    /// A body that claims to be an SNS notification but is malformed.
+    #[error("invalid SNS envelope: {0}")]
+    Envelope(String),
+    /// A consumer or producer configuration that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl BusError {
+    /// The AWS error code of an API error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            BusError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the failed call may succeed when tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            BusError::Api {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// An error the service (or the embedded transport) returned for a bad request.
+    pub(crate) fn invalid(
+        resource: &str,
+        operation: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        BusError::Api {
+            resource: resource.to_owned(),
+            operation,
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: false,
+            source: None,
+        }
+    }
+}

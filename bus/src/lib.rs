@@ -1,0 +1,33 @@
+//! Fleet's message-bus framework.
+//!
+//! - [`transport`]: the small traits every transport implements ([`Queue`], [`Sender`],
+//!   [`Publisher`], [`Transport`]);
+//! - [`embedded`]: an in-process transport with SQS and SNS semantics, for running and testing
+//!   without AWS;
+//! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
+//! - [`sns`]: filter policies and the SNS envelope.
+
+pub mod embedded;
+mod error;
+pub mod limits;
+mod message;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
+pub mod sns;
+pub mod topology;
+pub mod transport;
+pub mod validate;
+
+pub use error::{BoxError, BusError};
+pub use message::{
+    AttributeValue, EntryError, EntryResult, Message, MessageAttributes, OutgoingMessage, Receipt,
+    ReceiveRequest, SendReceipt, SystemAttributes, VisibilityChange, payload_size,
+};
+pub use topology::{
+    DeadLetterDecl, Declaration, ProvisionReport, QueueDecl, SubscriptionDecl, TopicDecl, Topology,
+    provision,
+};
+pub use transport::{
+    Applied, Publisher, Queue, QueueAdmin, QueueCounts, QueueDescription, QueueHandle,
+    RedrivePolicy, Sender, Transport,
+};

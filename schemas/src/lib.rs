@@ -1,0 +1,1 @@
+//! Fleet message schemas: the typed envelope and event types (see issue 5).

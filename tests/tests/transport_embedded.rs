@@ -1,0 +1,7 @@
+//! The transport scenario suite on the embedded transport, on tokio's paused clock.
+
+async fn embedded() -> fleet_bus::scenarios::TestBus {
+    fleet_bus::scenarios::TestBus::embedded()
+}
+
+fleet_bus::scenario_tests!(#[tokio::test(start_paused = true)], embedded);

@@ -7,10 +7,13 @@
 //! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
 //! - [`sns`]: filter policies and the SNS envelope.
 
+pub mod consumer;
 pub mod embedded;
 mod error;
+pub mod events;
 pub mod limits;
 mod message;
+pub mod retry;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 pub mod sns;
@@ -18,6 +21,7 @@ pub mod topology;
 pub mod transport;
 pub mod validate;
 
+pub use consumer::{Consumer, ConsumerConfig, Delivery, HandlerError, ShutdownReport, handler_fn};
 pub use error::{BoxError, BusError};
 pub use message::{
     AttributeValue, EntryError, EntryResult, Message, MessageAttributes, OutgoingMessage, Receipt,

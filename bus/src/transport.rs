@@ -267,3 +267,18 @@ pub trait Transport: Send + Sync {
     /// `NotFound` when the topic does not exist.
     async fn topic(&self, name: &str) -> Result<Arc<dyn Publisher>, BusError>;
 }
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    async fn declare(&self, declaration: &Declaration<'_>) -> Result<Applied, BusError> {
+        (**self).declare(declaration).await
+    }
+
+    async fn queue(&self, name: &str) -> Result<QueueHandle, BusError> {
+        (**self).queue(name).await
+    }
+
+    async fn topic(&self, name: &str) -> Result<Arc<dyn Publisher>, BusError> {
+        (**self).topic(name).await
+    }
+}

@@ -53,6 +53,11 @@ pub struct Features {
     pub max_message_bytes: usize,
     /// Messages past their retention period disappear.
     pub retention_expiry: bool,
+    /// FIFO deduplication ids stay taken for 5 minutes, even after the original is deleted
+    /// (moto 5.2.5 deduplicates only against messages still queued).
+    pub dedup_window: bool,
+    /// Bodies with characters outside the XML set are refused (moto 5.2.5 accepts them).
+    pub validates_body_characters: bool,
 }
 
 impl Features {
@@ -67,6 +72,8 @@ impl Features {
             equals_ignore_case: true,
             max_message_bytes: crate::limits::MAX_SQS_MESSAGE_BYTES,
             retention_expiry: true,
+            dedup_window: true,
+            validates_body_characters: true,
         }
     }
 }

@@ -322,7 +322,7 @@ pub async fn publish_batch_partial_results(bus: &TestBus) {
     assert_eq!(err.code(), Some("BatchRequestTooLong"), "{err}");
     let batch = vec![
         OutgoingMessage::new("fine"),
-        OutgoingMessage::new("bad attr").attribute("n", AttributeValue::number("not-a-number")),
+        OutgoingMessage::new("dedup on a standard topic").deduplication_id("d"),
         OutgoingMessage::new("also fine"),
     ];
     let r = topic.publish_batch(&batch).await.unwrap();

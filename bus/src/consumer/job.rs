@@ -1,0 +1,241 @@
+//! Running handlers: each message (or batch) in its own task, with its panic caught, its time
+//! bounded and its cancellation honoured, ending in exactly one verdict for the settler.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::dead_letter::DeadLetterReason;
+use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
+use super::settler::{Cause, Event, Verdict};
+use crate::events::Scope;
+use crate::message::Message;
+use crate::retry::RetryPolicy;
+
+/// A received message on its way to a handler.
+pub(crate) struct Job {
+    pub id: u64,
+    pub message: Message,
+    /// Cancelled when the lease is lost or shutdown's deadline passes.
+    pub cancel: CancellationToken,
+    /// Its slot in the in-flight limit, held (never read) until the job ends.
+    #[allow(dead_code)]
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What every job of one consumer shares.
+pub(crate) struct JobContext {
+    pub queue: Arc<str>,
+    pub scope: Scope,
+    pub max_attempts: u32,
+    pub handler_timeout: Duration,
+    pub handler_name: String,
+    pub retry: RetryPolicy,
+    pub concurrency: Arc<Semaphore>,
+    /// Stop starting handlers: shutdown has begun.
+    pub shutdown: CancellationToken,
+    pub events: UnboundedSender<Event>,
+}
+
+/// How one handler run ended, before retry policy is applied.
+pub(crate) enum Ran {
+    Ok,
+    Failed {
+        kind: FailureKind,
+        label: String,
+        message: String,
+        delay: Option<Duration>,
+        cause: Cause,
+    },
+    /// Cancelled (lease lost or shutdown deadline): the message goes back untouched.
+    Cancelled,
+}
+
+impl Ran {
+    fn from_error(e: &HandlerError) -> Self {
+        Ran::Failed {
+            kind: e.kind(),
+            label: e.label().to_owned(),
+            message: e.to_string(),
+            delay: e.requested_delay(),
+            cause: Cause::Handler,
+        }
+    }
+
+    fn transient(label: &str, message: String, cause: Cause) -> Self {
+        Ran::Failed {
+            kind: FailureKind::Transient,
+            label: label.to_owned(),
+            message,
+            delay: None,
+            cause,
+        }
+    }
+}
+
+impl JobContext {
+    pub fn delivery(&self, job: &Job) -> Delivery {
+        Delivery {
+            message: job.message.clone(),
+            attempt: job.message.system.receive_count.max(1),
+            max_attempts: self.max_attempts,
+            queue: self.queue.clone(),
+            cancel: job.cancel.clone(),
+        }
+    }
+
+    /// Turns how a handler ended into a settlement: retry with backoff, or dead-letter when the
+    /// failure is permanent or this was the last attempt.
+    pub fn verdict(&self, message: &Message, ran: Ran) -> Verdict {
+        let attempt = message.system.receive_count.max(1);
+        match ran {
+            Ran::Ok => Verdict::Ack,
+            Ran::Cancelled => Verdict::Release("cancelled"),
+            Ran::Failed {
+                kind,
+                label,
+                message: text,
+                delay,
+                cause,
+            } => {
+                self.scope
+                    .handler_failed(&message.id, kind_name(kind, cause), &text);
+                let last = attempt >= self.max_attempts;
+                if kind == FailureKind::Permanent || last {
+                    let text = if kind == FailureKind::Transient {
+                        format!(
+                            "gave up after attempt {attempt} of {}: {text}",
+                            self.max_attempts
+                        )
+                    } else {
+                        text
+                    };
+                    let reason = DeadLetterReason {
+                        kind: label,
+                        message: text,
+                        attempt,
+                        handler: self.handler_name.clone(),
+                        queue: self.queue.to_string(),
+                    };
+                    Verdict::DeadLetter {
+                        message: Box::new(message.clone()),
+                        reason,
+                        cause,
+                    }
+                } else {
+                    let delay = delay.unwrap_or_else(|| self.retry.delay_for(attempt));
+                    Verdict::Retry {
+                        delay,
+                        attempt,
+                        reason: text,
+                        cause,
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn settle(&self, id: u64, verdict: Verdict) {
+        // The settler outlives every job; a closed channel only happens if it panicked.
+        if self.events.send(Event::Decided { id, verdict }).is_err() {
+            tracing::error!(
+                id,
+                "settler gone; the message will reappear after its visibility timeout"
+            );
+        }
+    }
+
+    /// Waits for a handler slot; `None` if shutdown began first (the message is then released).
+    pub async fn slot(&self, n: u32) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => None,
+            p = self.concurrency.clone().acquire_many_owned(n) => p.ok(),
+        }
+    }
+}
+
+fn kind_name(kind: FailureKind, cause: Cause) -> &'static str {
+    match cause {
+        Cause::Panic => "panic",
+        Cause::Timeout => "timeout",
+        Cause::Handler => kind.as_str(),
+    }
+}
+
+pub(crate) fn panic_text(p: &(dyn Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned())
+}
+
+/// Runs a per-message handler with its panic caught, its time bounded and its cancellation
+/// honoured.
+pub(crate) async fn run_one(ctx: &JobContext, handler: MessageHandler, job: &Job) -> Ran {
+    let delivery = ctx.delivery(job);
+    let started = Instant::now();
+    let call = AssertUnwindSafe(handler.oneshot(delivery)).catch_unwind();
+    let ran = tokio::select! {
+        r = tokio::time::timeout(ctx.handler_timeout, call) => match r {
+            Err(_) => Ran::transient("timeout", format!("handler exceeded its {:?} timeout", ctx.handler_timeout), Cause::Timeout),
+            Ok(Err(panic)) => Ran::transient("panic", format!("handler panicked: {}", panic_text(&*panic)), Cause::Panic),
+            Ok(Ok(Ok(()))) => Ran::Ok,
+            Ok(Ok(Err(e))) => Ran::from_error(&e),
+        },
+        () = job.cancel.cancelled() => Ran::Cancelled,
+    };
+    ctx.scope.handler_time(started.elapsed());
+    ran
+}
+
+/// Runs a batch handler over the jobs of one receive; one outcome per job.
+pub(crate) async fn run_batch(
+    ctx: &JobContext,
+    handler: BatchHandler,
+    jobs: &[Job],
+    cancel: &CancellationToken,
+) -> Vec<Ran> {
+    let deliveries: Vec<Delivery> = jobs.iter().map(|j| ctx.delivery(j)).collect();
+    let n = deliveries.len();
+    let started = Instant::now();
+    let call = AssertUnwindSafe(handler.oneshot(deliveries)).catch_unwind();
+    let all = |make: &dyn Fn() -> Ran| (0..n).map(|_| make()).collect::<Vec<_>>();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(ctx.handler_timeout, call) => match r {
+            Err(_) => all(&|| Ran::transient("timeout", format!("batch handler exceeded its {:?} timeout", ctx.handler_timeout), Cause::Timeout)),
+            Ok(Err(panic)) => {
+                let text = panic_text(&*panic);
+                all(&|| Ran::transient("panic", format!("batch handler panicked: {text}"), Cause::Panic))
+            }
+            Ok(Ok(Err(e))) => all(&|| Ran::from_error(&e)),
+            Ok(Ok(Ok(results))) if results.len() != n => {
+                let text = format!("batch handler returned {} outcomes for {n} messages", results.len());
+                all(&|| Ran::transient("bad_batch_result", text.clone(), Cause::Handler))
+            }
+            Ok(Ok(Ok(results))) => results.into_iter().map(|r| match r { Ok(()) => Ran::Ok, Err(e) => Ran::from_error(&e) }).collect(),
+        },
+        () = cancel.cancelled() => all(&|| Ran::Cancelled),
+    };
+    ctx.scope.handler_time(started.elapsed());
+    // A message whose own lease was lost is not settled from the batch's outcome.
+    outcome
+        .into_iter()
+        .zip(jobs)
+        .map(|(ran, job)| {
+            if job.cancel.is_cancelled() {
+                Ran::Cancelled
+            } else {
+                ran
+            }
+        })
+        .collect()
+}

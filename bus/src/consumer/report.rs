@@ -1,0 +1,63 @@
+//! What a consumer did, message by message, when it stopped.
+
+use std::fmt;
+
+/// How every message a consumer received was settled. Each received message is counted in
+/// exactly one of the outcome fields, so `received == settled()` when nothing was lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Messages received.
+    pub received: u64,
+    /// Handled successfully and deleted.
+    pub acked: u64,
+    /// Failed transiently; made visible again after a backoff delay.
+    pub retried: u64,
+    /// Sent to the dead-letter queue with a reason, then deleted.
+    pub dead_lettered: u64,
+    /// Handed back unprocessed with visibility 0 (shutdown, or behind a failed FIFO message).
+    pub released: u64,
+    /// Lease could not be kept: the handler was cancelled; the queue redelivers the message.
+    pub lease_lost: u64,
+    /// The settling call failed; the message reappears when its visibility timeout ends.
+    pub settle_failed: u64,
+    /// Handler panics (counted as transient failures).
+    pub panics: u64,
+    /// Handler timeouts (counted as transient failures).
+    pub timeouts: u64,
+    /// Visibility extensions made for long-running messages.
+    pub extensions: u64,
+}
+
+impl ShutdownReport {
+    /// Messages with a final outcome.
+    pub fn settled(&self) -> u64 {
+        self.acked
+            + self.retried
+            + self.dead_lettered
+            + self.released
+            + self.lease_lost
+            + self.settle_failed
+    }
+
+    /// Received messages with no outcome: zero unless the consumer has a bug.
+    pub fn unaccounted(&self) -> u64 {
+        self.received.saturating_sub(self.settled())
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {} | acked {} | retried {} | dead-lettered {} | released {} | lease lost {} | settle failed {} | unaccounted {}",
+            self.received,
+            self.acked,
+            self.retried,
+            self.dead_lettered,
+            self.released,
+            self.lease_lost,
+            self.settle_failed,
+            self.unaccounted()
+        )
+    }
+}

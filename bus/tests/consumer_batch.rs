@@ -1,0 +1,90 @@
+//! Batch handlers report one outcome per message, like Lambda's ReportBatchItemFailures.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fleet_bus::consumer::{Delivery, HandlerError, batch_handler_fn};
+use fleet_bus::retry::{Jitter, RetryPolicy};
+use fleet_bus::{Consumer, OutgoingMessage};
+
+#[tokio::test(start_paused = true)]
+async fn each_message_of_a_batch_settles_by_its_own_outcome() {
+    let bus = bus_with_queue("batch", 3, Duration::from_secs(30)).await;
+    send_all(
+        &bus,
+        "batch",
+        (0..30)
+            .map(|i| OutgoingMessage::new(format!("{i}")))
+            .collect(),
+    )
+    .await;
+    let handler = batch_handler_fn(|batch: Vec<Delivery>| async move {
+        Ok(batch
+            .iter()
+            .map(|d| {
+                let n: u32 = d.message.body.parse().unwrap();
+                match n % 3 {
+                    0 => Ok(()),
+                    1 if d.attempt == 1 => Err(HandlerError::transient("later")),
+                    1 => Ok(()),
+                    _ => Err(HandlerError::permanent("never").with_label("rejected")),
+                }
+            })
+            .collect())
+    });
+    let running = spawn(
+        Consumer::new(bus.clone(), "batch")
+            .handler(handler)
+            .configure(|c| {
+                c.retry = RetryPolicy {
+                    base: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                    jitter: Jitter::None,
+                };
+            }),
+    );
+    wait_drained(&bus, "batch", Duration::from_secs(60)).await;
+    let report = running.stop().await;
+    assert_eq!(
+        (report.acked, report.retried, report.dead_lettered),
+        (20, 10, 10),
+        "{report}"
+    );
+    assert_eq!(counts(&bus, &dlq_name("batch")).await.visible, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_handler_that_miscounts_its_outcomes_retries_the_whole_batch() {
+    let bus = bus_with_queue("miscount", 2, Duration::from_secs(30)).await;
+    send_all(
+        &bus,
+        "miscount",
+        (0..5)
+            .map(|i| OutgoingMessage::new(format!("{i}")))
+            .collect(),
+    )
+    .await;
+    let handler = batch_handler_fn(|batch: Vec<Delivery>| async move {
+        if batch[0].attempt == 1 {
+            Ok(vec![Ok(())])
+        } else {
+            Ok(batch.iter().map(|_| Ok(())).collect())
+        }
+    });
+    let running = spawn(
+        Consumer::new(bus.clone(), "miscount")
+            .handler(handler)
+            .configure(|c| {
+                c.retry = RetryPolicy {
+                    base: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                    jitter: Jitter::None,
+                };
+            }),
+    );
+    wait_drained(&bus, "miscount", Duration::from_secs(60)).await;
+    let report = running.stop().await;
+    assert_eq!((report.retried, report.acked), (5, 5), "{report}");
+}

@@ -1,0 +1,119 @@
+//! FIFO: one group's messages run in order, one at a time; groups run in parallel; a failure
+//! holds back only its own group.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
+use fleet_bus::retry::{Jitter, RetryPolicy};
+use fleet_bus::{Consumer, OutgoingMessage};
+
+const GROUPS: usize = 6;
+const PER_GROUP: usize = 12;
+
+#[derive(Default)]
+struct Log {
+    /// Per group, the messages that succeeded, in the order they did.
+    done: BTreeMap<String, Vec<usize>>,
+    /// Attempts that started before every earlier message of their group had succeeded.
+    out_of_order: Vec<String>,
+    failed_once: HashSet<String>,
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_keep_their_order_under_concurrency_and_failures() {
+    let bus = bus_with_queue("orders.fifo", 5, Duration::from_secs(30)).await;
+    let mut messages = Vec::new();
+    for i in 0..PER_GROUP {
+        for g in 0..GROUPS {
+            messages.push(
+                OutgoingMessage::new(format!("g{g}:{i}"))
+                    .group(format!("g{g}"))
+                    .deduplication_id(format!("g{g}-{i}")),
+            );
+        }
+    }
+    send_all(&bus, "orders.fifo", messages).await;
+    let log: Arc<Mutex<Log>> = Arc::default();
+    let running_now = Arc::new(AtomicUsize::new(0));
+    let max_parallel = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let (log, running_now, max_parallel) =
+            (log.clone(), running_now.clone(), max_parallel.clone());
+        handler_fn(move |d: Delivery| {
+            let (log, running_now, max_parallel) =
+                (log.clone(), running_now.clone(), max_parallel.clone());
+            async move {
+                let (group, seq) = d.message.body.split_once(':').unwrap();
+                let seq: usize = seq.parse().unwrap();
+                let group = group.to_owned();
+                {
+                    let mut l = log.lock().unwrap();
+                    let done = l.done.entry(group.clone()).or_default();
+                    if done.len() != seq {
+                        l.out_of_order.push(d.message.body.clone());
+                    }
+                }
+                let now = running_now.fetch_add(1, Ordering::SeqCst) + 1;
+                max_parallel.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                running_now.fetch_sub(1, Ordering::SeqCst);
+                // Every fourth message fails once.
+                if seq % 4 == 1
+                    && log
+                        .lock()
+                        .unwrap()
+                        .failed_once
+                        .insert(d.message.body.clone())
+                {
+                    return Err(HandlerError::transient("flaky"));
+                }
+                log.lock().unwrap().done.get_mut(&group).unwrap().push(seq);
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(bus.clone(), "orders.fifo")
+            .handler(handler)
+            .configure(|c| {
+                c.pollers = 3;
+                c.retry = RetryPolicy {
+                    base: Duration::from_secs(1),
+                    max: Duration::from_secs(5),
+                    jitter: Jitter::Full,
+                };
+            }),
+    );
+    wait_drained(&bus, "orders.fifo", Duration::from_secs(600)).await;
+    let report = running.stop().await;
+    let log = log.lock().unwrap();
+    assert!(
+        log.out_of_order.is_empty(),
+        "ran before their predecessors: {:?}",
+        log.out_of_order
+    );
+    for g in 0..GROUPS {
+        assert_eq!(
+            log.done[&format!("g{g}")],
+            (0..PER_GROUP).collect::<Vec<_>>(),
+            "group g{g}"
+        );
+    }
+    assert!(
+        max_parallel.load(Ordering::SeqCst) > 1,
+        "groups ran in parallel"
+    );
+    assert_eq!(report.retried as usize, GROUPS * PER_GROUP / 4, "{report}");
+    assert!(
+        report.released > 0,
+        "messages behind a failure were released: {report}"
+    );
+    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(report.unaccounted(), 0);
+}

@@ -1,5 +1,7 @@
 //! Batch handlers report one outcome per message, like Lambda's ReportBatchItemFailures.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

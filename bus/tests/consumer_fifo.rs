@@ -1,6 +1,8 @@
 //! FIFO: one group's messages run in order, one at a time; groups run in parallel; a failure
 //! holds back only its own group.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

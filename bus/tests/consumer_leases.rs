@@ -1,5 +1,7 @@
 //! Visibility leases: long work keeps its message, a lost lease cancels the handler.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Every message settles as its outcome says: success deletes, a transient failure retries after
 //! the policy's delay, a permanent failure or the last attempt dead-letters with the reason.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

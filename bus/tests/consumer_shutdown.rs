@@ -1,6 +1,8 @@
 //! Graceful shutdown under load: every message is either processed and deleted, or back in the
 //! queue and visible. Nothing is lost, nothing waits out a visibility timeout.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;

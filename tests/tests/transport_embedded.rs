@@ -1,5 +1,7 @@
 //! The transport scenario suite on the embedded transport, on tokio's paused clock.
 
+#![allow(clippy::unwrap_used)]
+
 async fn embedded() -> fleet_bus::scenarios::TestBus {
     fleet_bus::scenarios::TestBus::embedded()
 }

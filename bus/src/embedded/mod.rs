@@ -212,7 +212,8 @@ impl Transport for EmbeddedBus {
             kind: "queue",
             name: name.to_owned(),
         })?;
-        Ok(QueueHandle::new(name, &q.arn().to_owned(), q))
+        let arn = q.arn().to_owned();
+        Ok(QueueHandle::new(name, &arn, q))
     }
 
     async fn topic(&self, name: &str) -> Result<Arc<dyn Publisher>, BusError> {

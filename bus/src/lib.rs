@@ -7,6 +7,8 @@
 //! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
 //! - [`sns`]: filter policies and the SNS envelope.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod consumer;
 pub mod embedded;
 mod error;

@@ -50,6 +50,11 @@ impl AttributeValue {
         }
     }
 
+    /// Replaces the data type (for example `Binary` by `Binary.png`), keeping the value.
+    pub fn set_data_type(&mut self, data_type: impl Into<String>) {
+        self.data_type = data_type.into();
+    }
+
     /// The full data type, such as `String`, `Number.int` or `Binary.png`.
     pub fn data_type(&self) -> &str {
         &self.data_type

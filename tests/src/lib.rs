@@ -1,1 +1,4 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the AWS emulator (moto_server) that the tests start
+//! themselves, and SDK configuration pointing at it.
+
+pub mod moto;

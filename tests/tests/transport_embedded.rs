@@ -6,4 +6,7 @@ async fn embedded() -> fleet_bus::scenarios::TestBus {
     fleet_bus::scenarios::TestBus::embedded()
 }
 
-fleet_bus::scenario_tests!(#[tokio::test(start_paused = true)], embedded);
+/// Test names read `embedded::<scenario>`.
+mod embedded {
+    fleet_bus::scenario_tests!(#[tokio::test(start_paused = true)], super::embedded);
+}

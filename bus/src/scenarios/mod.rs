@@ -45,8 +45,11 @@ pub struct Features {
     /// Concurrent receivers never get the same message twice within its visibility timeout
     /// (moto 5.2.5 sometimes hands one message to two concurrent receivers).
     pub exclusive_receive: bool,
-    /// SNS `$or` filter policies work (moto 5.2.5 answers 500).
+    /// SNS `$or` in attribute-scope filter policies works.
     pub or_filter: bool,
+    /// SNS `$or` in body-scope filter policies works (moto 5.2.5 answers 500 to every publish on
+    /// the topic once such a subscription matches a key).
+    pub or_filter_in_body: bool,
     /// SNS `equals-ignore-case` works (moto 5.2.5 never matches it).
     pub equals_ignore_case: bool,
     /// The largest message SQS accepts.
@@ -69,6 +72,7 @@ impl Features {
             clock_slack: Duration::ZERO,
             exclusive_receive: true,
             or_filter: true,
+            or_filter_in_body: true,
             equals_ignore_case: true,
             max_message_bytes: crate::limits::MAX_SQS_MESSAGE_BYTES,
             retention_expiry: true,

@@ -1,0 +1,124 @@
+//! AWS SDK errors as bus errors: with the resource, the operation and the AWS error code, and
+//! classified as retryable (throttling, 5xx, network) or not.
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::BusError;
+
+/// Error codes AWS uses for throttling: always worth a retry after a pause.
+const THROTTLING_CODES: [&str; 7] = [
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
+/// SQS's JSON protocol keeps the old query-protocol codes (`AWS.SimpleQueueService.X`); the bus
+/// uses the short form everywhere, so the embedded transport and SQS report the same code.
+pub(crate) fn normalize_code(code: &str) -> &str {
+    match code.strip_prefix("AWS.SimpleQueueService.") {
+        Some("NonExistentQueue") => "QueueDoesNotExist",
+        Some(short) => short,
+        None => code,
+    }
+}
+
+/// Whether an error with this HTTP status and code may succeed when tried again.
+pub(crate) fn is_retryable(status: Option<u16>, code: &str) -> bool {
+    status.is_some_and(|s| s >= 500 || s == 429)
+        || THROTTLING_CODES.contains(&code)
+        || code == "ServiceUnavailable"
+        || code == "InternalError"
+}
+
+/// Maps an SDK error to a [`BusError::Api`] with context.
+pub(crate) fn sdk_error<E>(
+    resource: &str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> BusError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = match (&err, err.code()) {
+        (_, Some(code)) => normalize_code(code).to_owned(),
+        (SdkError::TimeoutError(_), None) => "RequestTimeout".to_owned(),
+        (SdkError::DispatchFailure(_), None) => "NetworkError".to_owned(),
+        (SdkError::ResponseError(_), None) => "UnparseableResponse".to_owned(),
+        (SdkError::ConstructionFailure(_), None) => "InvalidRequest".to_owned(),
+        (_, None) => status.map_or_else(|| "Unknown".to_owned(), |s| format!("Http{s}")),
+    };
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ResponseError(_) => status.is_none_or(|s| s >= 500),
+        SdkError::ConstructionFailure(_) => false,
+        _ => is_retryable(status, &code),
+    };
+    let message = err
+        .message()
+        .map_or_else(|| DisplayErrorContext(&err).to_string(), str::to_owned);
+    BusError::Api {
+        resource: resource.to_owned(),
+        operation,
+        code,
+        message,
+        retryable,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// An SDK builder refused a request we built: a bug or an invalid value.
+pub(crate) fn build_error(
+    resource: &str,
+    operation: &'static str,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> BusError {
+    BusError::Api {
+        resource: resource.to_owned(),
+        operation,
+        code: "InvalidRequest".to_owned(),
+        message: err.to_string(),
+        retryable: false,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// Whether an error says the queue does not exist.
+pub(crate) fn is_missing_queue(e: &BusError) -> bool {
+    e.code() == Some("QueueDoesNotExist")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_codes_are_shortened() {
+        assert_eq!(
+            normalize_code("AWS.SimpleQueueService.TooManyEntriesInBatchRequest"),
+            "TooManyEntriesInBatchRequest"
+        );
+        assert_eq!(
+            normalize_code("AWS.SimpleQueueService.NonExistentQueue"),
+            "QueueDoesNotExist"
+        );
+        assert_eq!(
+            normalize_code("ReceiptHandleIsInvalid"),
+            "ReceiptHandleIsInvalid"
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable() {
+        assert!(is_retryable(Some(400), "ThrottlingException"));
+        assert!(is_retryable(Some(503), "Whatever"));
+        assert!(is_retryable(Some(429), "SlowDown"));
+        assert!(!is_retryable(Some(400), "InvalidParameterValue"));
+        assert!(!is_retryable(None, "ReceiptHandleIsInvalid"));
+    }
+}

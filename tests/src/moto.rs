@@ -1,0 +1,122 @@
+//! One moto_server per test process, started on first use on a free loopback port and stopped
+//! when the process exits. Tests give their queues and topics unique names, so they share it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+use fleet_bus::aws::SqsTransport;
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// Where `./scripts/test` installs the emulator, unless `FLEET_MOTO_SERVER` says otherwise.
+fn moto_binary() -> PathBuf {
+    std::env::var_os("FLEET_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+        })
+}
+
+/// The Python of the test venv (it has boto3, a second AWS SDK for cross-SDK tests).
+pub fn python() -> PathBuf {
+    std::env::var_os("FLEET_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    listener.local_addr().expect("bound address").port()
+}
+
+fn answers_http(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+fn start() -> Moto {
+    let bin = moto_binary();
+    assert!(
+        bin.exists(),
+        "moto_server not found at {}: run ./scripts/test, which installs it into .venv",
+        bin.display()
+    );
+    let port = free_port();
+    let parent = std::process::id();
+    // A small watchdog shell owns the server and stops it once this test process is gone, so no
+    // emulator outlives the tests (a static's destructor never runs).
+    let script = format!(
+        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
+         kill $m 2>/dev/null; wait $m 2>/dev/null"
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&bin)
+        .env("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let started = Instant::now();
+    while !answers_http(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto_server did not answer on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The emulator of this test process, started on first use.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(start)
+}
+
+/// SDK configuration for the emulator: its endpoint, a region and static test credentials.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "fleet-test",
+            "fleet-test",
+            None,
+            None,
+            "fleet-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A transport on the emulator (clients are built per test: each test has its own runtime).
+pub async fn transport() -> SqsTransport {
+    SqsTransport::new(&sdk_config().await)
+}

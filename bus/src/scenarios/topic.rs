@@ -196,6 +196,10 @@ pub async fn body_filter_policies(bus: &TestBus) {
             scope,
         ),
     ];
+    if bus.features.or_filter_in_body {
+        let or = json!({"$or": [{"type": ["order.paid"]}, {"customer": [{"prefix": "vip-"}]}]});
+        filters.push(("or", or, scope));
+    }
     let (decl, queues) = raw_subscribers(bus, "body-filter", filters).await;
     let topic = bus.topic(&decl).await;
     let bodies = [

@@ -17,6 +17,8 @@ use fleet_bus::aws::SqsTransport;
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// The watchdog shell that owns the server; it exits with the test process.
+    _watchdog: std::sync::Mutex<std::process::Child>,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -72,7 +74,7 @@ fn start() -> Moto {
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
          kill $m 2>/dev/null; wait $m 2>/dev/null"
     );
-    Command::new("sh")
+    let watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(&bin)

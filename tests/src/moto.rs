@@ -94,6 +94,7 @@ fn start() -> Moto {
     }
     Moto {
         endpoint: format!("http://127.0.0.1:{port}"),
+        _watchdog: std::sync::Mutex::new(watchdog),
     }
 }
 

@@ -1,6 +1,10 @@
 //! The `fleet` command: run the fleet, provision it, operate it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use fleet_bus::aws::SqsTransport;
+use fleet_bus::{Topology, provision};
 
 use clap::{Parser, Subcommand};
 use fleet_workers::demo::{self, DemoOptions};
@@ -32,6 +36,14 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         flaky_every: usize,
     },
+    /// Create or update the queues, dead-letter queues, topics, subscriptions and queue policies
+    /// of a topology on AWS (or on any endpoint AWS_ENDPOINT_URL names). Idempotent: a second run
+    /// changes nothing and says so.
+    Provision {
+        /// The topology file.
+        #[arg(long, default_value = "deploy/topology.toml")]
+        topology: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -48,7 +60,7 @@ async fn main() -> ExitCode {
                 flaky_every,
                 ..DemoOptions::default()
             };
-            match demo::run(options).await {
+            return match demo::run(options).await {
                 Ok(summary) => {
                     println!("{summary}");
                     if summary.lost() == 0 {
@@ -61,7 +73,37 @@ async fn main() -> ExitCode {
                     eprintln!("fleet demo failed: {e}");
                     ExitCode::FAILURE
                 }
+            };
+        }
+        Command::Provision { topology } => {
+            telemetry::init(cli.log_format, "warn");
+            let result = async {
+                let topology = Topology::from_file(&topology)?;
+                let transport = SqsTransport::from_env().await;
+                provision(&transport, &topology).await
+            };
+            match result.await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("fleet provision failed: {}", error_chain(&e));
+                    ExitCode::FAILURE
+                }
             }
         }
     }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

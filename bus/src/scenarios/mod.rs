@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod fifo;
+mod provision;
 mod queue;
 mod topic;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use fifo::*;
+pub use provision::*;
 pub use queue::*;
 pub use topic::*;
 
@@ -91,6 +93,17 @@ pub struct TestBus {
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
+/// A name no other test uses, in this process or another sharing the broker (`.fifo` kept at
+/// the end).
+pub fn unique_name(base: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let salt: u32 = rand::random();
+    match base.strip_suffix(".fifo") {
+        Some(stem) => format!("{stem}-{salt:08x}-{n}.fifo"),
+        None => format!("{base}-{salt:08x}-{n}"),
+    }
+}
+
 impl TestBus {
     /// A fresh embedded bus.
     pub fn embedded() -> Self {
@@ -102,12 +115,7 @@ impl TestBus {
 
     /// A name no other scenario uses (`.fifo` kept at the end).
     pub fn unique(&self, base: &str) -> String {
-        let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-        let salt: u32 = rand::random();
-        match base.strip_suffix(".fifo") {
-            Some(stem) => format!("{stem}-{salt:08x}-{n}.fifo"),
-            None => format!("{base}-{salt:08x}-{n}"),
-        }
+        unique_name(base)
     }
 
     /// Declares a queue (its name made unique first) and opens it.
@@ -234,6 +242,7 @@ macro_rules! scenario_tests {
             raw_delivery_versus_envelope,
             fifo_topic_keeps_group_order,
             publish_batch_partial_results,
+            provisioning_twice_changes_nothing,
         );
     };
     (@each #[$attr:meta], $setup:path, $($name:ident),+ $(,)?) => {

@@ -1,0 +1,107 @@
+//! `fleet provision` against moto_server: the first run creates everything, the second reports
+//! no changes, and a changed declaration is applied as an update.
+
+use std::process::Command;
+
+use fleet_bus::scenarios::unique_name;
+
+fn provision(topology: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["--log-format", "text", "provision", "--topology"])
+        .arg(topology)
+        .env("AWS_ENDPOINT_URL", &fleet_tests::moto::moto().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fleet-test")
+        .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run fleet");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn topology(prefix: &str, visibility: u32) -> String {
+    format!(
+        r#"
+[[topic]]
+name = "{prefix}-events"
+[[topic.subscription]]
+queue = "{prefix}-orders"
+raw_delivery = true
+filter_policy = {{ type = [{{ prefix = "order." }}] }}
+[[topic.subscription]]
+queue = "{prefix}-audit"
+
+[[queue]]
+name = "{prefix}-orders"
+visibility_timeout_seconds = {visibility}
+dead_letter = {{ queue = "{prefix}-orders-dlq", max_receive_count = 4 }}
+
+[[queue]]
+name = "{prefix}-audit"
+"#
+    )
+}
+
+#[test]
+fn provisioning_twice_changes_nothing_the_second_time() {
+    let dir = std::env::temp_dir().join(unique_name("fleet-provision"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topology.toml");
+    let prefix = unique_name("p");
+    std::fs::write(&file, topology(&prefix, 30)).unwrap();
+
+    let (ok, first, err) = provision(&file);
+    assert!(ok, "first run failed: {err}");
+    assert!(
+        first.contains(&format!("created    queue {prefix}-orders-dlq")),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "created    subscription {prefix}-events -> {prefix}-orders"
+        )),
+        "{first}"
+    );
+    assert!(first.contains("changes applied"), "{first}");
+
+    let (ok, second, err) = provision(&file);
+    assert!(ok, "second run failed: {err}");
+    assert!(second.ends_with("6 resources, no changes\n"), "{second}");
+    assert!(
+        !second.contains("created") && !second.contains("updated"),
+        "{second}"
+    );
+
+    std::fs::write(&file, topology(&prefix, 45)).unwrap();
+    let (ok, third, err) = provision(&file);
+    assert!(ok, "third run failed: {err}");
+    assert!(
+        third.contains(&format!(
+            "updated    queue {prefix}-orders (VisibilityTimeout)"
+        )),
+        "{third}"
+    );
+    let (_, fourth, _) = provision(&file);
+    assert!(fourth.ends_with("no changes\n"), "{fourth}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn provisioning_reports_an_invalid_topology() {
+    let dir = std::env::temp_dir().join(unique_name("fleet-provision-bad"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topology.toml");
+    std::fs::write(
+        &file,
+        "[[queue]]\nname = \"q\"\nvisibility_timeout_seconds = 99999\n",
+    )
+    .unwrap();
+    let (ok, _, err) = provision(&file);
+    assert!(!ok);
+    assert!(err.contains("visibility timeout exceeds 12 hours"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

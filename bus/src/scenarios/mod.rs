@@ -2,7 +2,7 @@
 //! that every transport must pass, a [`Features`] struct for what a transport supports, and
 //! [`scenario_tests!`](crate::scenario_tests) to stamp out one test per scenario.
 //!
-//! ```ignore
+//! ```text
 //! async fn embedded() -> fleet_bus::scenarios::TestBus {
 //!     fleet_bus::scenarios::TestBus::embedded()
 //! }

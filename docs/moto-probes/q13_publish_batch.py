@@ -1,0 +1,21 @@
+from common import *
+topic = sns.create_topic(Name=uniq("t13"))["TopicArn"]
+q = sqs.create_queue(QueueName=uniq("q13"))["QueueUrl"]
+sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn(q), Attributes={"RawMessageDelivery": "true"})
+E = lambda i, msg="m", **kw: dict({"Id": str(i), "Message": msg}, **kw)
+call("10 entries", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(i) for i in range(10)])
+print("  queue count:", counts(q)["ApproximateNumberOfMessages"])
+call("11 entries", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(i) for i in range(11)])
+call("duplicate ids", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1), E(1)])
+call("empty list", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[])
+call("invalid id chars", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E("a b")])
+call("2 x 140KiB (total > 256KiB)", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1, "a" * 140 * 1024), E(2, "b" * 140 * 1024)])
+call("1 ok + 1 single entry > 256KiB", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1, "ok"), E(2, "b" * 262145)])
+call("entry with MessageDeduplicationId on standard topic", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1, "ok"), E(2, "x", MessageDeduplicationId="d")])
+call("entry with MessageGroupId on standard topic", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1, "g", MessageGroupId="g")])
+call("entry with bad Number attribute", sns.publish_batch, TopicArn=topic, PublishBatchRequestEntries=[E(1, "ok"), E(2, "x", MessageAttributes={"n": {"DataType": "Number", "StringValue": "abc"}})])
+call("nonexistent topic", sns.publish_batch, TopicArn=topic + "nope", PublishBatchRequestEntries=[E(1)])
+call("single Publish with MessageGroupId on standard topic", sns.publish, TopicArn=topic, Message="x", MessageGroupId="g")
+call("single Publish with MessageDeduplicationId on standard topic", sns.publish, TopicArn=topic, Message="x", MessageDeduplicationId="d")
+r = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"])
+print("  sample batch-delivered message:", {k: v for k, v in r["Messages"][0].items() if k != "ReceiptHandle"})

@@ -9,12 +9,14 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+mod batch_call;
 pub mod consumer;
 pub mod embedded;
 mod error;
 pub mod events;
 pub mod limits;
 mod message;
+pub mod producer;
 pub mod retry;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;

@@ -7,7 +7,6 @@
 //! and dead-letter send. Shutdown stops polling, lets handlers finish within a deadline, releases
 //! what never started and flushes every pending settlement before it returns its report.
 
-mod batch_call;
 mod config;
 pub mod dead_letter;
 mod dispatch;

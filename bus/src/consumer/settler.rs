@@ -10,9 +10,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::batch_call::call_batch;
 use super::dead_letter::{DeadLetterReason, dead_letter_message};
 use super::report::ShutdownReport;
+use crate::batch_call::call_batch;
 use crate::events::Scope;
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_SQS_BATCH_BYTES, MAX_VISIBILITY_TIMEOUT};
 use crate::message::{

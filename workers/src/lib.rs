@@ -1,4 +1,7 @@
 //! Fleet's workers and the `fleet` command's building blocks.
 
+pub mod cli;
 pub mod demo;
+pub mod dlq;
+pub mod stats;
 pub mod telemetry;

@@ -1,26 +1,15 @@
 //! `fleet provision` against moto_server: the first run creates everything, the second reports
 //! no changes, and a changed declaration is applied as an update.
 
-use std::process::Command;
+#![allow(clippy::unwrap_used)]
+
+mod common;
 
 use fleet_bus::scenarios::unique_name;
 
 fn provision(topology: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleet"))
-        .args(["--log-format", "text", "provision", "--topology"])
-        .arg(topology)
-        .env("AWS_ENDPOINT_URL", &fleet_tests::moto::moto().endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "fleet-test")
-        .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run fleet");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = common::fleet(&["provision", "--topology", topology.to_str().unwrap()]);
+    (out.ok, out.stdout, out.stderr)
 }
 
 fn topology(prefix: &str, visibility: u32) -> String {

@@ -1,0 +1,31 @@
+//! Running the `fleet` binary against the test process's moto_server.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::Command;
+
+/// What a `fleet` run printed.
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `fleet ARGS` with the AWS environment pointing at moto.
+pub fn fleet(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .arg("--log-format")
+        .arg("text")
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &fleet_tests::moto::moto().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fleet-test")
+        .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run fleet");
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

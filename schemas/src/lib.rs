@@ -1,1 +1,26 @@
-//! Fleet message schemas: the typed envelope and event types (see issue 5).
+//! Fleet's typed message schemas: the versioned envelope, the event types, a decoder that never
+//! panics and never lets bad input loop, typed dispatch for consumers, and JSON Schema export for
+//! producers in any language.
+//!
+//! - [`Envelope`] / [`Header`]: the JSON every Fleet message is (`id`, `type`, `version`,
+//!   `occurred_at`, `correlation_id`, `causation_id`, `producer`, `payload`);
+//! - [`Event`]: what a payload type declares (type name, version, upgrade from the previous
+//!   version, extra rules, routing keys); the types are in [`events`];
+//! - [`decode`], [`decode_as`] and [`Registry`]: body to typed envelope, or a [`SchemaError`]
+//!   whose [`label`](SchemaError::label) names the problem;
+//! - [`Router`]: a consumer handler that routes by type and dead-letters what it cannot decode;
+//! - [`json_schemas`] / [`write_json_schemas`]: the schemas in `schemas/json`, regenerated with
+//!   `cargo run -p fleet-schemas --bin export-schemas`.
+//!
+//! A consumer accepts the current version of a type and the one before it; the previous version
+//! is upgraded before the payload is read, so handlers only ever see the current shape.
+
+
+pub mod bounded;
+pub mod codes;
+mod error;
+pub mod text;
+#[allow(dead_code)]
+mod time;
+
+pub use error::SchemaError;

@@ -18,9 +18,19 @@
 
 pub mod bounded;
 pub mod codes;
+mod envelope;
 mod error;
+mod event;
+pub mod events;
 pub mod text;
-#[allow(dead_code)]
 mod time;
 
+pub use envelope::{
+    ATTR_TYPE, ATTR_VERSION, Envelope, Header, MAX_ID_CHARS, MAX_PRODUCER_CHARS, MAX_TYPE_CHARS,
+};
 pub use error::SchemaError;
+pub use event::{Event, supported_versions};
+pub use events::{
+    AnalyticsTracked, CancelReason, Carrier, EmailContent, EmailRequested, FleetEvent, LineItem,
+    OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
+};

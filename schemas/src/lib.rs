@@ -15,16 +15,18 @@
 //! A consumer accepts the current version of a type and the one before it; the previous version
 //! is upgraded before the payload is read, so handlers only ever see the current shape.
 
-
 pub mod bounded;
 pub mod codes;
+mod decode;
 mod envelope;
 mod error;
 mod event;
 pub mod events;
+mod registry;
 pub mod text;
 mod time;
 
+pub use decode::{MAX_BODY_BYTES, decode, decode_as};
 pub use envelope::{
     ATTR_TYPE, ATTR_VERSION, Envelope, Header, MAX_ID_CHARS, MAX_PRODUCER_CHARS, MAX_TYPE_CHARS,
 };
@@ -34,3 +36,4 @@ pub use events::{
     AnalyticsTracked, CancelReason, Carrier, EmailContent, EmailRequested, FleetEvent, LineItem,
     OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
 };
+pub use registry::Registry;

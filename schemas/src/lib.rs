@@ -18,6 +18,7 @@
 pub mod bounded;
 pub mod codes;
 mod decode;
+mod dispatch;
 mod envelope;
 mod error;
 mod event;
@@ -27,6 +28,7 @@ pub mod text;
 mod time;
 
 pub use decode::{MAX_BODY_BYTES, decode, decode_as};
+pub use dispatch::{DECODE_FAILURES, Router};
 pub use envelope::{
     ATTR_TYPE, ATTR_VERSION, Envelope, Header, MAX_ID_CHARS, MAX_PRODUCER_CHARS, MAX_TYPE_CHARS,
 };

@@ -24,6 +24,7 @@ mod error;
 mod event;
 pub mod events;
 mod registry;
+mod schema;
 pub mod text;
 mod time;
 
@@ -39,3 +40,4 @@ pub use events::{
     OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
 };
 pub use registry::Registry;
+pub use schema::{HEADER_SCHEMA_FILE, json_schemas, schema_file_name, write_json_schemas};

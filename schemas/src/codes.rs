@@ -133,7 +133,7 @@ impl Rule for EmailRule {
             .with_required_tld();
         EmailAddress::parse_with_options(s, options)
             .map(|_| ())
-            .map_err(|e| format!("{s:?} is not an email address: {e}"))
+            .map_err(|e| format!("{s:?} is not an email address: {}", reason(&e)))
     }
 
     fn schema() -> Schema {
@@ -144,6 +144,18 @@ impl Rule for EmailRule {
             "maxLength": MAX_EMAIL_CHARS,
         })
     }
+}
+
+/// `email_address` words its errors as sentences ("Invalid character."); Fleet's reasons are
+/// lowercase without a trailing period.
+fn reason(e: &email_address::Error) -> String {
+    let text = e.to_string();
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -85,6 +85,9 @@ pub enum SchemaError {
         /// The types this decoder knows, comma-separated.
         known: String,
     },
+    /// The destination refused the message, or the call failed after its retries.
+    #[error("sending failed")]
+    Send(#[source] BusError),
     /// The version is neither the current one nor the one before it.
     #[error("unsupported version {version} of {event_type} (supported: {supported})")]
     UnsupportedVersion {
@@ -112,6 +115,7 @@ impl SchemaError {
             | SchemaError::Upgrade { .. } => "invalid_field",
             SchemaError::UnknownType { .. } => "unknown_type",
             SchemaError::UnsupportedVersion { .. } => "unsupported_version",
+            SchemaError::Send(_) => "send_failed",
         }
     }
 

@@ -23,6 +23,7 @@ mod envelope;
 mod error;
 mod event;
 pub mod events;
+mod producer;
 mod registry;
 mod schema;
 pub mod text;
@@ -37,7 +38,8 @@ pub use error::SchemaError;
 pub use event::{Event, supported_versions};
 pub use events::{
     AnalyticsTracked, CancelReason, Carrier, EmailContent, EmailRequested, FleetEvent, LineItem,
-    OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
+    OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped, event_types,
 };
+pub use producer::Producer;
 pub use registry::Registry;
 pub use schema::{HEADER_SCHEMA_FILE, json_schemas, schema_file_name, write_json_schemas};

@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::demo::{self, DemoOptions};
 use crate::telemetry::{self, LogFormat};
-use crate::{dlq, stats};
+use crate::{dlq, send, stats};
+use fleet_bus::producer::BatchProducer;
+use fleet_schemas::Producer;
 
 /// Fleet: SQS/SNS workers that never lose a message.
 #[derive(Parser)]
@@ -45,6 +47,24 @@ enum Command {
         #[arg(long, default_value = "deploy/topology.toml")]
         topology: PathBuf,
     },
+    /// Send events to a queue: one from --event, or many from an NDJSON file with a progress bar.
+    /// Every event is validated as a consumer will decode it before anything is sent.
+    Send {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+        #[command(flatten)]
+        input: EventInput,
+    },
+    /// Publish events to a topic: one from --event, or many from an NDJSON file with a progress
+    /// bar. Every event is validated as a consumer will decode it before anything is sent.
+    Publish {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        input: EventInput,
+    },
     /// Inspect or redrive a dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -59,6 +79,26 @@ enum Command {
         #[arg(long)]
         no_cloudwatch: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct EventInput {
+    /// One event as JSON, e.g. '{"type": "order.paid", "payload": {...}}'.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    event: Option<String>,
+    /// An NDJSON file with one event per line (`-` reads standard input). A line may be a complete
+    /// envelope; id, occurred_at, version and producer are filled in when missing.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The envelope's `producer` where a line does not set it.
+    #[arg(long, default_value = "fleet-cli")]
+    producer: String,
+    /// FIFO destinations: the message group of every message (deduplicated by envelope id).
+    #[arg(long)]
+    group: Option<String>,
+    /// Send the valid lines even when some are invalid (by default nothing is sent then).
+    #[arg(long)]
+    skip_invalid: bool,
 }
 
 #[derive(clap::Args)]
@@ -157,7 +197,62 @@ async fn run(command: Command) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { command } => run_dlq(command).await,
+        Command::Send { queue, input } => {
+            let (transport, _) = aws().await;
+            let handle = transport.queue(&queue).await?;
+            run_send(
+                BatchProducer::to_queue(&queue, handle.sender()),
+                &queue,
+                input,
+            )
+            .await
+        }
+        Command::Publish { topic, input } => {
+            let (transport, _) = aws().await;
+            let publisher = transport.topic(&topic).await?;
+            run_send(BatchProducer::to_topic(&topic, publisher), &topic, input).await
+        }
     }
+}
+
+async fn run_send(destination: BatchProducer, name: &str, input: EventInput) -> CliResult {
+    let text = match (&input.event, &input.file) {
+        (Some(event), _) => event.replace('\n', " "),
+        (None, Some(path)) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        (None, None) => return Err("give --event or --file".into()),
+    };
+    let producer = Producer::new(destination, &input.producer);
+    let (mut messages, bad) = send::prepare(&text, &input.producer, &producer);
+    for b in &bad {
+        eprintln!("{b}");
+    }
+    if !bad.is_empty() && !input.skip_invalid {
+        eprintln!(
+            "{} invalid event(s): nothing sent (--skip-invalid sends the valid ones)",
+            bad.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(group) = &input.group {
+        send::into_group(&mut messages, group);
+    }
+    let total = messages.len();
+    let bar = progress_bar(total as u64, "sending");
+    let report = producer
+        .send_messages(messages, |n| bar.inc(n as u64))
+        .await;
+    bar.finish_and_clear();
+    for (i, e) in &report.failed {
+        eprintln!("event {} not sent: {e}", i + 1);
+    }
+    println!("sent {} of {total} event(s) to {name}", report.sent.len());
+    Ok(if report.failed.is_empty() && bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn aws() -> (SqsTransport, aws_config::SdkConfig) {

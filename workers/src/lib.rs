@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod demo;
 pub mod dlq;
+pub mod send;
 pub mod stats;
 pub mod telemetry;

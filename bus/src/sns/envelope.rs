@@ -115,7 +115,7 @@ fn parse_envelope(obj: &Map<String, Value>) -> Result<SnsEnvelope, BusError> {
         obj.get(key)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| bad(format!("SNS envelope has no string field {key}")))
+            .ok_or_else(|| bad(format!("field {key} is missing or not a string")))
     };
     let optional = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
     let attributes = match obj.get("MessageAttributes") {
@@ -124,7 +124,7 @@ fn parse_envelope(obj: &Map<String, Value>) -> Result<SnsEnvelope, BusError> {
             .iter()
             .map(|(k, v)| attribute_from_json(k, v).map(|a| (k.clone(), a)))
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad("SNS envelope MessageAttributes is not an object")),
+        Some(_) => return Err(bad("MessageAttributes is not an object")),
     };
     Ok(SnsEnvelope {
         message_id: text("MessageId")?,
@@ -150,14 +150,14 @@ fn attribute_from_json(name: &str, v: &Value) -> Result<AttributeValue, BusError
     let field = |key: &str| {
         v.get(key)
             .and_then(Value::as_str)
-            .ok_or_else(|| bad(format!("SNS envelope attribute {name} has no string {key}")))
+            .ok_or_else(|| bad(format!("attribute {name} has no string {key}")))
     };
     let data_type = field("Type")?;
     let value = field("Value")?;
     if data_type.starts_with("Binary") {
         let bytes = BASE64
             .decode(value)
-            .map_err(|e| bad(format!("SNS envelope attribute {name} is not base64: {e}")))?;
+            .map_err(|e| bad(format!("attribute {name} is not base64: {e}")))?;
         return Ok(AttributeValue::binary(bytes));
     }
     Ok(AttributeValue::text(data_type, value))

@@ -69,6 +69,11 @@ macro_rules! fleet_events {
             }
         })+
 
+        /// Every Fleet message type with its current version, in declaration order.
+        pub fn event_types() -> Vec<(&'static str, u32)> {
+            vec![$((<$ty as Event>::TYPE, <$ty as Event>::VERSION),)+]
+        }
+
         /// Shows every event type to `visitor`, in declaration order.
         pub(crate) fn for_each_event(visitor: &mut impl EventVisitor) {
             $(visitor.visit::<$ty>();)+

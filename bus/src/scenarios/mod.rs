@@ -16,6 +16,7 @@
 mod fifo;
 mod provision;
 mod queue;
+pub mod support;
 mod topic;
 
 use std::sync::Arc;

@@ -10,6 +10,10 @@ use crate::error::BusError;
 use crate::events::Scope;
 use crate::message::{EntryError, EntryResult};
 
+/// A settling call that has not answered after this long is abandoned and tried again, so one
+/// hung connection cannot stall leases or shutdown.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Tries a batch call up to four times; returns one result per entry, in order.
 pub(crate) async fn call_batch<E, T, F, Fut>(
     scope: &Scope,
@@ -33,7 +37,17 @@ where
     while !todo.is_empty() {
         let batch: Vec<E> = todo.iter().map(|&i| entries[i].clone()).collect();
         scope.api_call(op);
-        let outcome = call(batch).await;
+        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(batch)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(BusError::Api {
+                resource: scope.queue.clone(),
+                operation: op,
+                code: "RequestTimeout".to_owned(),
+                message: format!("no answer within {CALL_TIMEOUT:?}"),
+                retryable: true,
+                source: None,
+            }),
+        };
         let next_delay = backoff.next();
         let mut again = Vec::new();
         match outcome {

@@ -13,6 +13,8 @@ pub mod names {
     pub const ACKED: &str = "fleet_messages_acked_total";
     /// Messages scheduled for another attempt after a transient failure.
     pub const RETRIED: &str = "fleet_messages_retried_total";
+    /// FIFO messages tried again in place after a transient failure.
+    pub const RETRIED_IN_PLACE: &str = "fleet_messages_retried_in_place_total";
     /// Messages sent to the dead-letter queue with a reason.
     pub const DEAD_LETTERED: &str = "fleet_messages_dead_lettered_total";
     /// Messages handed back unprocessed (visibility 0), at shutdown or behind a failed FIFO head.
@@ -50,15 +52,24 @@ impl Scope {
         counter!(names::ACKED, "queue" => self.queue.clone()).increment(n as u64);
     }
 
-    pub fn retried(&self, message_id: &str, attempt: u32, delay: Duration, reason: &str) {
+    pub fn retry_decided(&self, message_id: &str, attempt: u32, delay: Duration, reason: &str) {
         tracing::info!(queue = %self.queue, message_id, attempt, delay_ms = delay.as_millis() as u64, reason, "message will be retried");
+    }
+
+    pub fn retried(&self) {
         counter!(names::RETRIED, "queue" => self.queue.clone()).increment(1);
     }
 
-    pub fn dead_lettered(&self, message_id: &str, kind: &str, reason: &str) {
-        tracing::warn!(queue = %self.queue, message_id, kind, reason, "message dead-lettered");
-        counter!(names::DEAD_LETTERED, "queue" => self.queue.clone(), "kind" => kind.to_owned())
-            .increment(1);
+    pub fn retried_in_place(&self) {
+        counter!(names::RETRIED_IN_PLACE, "queue" => self.queue.clone()).increment(1);
+    }
+
+    pub fn dead_letter_decided(&self, message_id: &str, kind: &str, reason: &str) {
+        tracing::warn!(queue = %self.queue, message_id, kind, reason, "message goes to the dead-letter queue");
+    }
+
+    pub fn dead_lettered(&self) {
+        counter!(names::DEAD_LETTERED, "queue" => self.queue.clone()).increment(1);
     }
 
     pub fn released(&self, n: usize, why: &'static str) {

@@ -116,7 +116,8 @@ impl Receipt {
 impl fmt::Debug for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Receipts are long and opaque; the tail is enough to tell them apart in logs.
-        let tail = &self.0[self.0.len().saturating_sub(12)..];
+        let chars: Vec<char> = self.0.chars().collect();
+        let tail: String = chars[chars.len().saturating_sub(12)..].iter().collect();
         write!(f, "Receipt(..{tail})")
     }
 }

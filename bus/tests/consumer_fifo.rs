@@ -111,11 +111,73 @@ async fn groups_keep_their_order_under_concurrency_and_failures() {
         max_parallel.load(Ordering::SeqCst) > 1,
         "groups ran in parallel"
     );
-    assert_eq!(report.retried as usize, GROUPS * PER_GROUP / 4, "{report}");
-    assert!(
-        report.released > 0,
-        "messages behind a failure were released: {report}"
+    // Failures are retried in place: nothing is handed back or received twice.
+    assert_eq!(
+        report.retried_in_place as usize,
+        GROUPS * PER_GROUP / 4,
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.received as usize, report.retried, report.released),
+        (GROUPS * PER_GROUP, 0, 0),
+        "{report}"
     );
     assert_eq!(report.dead_lettered, 0);
     assert_eq!(report.unaccounted(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_head_does_not_spend_the_attempts_of_the_messages_behind_it() {
+    let bus = bus_with_queue("budget.fifo", 3, Duration::from_secs(30)).await;
+    let messages = (1..=3)
+        .map(|i| {
+            OutgoingMessage::new(format!("a{i}"))
+                .group("a")
+                .deduplication_id(format!("a{i}"))
+        })
+        .collect();
+    send_all(&bus, "budget.fifo", messages).await;
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        handler_fn(move |d: Delivery| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push((d.message.body.clone(), d.attempt));
+                if d.message.body == "a1" && d.attempt < 3 {
+                    return Err(HandlerError::transient("not yet"));
+                }
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(bus.clone(), "budget.fifo")
+            .handler(handler)
+            .configure(|c| {
+                c.retry = RetryPolicy {
+                    base: Duration::from_secs(2),
+                    max: Duration::from_secs(10),
+                    jitter: Jitter::None,
+                };
+            }),
+    );
+    wait_drained(&bus, "budget.fifo", Duration::from_secs(120)).await;
+    let report = running.stop().await;
+    let seen = seen.lock().unwrap().clone();
+    let expected: Vec<(String, u32)> = [("a1", 1), ("a1", 2), ("a1", 3), ("a2", 1), ("a3", 1)]
+        .iter()
+        .map(|(b, a)| ((*b).to_owned(), *a))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "the messages behind a1 run at their first attempt"
+    );
+    assert_eq!(
+        (report.acked, report.dead_lettered, report.retried_in_place),
+        (3, 0, 2),
+        "{report:?}"
+    );
 }

@@ -99,3 +99,178 @@ async fn a_lost_lease_cancels_the_handler_and_is_reported() {
     );
     assert_eq!(report.unaccounted(), 0);
 }
+
+/// The embedded transport with a switch that makes `ChangeMessageVisibilityBatch` fail as a
+/// whole with throttling, as SQS does under load.
+mod throttled {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use fleet_bus::embedded::EmbeddedBus;
+    use fleet_bus::{
+        Applied, BusError, Declaration, EntryResult, Message, OutgoingMessage, Publisher, Queue,
+        QueueAdmin, QueueDescription, QueueHandle, Receipt, ReceiveRequest, SendReceipt, Sender,
+        Transport, VisibilityChange,
+    };
+
+    #[derive(Clone)]
+    pub struct Throttled {
+        pub bus: EmbeddedBus,
+        pub throttle: Arc<AtomicBool>,
+    }
+
+    struct Q {
+        inner: QueueHandle,
+        throttle: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl Queue for Q {
+        async fn receive(&self, r: &ReceiveRequest) -> Result<Vec<Message>, BusError> {
+            self.inner.queue().receive(r).await
+        }
+        async fn delete_batch(&self, r: &[Receipt]) -> Result<Vec<EntryResult<()>>, BusError> {
+            self.inner.queue().delete_batch(r).await
+        }
+        async fn change_visibility_batch(
+            &self,
+            c: &[VisibilityChange],
+        ) -> Result<Vec<EntryResult<()>>, BusError> {
+            if self.throttle.load(Ordering::SeqCst) {
+                let e = BusError::Api {
+                    resource: "q".into(),
+                    operation: "ChangeMessageVisibilityBatch",
+                    code: "ThrottlingException".into(),
+                    message: "rate exceeded".into(),
+                    retryable: true,
+                    source: None,
+                };
+                return Err(e);
+            }
+            self.inner.queue().change_visibility_batch(c).await
+        }
+        fn receive_is_cancel_safe(&self) -> bool {
+            true
+        }
+    }
+
+    #[async_trait]
+    impl Sender for Q {
+        async fn send_batch(
+            &self,
+            m: &[OutgoingMessage],
+        ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
+            self.inner.sender().send_batch(m).await
+        }
+    }
+
+    #[async_trait]
+    impl QueueAdmin for Q {
+        async fn describe(&self) -> Result<QueueDescription, BusError> {
+            self.inner.admin().describe().await
+        }
+    }
+
+    #[async_trait]
+    impl Transport for Throttled {
+        async fn declare(&self, d: &Declaration<'_>) -> Result<Applied, BusError> {
+            self.bus.declare(d).await
+        }
+        async fn queue(&self, name: &str) -> Result<QueueHandle, BusError> {
+            let inner = self.bus.queue(name).await?;
+            let arn = inner.arn().to_owned();
+            Ok(QueueHandle::new(
+                name,
+                &arn,
+                Arc::new(Q {
+                    inner,
+                    throttle: self.throttle.clone(),
+                }),
+            ))
+        }
+        async fn topic(&self, name: &str) -> Result<Arc<dyn Publisher>, BusError> {
+            self.bus.topic(name).await
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_extension_keeps_the_lease_and_the_finished_work_is_deleted() {
+    let bus = bus_with_queue("throttled", 3, SECS(10)).await;
+    send_all(&bus, "throttled", vec![OutgoingMessage::new("work")]).await;
+    let throttle = Arc::new(AtomicBool::new(true));
+    let transport = throttled::Throttled {
+        bus: bus.clone(),
+        throttle: throttle.clone(),
+    };
+    let runs = Arc::new(AtomicU32::new(0));
+    let handler = {
+        let runs = runs.clone();
+        handler_fn(move |_d: Delivery| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                // Finishes while the first extension (due at 5 s) is being throttled.
+                tokio::time::sleep(Duration::from_millis(5500)).await;
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(Consumer::new(transport, "throttled").handler(handler));
+    tokio::time::sleep(SECS(7)).await;
+    throttle.store(false, Ordering::SeqCst);
+    wait_drained(&bus, "throttled", SECS(60)).await;
+    let report = running.stop().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "{report}");
+    assert_eq!(
+        (report.acked, report.lease_lost),
+        (1, 0),
+        "the handler's success is not thrown away: {report}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_past_the_twelve_hour_limit_is_stopped_before_its_lease_runs_out() {
+    let bus = bus_with_queue("marathon", 3, SECS(60)).await;
+    send_all(
+        &bus,
+        "marathon",
+        vec![OutgoingMessage::new("13 hours of work")],
+    )
+    .await;
+    let finished = Arc::new(AtomicBool::new(false));
+    let handler = {
+        let finished = finished.clone();
+        handler_fn(move |_d: Delivery| {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(SECS(13 * 3600)).await;
+                finished.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(bus.clone(), "marathon")
+            .handler(handler)
+            .configure(|c| c.handler_timeout = SECS(24 * 3600)),
+    );
+    tokio::time::sleep(SECS(12 * 3600 + 120)).await;
+    let calls = bus
+        .embedded_queue("marathon")
+        .unwrap()
+        .api_calls()
+        .change_visibility;
+    let report = running.stop().await;
+    assert!(!finished.load(Ordering::SeqCst));
+    assert_eq!((report.lease_lost, report.acked), (1, 0), "{report}");
+    // After the limit the queue hands the message out again; that delivery is released at shutdown.
+    assert_eq!(report.released, report.received - 1, "{report}");
+    // One extension every 30 s for 12 hours (plus two of the second delivery), and no more.
+    assert!((1400..=1445).contains(&report.extensions), "{report:?}");
+    assert!(
+        calls <= 1446,
+        "{calls} visibility calls: the settler kept extending at the cap"
+    );
+}

@@ -20,9 +20,16 @@ fn work_time(body: &str) -> Duration {
     Duration::from_millis(200 + (n * 37) % 1800)
 }
 
+/// Runs the load, sends SIGTERM after 3 s; returns the report, how many handlers finished, how
+/// many started, and the queue's counts afterwards.
 async fn shutdown_under_load(
     grace: Duration,
-) -> (fleet_bus::ShutdownReport, usize, fleet_bus::QueueCounts) {
+) -> (
+    fleet_bus::ShutdownReport,
+    usize,
+    usize,
+    fleet_bus::QueueCounts,
+) {
     let bus = bus_with_queue("busy", 5, Duration::from_secs(30)).await;
     send_all(
         &bus,
@@ -33,11 +40,13 @@ async fn shutdown_under_load(
     )
     .await;
     let done: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let started: Arc<Mutex<HashSet<String>>> = Arc::default();
     let handler = {
-        let done = done.clone();
+        let (done, started) = (done.clone(), started.clone());
         handler_fn(move |d: Delivery| {
-            let done = done.clone();
+            let (done, started) = (done.clone(), started.clone());
             async move {
+                started.lock().unwrap().insert(d.message.body.clone());
                 tokio::time::sleep(work_time(&d.message.body)).await;
                 done.lock().unwrap().insert(d.message.body.clone());
                 Ok(())
@@ -58,13 +67,18 @@ async fn shutdown_under_load(
     // SIGTERM.
     let report = running.stop().await;
     let processed = done.lock().unwrap().len();
-    println!("grace {grace:?}: {report}; processed {processed}");
-    (report, processed, counts(&bus, "busy").await)
+    let started = started.lock().unwrap().len();
+    println!("grace {grace:?}: {report}; started {started}, processed {processed}");
+    (report, processed, started, counts(&bus, "busy").await)
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_running_handlers_finish_and_releases_the_rest() {
-    let (report, processed, after) = shutdown_under_load(Duration::from_secs(30)).await;
+    let (report, processed, started, after) = shutdown_under_load(Duration::from_secs(30)).await;
+    assert_eq!(
+        started, processed,
+        "with a long grace every started handler finishes"
+    );
     assert!(
         report.received >= 60,
         "the consumer was under load: {report}"
@@ -93,7 +107,15 @@ async fn shutdown_lets_running_handlers_finish_and_releases_the_rest() {
 
 #[tokio::test(start_paused = true)]
 async fn handlers_past_the_shutdown_deadline_are_cancelled_and_their_messages_released() {
-    let (report, processed, after) = shutdown_under_load(Duration::from_millis(100)).await;
+    let (report, processed, started, after) = shutdown_under_load(Duration::from_millis(100)).await;
+    assert!(
+        started > processed,
+        "some handlers were cut off by the deadline ({started} started, {processed} finished)"
+    );
+    assert!(
+        report.released as usize >= started - processed,
+        "their messages were released: {report}"
+    );
     assert_eq!(report.unaccounted(), 0, "{report}");
     assert_eq!(report.acked as usize, processed);
     assert_eq!(after.in_flight, 0);

@@ -330,6 +330,12 @@ async fn run_dlq(command: DlqCommand) -> CliResult {
                 "moved {} message(s) from {name} to {}",
                 report.moved, target.queue
             );
+            if report.skipped > 0 {
+                println!(
+                    "left {} message(s) that Fleet dead-lettered from other queues",
+                    report.skipped
+                );
+            }
             for (id, why) in &report.failed {
                 eprintln!("not moved: {id}: {why}");
             }

@@ -1,13 +1,12 @@
 //! Dead-letter queue operations: list what is there and why, and move messages back to the queue
 //! they came from.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
-use fleet_bus::{
-    BusError, Message, OutgoingMessage, ReceiveRequest, SendReceipt, Transport, VisibilityChange,
-};
+use fleet_bus::producer::BatchProducer;
+use fleet_bus::{BusError, Message, OutgoingMessage, ReceiveRequest, Transport, VisibilityChange};
 
 /// A dead-lettered message and the reason Fleet recorded, if it went through Fleet.
 #[derive(Clone, Debug)]
@@ -87,6 +86,8 @@ pub struct RedriveReport {
     pub moved: usize,
     /// Messages that stayed in the dead-letter queue, with why.
     pub failed: Vec<(String, String)>,
+    /// Messages left in place because Fleet recorded another source queue for them.
+    pub skipped: usize,
 }
 
 /// The message to send back: the original body and attributes, without Fleet's reason
@@ -111,13 +112,24 @@ fn back_to_source(m: &Message, fifo: bool) -> OutgoingMessage {
     out
 }
 
-/// Moves up to `max` messages from `dlq` to `to` by receive, send and delete: a message is deleted
-/// from the dead-letter queue only after the source queue accepted it. `progress` hears how many
-/// messages each round settled.
+/// Whether a dead letter came from `to` (or does not say where it came from).
+fn belongs_to(m: &Message, to: &str) -> bool {
+    DeadLetterReason::from_message(m).is_none_or(|r| r.queue.is_empty() || r.queue == to)
+}
+
+/// Receives this long per call: long enough that an empty answer means an empty queue.
+const REDRIVE_WAIT: Duration = Duration::from_secs(1);
+/// Messages being moved are held this long; a failed move reappears in the DLQ after it.
+const REDRIVE_HOLD: Duration = Duration::from_secs(60);
+
+/// Moves the messages that are in `dlq` when it starts (at most `max`) to `to` by receive, send
+/// and delete: a message leaves the dead-letter queue only after `to` accepted it. Messages that
+/// Fleet dead-lettered from another queue stay. `progress` hears how many messages each round
+/// settled.
 ///
 /// # Errors
-/// When a whole call fails; what was moved before stays moved, and held messages reappear in the
-/// dead-letter queue after 60 seconds.
+/// When a whole call fails; what was moved stays moved, held messages reappear in the
+/// dead-letter queue after a minute.
 pub async fn redrive(
     transport: &dyn Transport,
     dlq: &str,
@@ -128,45 +140,63 @@ pub async fn redrive(
     let from = transport.queue(dlq).await?;
     let dest = transport.queue(to).await?;
     let fifo = fleet_bus::topology::is_fifo_name(to);
+    // Only what is there now: a message dead-lettered again meanwhile is not moved in a loop.
+    let present =
+        usize::try_from(from.admin().describe().await?.counts.visible).unwrap_or(usize::MAX);
+    let limit = max.map_or(present, |m| m.min(present));
+    tracing::info!(
+        dlq,
+        to,
+        present,
+        limit,
+        "redriving by receive, send and delete"
+    );
+    let producer = BatchProducer::to_queue(to, dest.sender());
     let mut report = RedriveReport::default();
-    let limit = max.unwrap_or(usize::MAX);
-    let mut seen_failed: HashMap<String, ()> = HashMap::new();
-    while report.moved + report.failed.len() < limit {
-        let n = (limit - report.moved - report.failed.len()).min(10);
+    let mut held: Vec<Message> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut empty = 0;
+    while report.moved + held.len() < limit && empty < 2 {
+        let n = (limit - report.moved - held.len()).min(10);
         let got = from
             .queue()
-            .receive(&ReceiveRequest::new(n, Duration::ZERO).visibility(Duration::from_secs(60)))
+            .receive(&ReceiveRequest::new(n, REDRIVE_WAIT).visibility(REDRIVE_HOLD))
             .await?;
-        // A message that failed earlier and is held stays held; an empty receive means done.
         let fresh: Vec<Message> = got
             .into_iter()
-            .filter(|m| !seen_failed.contains_key(&m.id))
+            .filter(|m| seen.insert(m.id.clone()))
             .collect();
         if fresh.is_empty() {
-            break;
+            empty += 1;
+            continue;
         }
-        let batch: Vec<OutgoingMessage> = fresh.iter().map(|m| back_to_source(m, fifo)).collect();
-        let sent = dest.sender().send_batch(&batch).await?;
-        let mut delete = Vec::new();
-        for (m, r) in fresh.iter().zip(sent) {
-            match r {
-                Ok(SendReceipt { .. }) => delete.push(m),
-                Err(e) => {
-                    seen_failed.insert(m.id.clone(), ());
-                    report.failed.push((m.id.clone(), e.to_string()));
-                }
-            }
+        empty = 0;
+        let count = fresh.len();
+        tracing::debug!(dlq, received = count, "redrive round");
+        let (ours, others): (Vec<Message>, Vec<Message>) =
+            fresh.into_iter().partition(|m| belongs_to(m, to));
+        report.skipped += others.len();
+        held.extend(others);
+        let sent = producer
+            .send_all(
+                ours.iter().map(|m| back_to_source(m, fifo)).collect(),
+                |_| {},
+            )
+            .await;
+        for (i, e) in &sent.failed {
+            report.failed.push((ours[*i].id.clone(), e.to_string()));
+            held.push(ours[*i].clone());
         }
-        if !delete.is_empty() {
-            let receipts: Vec<_> = delete.iter().map(|m| m.receipt.clone()).collect();
-            for (m, r) in delete
+        let accepted: Vec<&Message> = sent.sent.iter().map(|(i, _)| &ours[*i]).collect();
+        for chunk in accepted.chunks(10) {
+            let receipts: Vec<_> = chunk.iter().map(|m| m.receipt.clone()).collect();
+            for (m, r) in chunk
                 .iter()
                 .zip(from.queue().delete_batch(&receipts).await?)
             {
                 match r {
                     Ok(()) => report.moved += 1,
-                    // Sent but not deleted: it will be redriven again later, a duplicate rather
-                    // than a loss.
+                    // Copied but not deleted: redriven again later, a duplicate rather than a loss.
                     Err(e) => report.failed.push((
                         m.id.clone(),
                         format!("copied but not deleted from the dead-letter queue: {e}"),
@@ -174,7 +204,17 @@ pub async fn redrive(
                 }
             }
         }
-        progress(fresh.len());
+        progress(count);
+    }
+    for chunk in held.chunks(10) {
+        let release: Vec<VisibilityChange> = chunk
+            .iter()
+            .map(|m| VisibilityChange {
+                receipt: m.receipt.clone(),
+                timeout: Duration::ZERO,
+            })
+            .collect();
+        from.queue().change_visibility_batch(&release).await?;
     }
     Ok(report)
 }

@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fleet_bus::consumer::dead_letter::{ATTR_ERROR_KIND, ATTR_SOURCE_QUEUE};
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::scenarios::unique_name;
 use fleet_bus::{AttributeValue, Consumer, OutgoingMessage, ReceiveRequest, Transport};
@@ -69,6 +70,20 @@ async fn dead_letters_are_inspected_and_redriven() {
         "inspect leaves the messages where they are"
     );
 
+    // Also in the DLQ: two large messages of this queue (together over one batch's 1 MiB) and one
+    // that Fleet dead-lettered from another queue sharing the DLQ.
+    let d = t.queue(&dlq).await.unwrap();
+    let big = || {
+        OutgoingMessage::new("x".repeat(600_000))
+            .attribute(ATTR_SOURCE_QUEUE, AttributeValue::string(&name))
+    };
+    d.sender().send_batch(&[big()]).await.unwrap();
+    d.sender().send_batch(&[big()]).await.unwrap();
+    let foreign = OutgoingMessage::new("not ours")
+        .attribute(ATTR_ERROR_KIND, AttributeValue::string("x"))
+        .attribute(ATTR_SOURCE_QUEUE, AttributeValue::string("another-queue"));
+    d.sender().send(foreign).await.unwrap();
+
     let redrive = common::fleet(&["dlq", "redrive", "--queue", &name]);
     assert!(redrive.ok, "{}", redrive.stderr);
     assert!(
@@ -81,13 +96,25 @@ async fn dead_letters_are_inspected_and_redriven() {
     assert!(
         redrive
             .stdout
-            .contains(&format!("moved 25 message(s) from {dlq} to {name}")),
+            .contains(&format!("moved 27 message(s) from {dlq} to {name}")),
         "{}",
         redrive.stdout
     );
-    assert_eq!(counts(&t, &dlq).await.visible, 0);
+    assert!(
+        redrive
+            .stdout
+            .contains("left 1 message(s) that Fleet dead-lettered from other queues"),
+        "{}\n{}",
+        redrive.stdout,
+        redrive.stderr
+    );
+    assert_eq!(
+        counts(&t, &dlq).await.visible,
+        1,
+        "only the other queue's message stays"
+    );
     let mut back = Vec::new();
-    while back.len() < 25 {
+    while back.len() < 27 {
         let got = q
             .queue()
             .receive(
@@ -103,9 +130,14 @@ async fn dead_letters_are_inspected_and_redriven() {
         );
         back.extend(got);
     }
-    let got_bodies: BTreeSet<String> = back.iter().map(|m| m.body.clone()).collect();
+    let got_bodies: BTreeSet<String> = back
+        .iter()
+        .filter(|m| m.body.len() < 1000)
+        .map(|m| m.body.clone())
+        .collect();
     assert_eq!(got_bodies, bodies.into_iter().collect());
-    for m in &back {
+    assert_eq!(back.iter().filter(|m| m.body.len() == 600_000).count(), 2);
+    for m in back.iter().filter(|m| m.body.len() < 1000) {
         assert_eq!(
             m.attributes.get("tenant").and_then(AttributeValue::as_str),
             Some("acme"),

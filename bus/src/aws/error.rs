@@ -7,14 +7,16 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use crate::error::BusError;
 
 /// Error codes AWS uses for throttling: always worth a retry after a pause.
-const THROTTLING_CODES: [&str; 7] = [
+const THROTTLING_CODES: [&str; 9] = [
+    "KmsThrottled",
+    "ThrottledException",
     "Throttling",
     "ThrottlingException",
-    "ThrottledException",
     "RequestThrottled",
     "RequestThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    "OverLimit",
 ];
 
 /// SQS's JSON protocol keeps the old query-protocol codes (`AWS.SimpleQueueService.X`); the bus

@@ -3,7 +3,13 @@
 use std::time::Duration;
 
 use crate::error::BusError;
-use crate::limits::{MAX_RECEIVE_MESSAGES, MAX_WAIT_TIME};
+use crate::limits::{MAX_RECEIVE_MESSAGES, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME};
+
+/// The shortest visibility timeout the consumer works with: a lease must outlast a receive, an
+/// extension round trip and a handler's first moments.
+pub const MIN_VISIBILITY: Duration = Duration::from_secs(2);
+/// Messages in flight per consumer at most (a bound far above any useful setting).
+const MAX_IN_FLIGHT: usize = 100_000;
 use crate::retry::RetryPolicy;
 
 /// Consumer settings; every field has a production default.
@@ -88,14 +94,19 @@ impl ConsumerConfig {
         if self.in_flight_limit() == 0 || self.concurrency_limit() == 0 {
             return bad("max_in_flight and concurrency must be at least 1");
         }
-        if self.wait_time > MAX_WAIT_TIME {
-            return bad("wait_time must be at most 20 s (the SQS long-poll maximum)");
+        if self.wait_time > MAX_WAIT_TIME || self.wait_time < Duration::from_secs(1) {
+            return bad(
+                "wait_time must be 1 to 20 s: long polling (a short poll would spin on an empty queue)",
+            );
         }
         if self
             .visibility_timeout
-            .is_some_and(|v| v < Duration::from_secs(1))
+            .is_some_and(|v| v < MIN_VISIBILITY || v > MAX_VISIBILITY_TIMEOUT)
         {
-            return bad("visibility_timeout must be at least 1 s");
+            return bad("visibility_timeout must be 2 s to 12 hours");
+        }
+        if self.in_flight_limit() > MAX_IN_FLIGHT {
+            return bad("max_in_flight must be at most 100000");
         }
         if self.max_attempts == 0 {
             return bad("max_attempts must be at least 1");

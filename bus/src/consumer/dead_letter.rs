@@ -115,9 +115,16 @@ pub fn dead_letter_message(
     reason: &DeadLetterReason,
     fifo: bool,
 ) -> (OutgoingMessage, bool) {
+    // A redriven message may still carry the reason of an earlier dead-lettering: drop it.
+    let own = m
+        .attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("fleet."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut out = OutgoingMessage {
         body: m.body.clone(),
-        attributes: m.attributes.clone(),
+        attributes: own,
         ..OutgoingMessage::default()
     };
     if fifo {
@@ -236,5 +243,29 @@ mod tests {
         let (out, dropped) = dead_letter_message(&message(0, &huge), &reason(), false);
         assert!(dropped);
         assert_eq!(out.body.len(), huge.len());
+    }
+
+    #[test]
+    fn an_earlier_reason_is_replaced_not_kept() {
+        let mut m = message(3, "{}");
+        let old = DeadLetterReason {
+            kind: "first_failure".into(),
+            ..reason()
+        };
+        let (first, _) = dead_letter_message(&m, &old, false);
+        m.attributes = first.attributes;
+        let (second, dropped) = dead_letter_message(&m, &reason(), false);
+        assert!(!dropped);
+        assert_eq!(
+            second.attributes.len(),
+            8,
+            "3 own attributes and 5 fresh reason attributes"
+        );
+        let back = DeadLetterReason::from_message(&Message {
+            attributes: second.attributes,
+            ..message(0, "")
+        })
+        .expect("reason");
+        assert_eq!(back.kind, "invalid_json");
     }
 }

@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::{BatchHandler, Handler, MessageHandler};
 use super::job::{Job, JobContext, Ran, run_batch, run_one};
-use super::settler::Verdict;
+use super::settler::{Event, Verdict};
 
 type Groups = Arc<Mutex<HashMap<String, VecDeque<Job>>>>;
 
@@ -44,6 +45,15 @@ fn holds_back_group(v: &Verdict) -> bool {
     matches!(v, Verdict::Retry { .. } | Verdict::Release(_))
 }
 
+/// Runs the handler once for a job, unless shutdown or a lost lease came first.
+async fn run_job(ctx: &JobContext, handler: MessageHandler, job: &Job) -> Ran {
+    match ctx.slot(1).await {
+        None => Ran::Cancelled,
+        Some(_slot) if job.cancel.is_cancelled() => Ran::Cancelled,
+        Some(_slot) => run_one(ctx, handler, job).await,
+    }
+}
+
 impl Dispatcher {
     /// Starts handling the messages of one receive.
     pub fn dispatch(&self, jobs: Vec<Job>) {
@@ -61,13 +71,9 @@ impl Dispatcher {
     fn spawn_one(&self, handler: MessageHandler, job: Job) {
         let ctx = self.ctx.clone();
         self.tracker.spawn(async move {
-            let ran = match ctx.slot(1).await {
-                None => Ran::Cancelled,
-                Some(_slot) if job.cancel.is_cancelled() => Ran::Cancelled,
-                Some(_slot) => run_one(&ctx, handler, &job).await,
-            };
-            let verdict = ctx.verdict(&job.message, ran);
-            ctx.settle(job.id, verdict);
+            let ran = run_job(&ctx, handler, &job).await;
+            let verdict = ctx.verdict(&job, ran);
+            job.settle(verdict);
         });
     }
 
@@ -85,13 +91,17 @@ impl Dispatcher {
         }
     }
 
-    /// Runs one FIFO group's messages in order until none are left. A message that is retried or
-    /// released holds back the rest of its group: they are released, never run out of order.
+    /// Runs one FIFO group's messages in order until none are left.
+    ///
+    /// A transient failure is retried in place after its backoff: the message keeps its lease,
+    /// so the group stays locked on the queue and the messages behind it are neither run out of
+    /// order nor received again (which would spend their attempts). Only when the message is
+    /// handed back (shutdown, a lost lease) is the rest of the group released.
     fn spawn_group(&self, handler: MessageHandler, group: String) {
         let (ctx, groups) = (self.ctx.clone(), self.groups.clone());
         self.tracker.spawn(async move {
             loop {
-                let next = {
+                let mut next = {
                     let mut g = lock(&groups);
                     match g.get_mut(&group).and_then(VecDeque::pop_front) {
                         Some(job) => job,
@@ -101,24 +111,18 @@ impl Dispatcher {
                         }
                     }
                 };
-                let ran = match ctx.slot(1).await {
-                    None => Ran::Cancelled,
-                    Some(_slot) if next.cancel.is_cancelled() => Ran::Cancelled,
-                    Some(_slot) => run_one(&ctx, handler.clone(), &next).await,
-                };
-                let verdict = ctx.verdict(&next.message, ran);
+                let verdict = run_in_place(&ctx, &handler, &mut next).await;
                 let hold = holds_back_group(&verdict);
-                ctx.settle(next.id, verdict);
+                next.settle(verdict);
                 if hold {
                     let rest = lock(&groups)
                         .get_mut(&group)
                         .map(std::mem::take)
                         .unwrap_or_default();
                     for job in rest {
-                        ctx.settle(
-                            job.id,
-                            Verdict::Release("behind a failed message of its group"),
-                        );
+                        job.settle(Verdict::Release(
+                            "behind a message of its group that was handed back",
+                        ));
                     }
                 }
             }
@@ -136,18 +140,58 @@ impl Dispatcher {
                 Some(_slots) => run_batch(&ctx, handler, &jobs, &hard_stop).await,
             };
             let mut held: HashSet<String> = HashSet::new();
-            for (job, ran) in jobs.iter().zip(rans) {
-                let group = group_of(job);
+            for (job, ran) in jobs.into_iter().zip(rans) {
+                let group = group_of(&job);
                 let verdict = if fifo && held.contains(&group) {
                     Verdict::Release("behind a failed message of its group")
                 } else {
-                    ctx.verdict(&job.message, ran)
+                    ctx.verdict(&job, ran)
                 };
                 if fifo && holds_back_group(&verdict) {
                     held.insert(group);
                 }
-                ctx.settle(job.id, verdict);
+                job.settle(verdict);
             }
         });
+    }
+}
+
+/// Runs a FIFO message until it succeeds, is dead-lettered, or must be handed back; transient
+/// failures wait out their backoff here, and each try counts as an attempt.
+async fn run_in_place(ctx: &JobContext, handler: &MessageHandler, job: &mut Job) -> Verdict {
+    loop {
+        let ran = run_job(ctx, handler.clone(), job).await;
+        let verdict = ctx.verdict(job, ran);
+        let Verdict::Retry { delay, .. } = &verdict else {
+            return verdict;
+        };
+        let until = Instant::now() + *delay;
+        tracing::info!(queue = %ctx.queue, message_id = %job.message.id, attempt = job.attempt(), delay_ms = delay.as_millis() as u64, "FIFO message will be retried in place");
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {}
+            // Shutting down: hand it back with what is left of its backoff.
+            () = ctx.shutdown.cancelled() => return retry_in(verdict, until),
+            () = job.cancel.cancelled() => return Verdict::Release("lease lost while waiting to retry"),
+        }
+        job.retries_in_place += 1;
+        let _ = ctx.events.send(Event::RetriedInPlace);
+    }
+}
+
+/// The same retry verdict, with its delay cut to what is left until `until`.
+fn retry_in(verdict: Verdict, until: Instant) -> Verdict {
+    match verdict {
+        Verdict::Retry {
+            attempt,
+            reason,
+            cause,
+            ..
+        } => Verdict::Retry {
+            delay: until.saturating_duration_since(Instant::now()),
+            attempt,
+            reason,
+            cause,
+        },
+        other => other,
     }
 }

@@ -20,15 +20,78 @@ use crate::events::Scope;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
 
-/// A received message on its way to a handler.
+/// A received message on its way to a handler. It gives the settler exactly one verdict: the
+/// one it is settled with, or, if its task ends without one (a bug), a release.
 pub(crate) struct Job {
     pub id: u64,
     pub message: Message,
     /// Cancelled when the lease is lost or shutdown's deadline passes.
     pub cancel: CancellationToken,
+    /// Attempts made in this process beyond the receive count (FIFO retries in place).
+    pub retries_in_place: u32,
     /// Its slot in the in-flight limit, held (never read) until the job ends.
     #[allow(dead_code)]
-    pub permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+    events: UnboundedSender<Event>,
+    settled: bool,
+}
+
+impl Job {
+    pub fn new(
+        id: u64,
+        message: Message,
+        cancel: CancellationToken,
+        permit: Option<OwnedSemaphorePermit>,
+        events: UnboundedSender<Event>,
+    ) -> Self {
+        Self {
+            id,
+            message,
+            cancel,
+            retries_in_place: 0,
+            permit,
+            events,
+            settled: false,
+        }
+    }
+
+    /// This attempt, 1-based.
+    pub fn attempt(&self) -> u32 {
+        self.message
+            .system
+            .receive_count
+            .max(1)
+            .saturating_add(self.retries_in_place)
+    }
+
+    /// Hands the verdict to the settler.
+    pub fn settle(mut self, verdict: Verdict) {
+        self.settled = true;
+        send(&self.events, self.id, verdict);
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
+            send(
+                &self.events,
+                self.id,
+                Verdict::Release("handler task ended without a verdict"),
+            );
+        }
+    }
+}
+
+fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict) {
+    // The settler outlives every job; a closed channel only happens if it panicked.
+    if events.send(Event::Decided { id, verdict }).is_err() {
+        tracing::error!(
+            id,
+            "settler gone; the message will reappear after its visibility timeout"
+        );
+    }
 }
 
 /// What every job of one consumer shares.
@@ -85,7 +148,7 @@ impl JobContext {
     pub fn delivery(&self, job: &Job) -> Delivery {
         Delivery {
             message: job.message.clone(),
-            attempt: job.message.system.receive_count.max(1),
+            attempt: job.attempt(),
             max_attempts: self.max_attempts,
             queue: self.queue.clone(),
             cancel: job.cancel.clone(),
@@ -94,8 +157,8 @@ impl JobContext {
 
     /// Turns how a handler ended into a settlement: retry with backoff, or dead-letter when the
     /// failure is permanent or this was the last attempt.
-    pub fn verdict(&self, message: &Message, ran: Ran) -> Verdict {
-        let attempt = message.system.receive_count.max(1);
+    pub fn verdict(&self, job: &Job, ran: Ran) -> Verdict {
+        let (message, attempt) = (&job.message, job.attempt());
         match ran {
             Ran::Ok => Verdict::Ack,
             Ran::Cancelled => Verdict::Release("cancelled"),
@@ -140,16 +203,6 @@ impl JobContext {
                     }
                 }
             }
-        }
-    }
-
-    pub fn settle(&self, id: u64, verdict: Verdict) {
-        // The settler outlives every job; a closed channel only happens if it panicked.
-        if self.events.send(Event::Decided { id, verdict }).is_err() {
-            tracing::error!(
-                id,
-                "settler gone; the message will reappear after its visibility timeout"
-            );
         }
     }
 

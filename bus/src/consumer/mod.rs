@@ -115,6 +115,17 @@ impl Consumer {
         self.config.validate()?;
         let source = self.transport.queue(&self.queue).await?;
         let description = source.admin().describe().await?;
+        let visibility = self
+            .config
+            .visibility_timeout
+            .unwrap_or(description.visibility_timeout);
+        if visibility < config::MIN_VISIBILITY {
+            return Err(BusError::Config(format!(
+                "queue {} has a visibility timeout of {visibility:?}; the consumer needs at least {:?} to hold a message while it runs (set visibility_timeout)",
+                self.queue,
+                config::MIN_VISIBILITY
+            )));
+        }
         let dead_letter = self.dead_letter_queue(&description).await?;
         let engine = self.start(
             handler,

@@ -7,13 +7,19 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
 use super::job::{Job, JobContext};
 use super::settler::{Event, Tracked, Verdict};
+use crate::error::BusError;
 use crate::message::{Message, ReceiveRequest};
 use crate::transport::Queue;
+
+/// A receive that is not cancel-safe gets this long beyond its long-poll wait before it is
+/// abandoned as hung (its messages, if any, return after their visibility timeout).
+const RECEIVE_GRACE: Duration = Duration::from_secs(30);
 
 pub(crate) struct Poller {
     pub queue: Arc<dyn Queue>,
@@ -48,6 +54,7 @@ impl Poller {
                     Err(_) => return,
                 },
             };
+            let sent = Instant::now();
             let receive = self.queue.receive(&self.request);
             let result = if self.queue.receive_is_cancel_safe() {
                 tokio::select! {
@@ -58,13 +65,26 @@ impl Poller {
             } else {
                 // The server may already have handed out messages: let the call finish and
                 // release what it returns if shutdown began meanwhile.
-                receive.await
+                match tokio::time::timeout(self.request.wait_time + RECEIVE_GRACE, receive).await {
+                    Ok(r) => r,
+                    Err(_) => Err(BusError::Api {
+                        resource: self.ctx.queue.to_string(),
+                        operation: "ReceiveMessage",
+                        code: "RequestTimeout".to_owned(),
+                        message: format!(
+                            "no answer within {:?}",
+                            self.request.wait_time + RECEIVE_GRACE
+                        ),
+                        retryable: true,
+                        source: None,
+                    }),
+                }
             };
             self.ctx.scope.api_call("ReceiveMessage");
             match result {
                 Ok(messages) => {
                     backoff = error_backoff();
-                    self.hand_over(messages, permits);
+                    self.hand_over(messages, permits, sent);
                 }
                 Err(e) => {
                     drop(permits);
@@ -79,7 +99,12 @@ impl Poller {
         }
     }
 
-    fn hand_over(&self, messages: Vec<Message>, mut permits: tokio::sync::OwnedSemaphorePermit) {
+    fn hand_over(
+        &self,
+        messages: Vec<Message>,
+        mut permits: tokio::sync::OwnedSemaphorePermit,
+        sent: Instant,
+    ) {
         if messages.is_empty() {
             return;
         }
@@ -98,22 +123,23 @@ impl Poller {
                 message_id: message.id.clone(),
                 receipt: message.receipt.clone(),
                 visibility: self.request.visibility_timeout.unwrap_or_default(),
+                received_at: sent,
                 cancel: cancel.clone(),
             });
-            jobs.push(Job {
+            jobs.push(Job::new(
                 id,
                 message,
                 cancel,
                 permit,
-            });
+                self.ctx.events.clone(),
+            ));
         }
         drop(permits);
         // The settler learns of the leases before any verdict can reach it.
         let _ = self.ctx.events.send(Event::Received(tracked));
         if self.ctx.shutdown.is_cancelled() {
             for job in jobs {
-                self.ctx
-                    .settle(job.id, Verdict::Release("received during shutdown"));
+                job.settle(Verdict::Release("received during shutdown"));
             }
             return;
         }

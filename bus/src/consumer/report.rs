@@ -20,6 +20,9 @@ pub struct ShutdownReport {
     pub lease_lost: u64,
     /// The settling call failed; the message reappears when its visibility timeout ends.
     pub settle_failed: u64,
+    /// FIFO messages tried again in place after a transient failure (not an outcome: the
+    /// message still ends in one of the above).
+    pub retried_in_place: u64,
     /// Handler panics (counted as transient failures).
     pub panics: u64,
     /// Handler timeouts (counted as transient failures).

@@ -1,0 +1,505 @@
+//! The settler: one task that owns every in-flight message's lease and settles each message
+//! exactly once. Because leases and settlements live in one task, an extension is never sent
+//! after (or raced against) the delete of the same message.
+
+mod calls;
+mod lease;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use calls::Completed;
+use calls::{Change, ChangeKind, DeadEntry, DeleteEntry, Pending, distinct_batches};
+use lease::{Lease, Plan, visibility_budget};
+
+use super::dead_letter::{DeadLetterReason, dead_letter_message};
+use super::report::ShutdownReport;
+use crate::events::Scope;
+use crate::message::{EntryResult, Message, Receipt};
+use crate::retry::RetryPolicy;
+use crate::transport::{Queue, Sender};
+
+/// Why a handler failed, for the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    Handler,
+    Panic,
+    Timeout,
+}
+
+/// How the engine decided to settle one message.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Delete it.
+    Ack,
+    /// Make it visible again after `delay`.
+    Retry {
+        delay: Duration,
+        attempt: u32,
+        reason: String,
+        cause: Cause,
+    },
+    /// Send it to the dead-letter queue with the reason, then delete it.
+    DeadLetter {
+        message: Box<Message>,
+        reason: DeadLetterReason,
+        cause: Cause,
+    },
+    /// Hand it back unprocessed (visibility 0).
+    Release(&'static str),
+}
+
+/// A received message as the settler tracks it.
+pub(crate) struct Tracked {
+    pub id: u64,
+    pub message_id: String,
+    pub receipt: Receipt,
+    pub visibility: Duration,
+    /// When the receive call was sent.
+    pub received_at: Instant,
+    pub cancel: CancellationToken,
+}
+
+pub(crate) enum Event {
+    Received(Vec<Tracked>),
+    Decided {
+        id: u64,
+        verdict: Verdict,
+    },
+    Done(Completed),
+    /// A FIFO message failed and is being tried again in place.
+    RetriedInPlace,
+    /// Every handler has finished: flush everything and stop.
+    Drain,
+}
+
+/// Per-entry error codes that mean the receipt no longer holds the message.
+const RECEIPT_GONE: [&str; 2] = ["ReceiptHandleIsInvalid", "MessageNotInflight"];
+
+/// What the settler needs to know about its queue.
+pub(crate) struct SettlerSetup {
+    pub queue: Arc<dyn Queue>,
+    pub dead_letter: Arc<dyn Sender>,
+    pub dead_letter_fifo: bool,
+    pub scope: Scope,
+    pub flush_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+pub(crate) struct Settler {
+    setup: SettlerSetup,
+    leases: HashMap<u64, Lease>,
+    deletes: Pending<DeleteEntry>,
+    changes: Pending<Change>,
+    dead: Pending<DeadEntry>,
+    outstanding: usize,
+    draining: bool,
+    report: ShutdownReport,
+    tx: UnboundedSender<Event>,
+    rx: UnboundedReceiver<Event>,
+}
+
+impl Settler {
+    pub fn new(
+        setup: SettlerSetup,
+        tx: UnboundedSender<Event>,
+        rx: UnboundedReceiver<Event>,
+    ) -> Self {
+        Self {
+            setup,
+            leases: HashMap::new(),
+            deletes: Pending::new(),
+            changes: Pending::new(),
+            dead: Pending::new(),
+            outstanding: 0,
+            draining: false,
+            report: ShutdownReport::default(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Runs until drained; returns how every message was settled.
+    pub async fn run(mut self) -> ShutdownReport {
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            // Take whatever else is already queued before deciding, so batches fill.
+            while let Ok(ev) = self.rx.try_recv() {
+                self.on_event(ev);
+            }
+            self.on_tick(Instant::now());
+            if self.draining && self.is_idle() {
+                break;
+            }
+        }
+        self.report
+    }
+
+    fn is_idle(&self) -> bool {
+        self.outstanding == 0
+            && self.leases.is_empty()
+            && self.deletes.items.is_empty()
+            && self.changes.items.is_empty()
+            && self.dead.items.is_empty()
+    }
+
+    fn next_wake(&self) -> Instant {
+        let interval = self.setup.flush_interval;
+        let flushes = [self.deletes.since, self.changes.since, self.dead.since]
+            .into_iter()
+            .flatten()
+            .map(|s| s + interval);
+        let leases = self.leases.values().filter_map(Lease::next_action);
+        flushes
+            .chain(leases)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let now = Instant::now();
+        match ev {
+            Event::Received(tracked) => {
+                self.report.received += tracked.len() as u64;
+                self.setup.scope.received(tracked.len());
+                for t in tracked {
+                    self.leases.insert(
+                        t.id,
+                        Lease::new(
+                            t.message_id,
+                            t.receipt,
+                            t.received_at,
+                            t.visibility,
+                            t.cancel,
+                        ),
+                    );
+                }
+            }
+            Event::Decided { id, verdict } => self.on_decided(id, verdict, now),
+            Event::Done(done) => {
+                self.outstanding -= 1;
+                self.on_completed(done, now);
+            }
+            Event::RetriedInPlace => {
+                self.report.retried_in_place += 1;
+                self.setup.scope.retried_in_place();
+            }
+            Event::Drain => self.draining = true,
+        }
+        self.setup.scope.in_flight(self.leases.len());
+    }
+
+    fn on_decided(&mut self, id: u64, verdict: Verdict, now: Instant) {
+        let Some(lease) = self.leases.get_mut(&id) else {
+            tracing::error!(
+                id,
+                "a message was decided twice; the second verdict is ignored"
+            );
+            return;
+        };
+        if lease.extending {
+            // The extension in flight must land before the message is settled.
+            lease.deferred = Some(verdict);
+            return;
+        }
+        let lease = self.leases.remove(&id).expect("present: looked up above");
+        if lease.lost {
+            self.report.lease_lost += 1;
+            return;
+        }
+        self.apply(id, lease, verdict, now);
+    }
+
+    /// Queues the settlement of a decided message whose lease has just ended.
+    fn apply(&mut self, id: u64, lease: Lease, verdict: Verdict, now: Instant) {
+        let Lease {
+            message_id,
+            receipt,
+            received_at,
+            ..
+        } = lease;
+        let change = |timeout, kind| Change {
+            id,
+            message_id: message_id.clone(),
+            receipt: receipt.clone(),
+            timeout,
+            kind,
+            issued: now,
+        };
+        match verdict {
+            Verdict::Ack => self.deletes.push(
+                DeleteEntry {
+                    message_id,
+                    receipt,
+                    dead_lettered: false,
+                },
+                now,
+            ),
+            Verdict::Retry {
+                delay,
+                attempt,
+                reason,
+                cause,
+            } => {
+                self.count_cause(cause);
+                let delay = delay.min(visibility_budget(received_at, now));
+                self.setup
+                    .scope
+                    .retry_decided(&message_id, attempt, delay, &reason);
+                self.changes.push(change(delay, ChangeKind::Retry), now);
+            }
+            Verdict::Release(why) => {
+                tracing::debug!(queue = %self.setup.scope.queue, message_id, why, "releasing message");
+                self.changes
+                    .push(change(Duration::ZERO, ChangeKind::Release), now);
+            }
+            Verdict::DeadLetter {
+                message,
+                reason,
+                cause,
+            } => {
+                self.count_cause(cause);
+                let (out, reason_dropped) =
+                    dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
+                if reason_dropped {
+                    tracing::error!(queue = %self.setup.scope.queue, message_id, kind = %reason.kind, error = %reason.message,
+                        "the dead-letter reason does not fit beside the message's own attributes; it is only in this log");
+                }
+                self.setup
+                    .scope
+                    .dead_letter_decided(&message_id, &reason.kind, &reason.message);
+                self.dead.push(
+                    DeadEntry {
+                        message_id,
+                        receipt,
+                        out,
+                        received_at,
+                        attempt: reason.attempt,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn count_cause(&mut self, cause: Cause) {
+        match cause {
+            Cause::Handler => {}
+            Cause::Panic => self.report.panics += 1,
+            Cause::Timeout => self.report.timeouts += 1,
+        }
+    }
+
+    fn on_completed(&mut self, done: Completed, now: Instant) {
+        match done {
+            Completed::Deleted(results) => {
+                for (e, r) in results {
+                    match r {
+                        Ok(()) if e.dead_lettered => {
+                            self.report.dead_lettered += 1;
+                            self.setup.scope.dead_lettered();
+                        }
+                        Ok(()) => {
+                            self.report.acked += 1;
+                            self.setup.scope.acked(1);
+                        }
+                        Err(err) => self.settle_failed(
+                            "DeleteMessageBatch",
+                            &e.message_id,
+                            &err.to_string(),
+                        ),
+                    }
+                }
+            }
+            Completed::Changed(results) => {
+                for (c, r) in results {
+                    self.on_changed(c, r, now);
+                }
+            }
+            Completed::DeadLettered(results) => {
+                for (e, r) in results {
+                    self.on_dead_lettered(e, r.map(|_| ()), now);
+                }
+            }
+        }
+    }
+
+    fn on_dead_lettered(&mut self, e: DeadEntry, r: EntryResult<()>, now: Instant) {
+        match r {
+            Ok(()) => self.deletes.push(
+                DeleteEntry {
+                    message_id: e.message_id,
+                    receipt: e.receipt,
+                    dead_lettered: true,
+                },
+                now,
+            ),
+            Err(err) => {
+                // Not deleted from the source: it comes back after a backoff and is dead-lettered
+                // again (or moved by the queue's own redrive).
+                self.setup
+                    .scope
+                    .settle_failed("SendMessageBatch", &e.message_id, &err.to_string());
+                let delay = self
+                    .setup
+                    .retry
+                    .delay_for(e.attempt)
+                    .min(visibility_budget(e.received_at, now));
+                let c = Change {
+                    id: 0,
+                    message_id: e.message_id,
+                    receipt: e.receipt,
+                    timeout: delay,
+                    kind: ChangeKind::Retry,
+                    issued: now,
+                };
+                self.changes.push(c, now);
+            }
+        }
+    }
+
+    fn on_changed(&mut self, c: Change, r: EntryResult<()>, now: Instant) {
+        match (c.kind, r) {
+            (ChangeKind::Extend, r) => self.on_extended(&c, r, now),
+            (ChangeKind::Retry, Ok(())) => {
+                self.report.retried += 1;
+                self.setup.scope.retried();
+            }
+            (ChangeKind::Release, Ok(())) => {
+                self.report.released += 1;
+                self.setup.scope.released(1, "released");
+            }
+            (_, Err(err)) => self.settle_failed(
+                "ChangeMessageVisibilityBatch",
+                &c.message_id,
+                &err.to_string(),
+            ),
+        }
+    }
+
+    /// An extension landed. Only an answer that the receipt no longer holds the message loses the
+    /// lease; throttling or a failed call is tried again while the lease lasts.
+    fn on_extended(&mut self, c: &Change, r: EntryResult<()>, now: Instant) {
+        let Some(lease) = self.leases.get_mut(&c.id) else {
+            return;
+        };
+        let mut gone = None;
+        match r {
+            Ok(()) => {
+                lease.extended(c.issued, c.timeout);
+                self.report.extensions += 1;
+                self.setup.scope.lease_extended(1);
+            }
+            Err(e) if RECEIPT_GONE.contains(&e.code.as_str()) => {
+                lease.extending = false;
+                gone = Some(e.to_string());
+            }
+            Err(e) if e.code == "InvalidParameterValue" => {
+                // The service will not extend further (its 12-hour rule): stop before the deadline.
+                lease.extending = false;
+                lease.capped = true;
+                tracing::warn!(queue = %self.setup.scope.queue, message_id = %c.message_id, error = %e, "visibility cannot be extended further");
+            }
+            Err(e) => {
+                lease.extension_failed(now);
+                tracing::warn!(queue = %self.setup.scope.queue, message_id = %c.message_id, error = %e, "extending visibility failed; trying again");
+            }
+        }
+        if let Some(verdict) = lease.deferred.take() {
+            // The handler finished meanwhile: settle as it decided. A delete with a receipt that
+            // no longer holds the message fails and is reported; it never harms another consumer.
+            self.on_decided(c.id, verdict, now);
+        } else if let Some(why) = gone {
+            lease.lose();
+            self.setup.scope.lease_lost(&c.message_id, &why);
+        }
+    }
+
+    fn settle_failed(&mut self, op: &'static str, message_id: &str, error: &str) {
+        self.report.settle_failed += 1;
+        self.setup.scope.settle_failed(op, message_id, error);
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.tend_leases(now);
+        let interval = self.setup.flush_interval;
+        let (queue, scope) = (&self.setup.queue, &self.setup.scope);
+        let urgent = self
+            .changes
+            .items
+            .iter()
+            .any(|c| c.kind == ChangeKind::Extend);
+        if self.changes.due(interval, now, self.draining || urgent) {
+            for batch in distinct_batches(self.changes.take(), |c| c.message_id.clone(), |_| 0) {
+                self.outstanding += 1;
+                calls::spawn_changes(queue.clone(), scope.clone(), self.tx.clone(), batch);
+            }
+        }
+        if self.dead.due(interval, now, self.draining) {
+            for batch in
+                distinct_batches(self.dead.take(), |d| d.message_id.clone(), |d| d.out.size())
+            {
+                self.outstanding += 1;
+                calls::spawn_dead_letters(
+                    self.setup.dead_letter.clone(),
+                    scope.clone(),
+                    self.tx.clone(),
+                    batch,
+                );
+            }
+        }
+        if self.deletes.due(interval, now, self.draining) {
+            for batch in distinct_batches(self.deletes.take(), |d| d.message_id.clone(), |_| 0) {
+                self.outstanding += 1;
+                calls::spawn_deletes(queue.clone(), scope.clone(), self.tx.clone(), batch);
+            }
+        }
+    }
+
+    /// Extends every lease within half its visibility of running out, and with them those within
+    /// three quarters so extensions share batch calls; stops handlers whose lease cannot be kept.
+    fn tend_leases(&mut self, now: Instant) {
+        let extend_now = self.leases.values().any(|l| l.within(now, 2));
+        for (id, lease) in &mut self.leases {
+            if lease.lost || lease.extending {
+                continue;
+            }
+            let consider =
+                lease.capped || now >= lease.deadline || (extend_now && lease.within(now, 3));
+            if !consider {
+                continue;
+            }
+            match lease.plan(now) {
+                Plan::Extend(timeout) => {
+                    lease.extending = true;
+                    let c = Change {
+                        id: *id,
+                        message_id: lease.message_id.clone(),
+                        receipt: lease.receipt.clone(),
+                        timeout,
+                        kind: ChangeKind::Extend,
+                        issued: now,
+                    };
+                    self.changes.push(c, now);
+                }
+                Plan::Stop(why) => {
+                    lease.lose();
+                    self.setup.scope.lease_lost(&lease.message_id, why);
+                }
+                Plan::Wait => {}
+            }
+        }
+    }
+}

@@ -18,7 +18,11 @@ use fleet_schemas::Producer;
 
 /// Fleet: SQS/SNS workers that never lose a message.
 #[derive(Parser)]
-#[command(name = "fleet", version, about)]
+#[command(
+    name = "fleet",
+    version,
+    about = "Fleet: SQS/SNS workers that never lose a message"
+)]
 pub struct Cli {
     /// Log line format (logs go to stderr; FLEET_LOG sets levels, e.g. FLEET_LOG=info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]

@@ -2,6 +2,16 @@
 //!
 //! Time is tokio's clock, so tests on a paused clock see visibility timeouts, delays and
 //! retention pass without waiting.
+//!
+//! Where it is stricter or tidier than SQS, on purpose or by nature:
+//! - a delete or visibility change with a stale receipt (the message was received again since)
+//!   is refused with `ReceiptHandleIsInvalid`; SQS accepts such a delete and may or may not
+//!   delete the message;
+//! - standard queues hand out messages oldest first, in full batches, and never twice within a
+//!   visibility timeout; SQS may return fewer, out of order, or (rarely) a duplicate.
+//!
+//! Code that relies on either would pass here and fail on SQS; the consumer engine relies on
+//! neither, and the scenario suite runs on both.
 
 mod queue;
 mod store;

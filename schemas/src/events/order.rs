@@ -108,10 +108,7 @@ impl Event for OrderPaid {
 
     /// Version 1: `amount` was a decimal string.
     fn upgrade_previous(payload: Value) -> Result<Value, String> {
-        let mut map = object(payload)?;
-        let digits = currency_digits(&map);
-        money(&mut map, "", ("amount", "amount_cents"), digits)?;
-        Ok(Value::Object(map))
+        amount_from_decimal(payload)
     }
 
     fn routing_keys(&self) -> Vec<(&'static str, String)> {
@@ -139,15 +136,21 @@ impl Event for OrderRefunded {
 
     /// Version 1: `amount` was a decimal string.
     fn upgrade_previous(payload: Value) -> Result<Value, String> {
-        let mut map = object(payload)?;
-        let digits = currency_digits(&map);
-        money(&mut map, "", ("amount", "amount_cents"), digits)?;
-        Ok(Value::Object(map))
+        amount_from_decimal(payload)
     }
 
     fn routing_keys(&self) -> Vec<(&'static str, String)> {
         vec![("currency", self.currency.to_string())]
     }
+}
+
+/// The version-1 to version-2 upgrade of payment-like payloads: `amount` (a decimal string)
+/// becomes `amount_cents` in the currency's minor unit.
+fn amount_from_decimal(payload: Value) -> Result<Value, String> {
+    let mut map = object(payload)?;
+    let digits = currency_digits(&map);
+    money(&mut map, "", ("amount", "amount_cents"), digits)?;
+    Ok(Value::Object(map))
 }
 
 #[cfg(test)]

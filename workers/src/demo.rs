@@ -11,9 +11,7 @@ use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::retry::{Jitter, RetryPolicy};
-use fleet_bus::{
-    AttributeValue, Consumer, OutgoingMessage, ReceiveRequest, ShutdownReport, Topology, Transport,
-};
+use fleet_bus::{AttributeValue, Consumer, OutgoingMessage, ShutdownReport, Topology, Transport};
 use tokio_util::sync::CancellationToken;
 
 /// The deployment topology, compiled in so the demo runs from any directory.
@@ -285,33 +283,27 @@ async fn dead_letters(
     bus: &EmbeddedBus,
     dlq: &str,
 ) -> Result<Vec<(String, DeadLetterReason)>, DemoError> {
-    let q = bus.queue(dlq).await?;
-    let mut out = Vec::new();
-    loop {
-        let got = q
-            .queue()
-            .receive(&ReceiveRequest::new(10, Duration::ZERO).visibility(Duration::from_secs(60)))
-            .await?;
-        if got.is_empty() {
-            return Ok(out);
-        }
-        for m in got {
-            let id = m
+    let letters = crate::dlq::inspect(bus, dlq, usize::MAX, Duration::from_secs(60)).await?;
+    Ok(letters
+        .into_iter()
+        .map(|d| {
+            let id = d
+                .message
                 .attributes
                 .get("event_id")
                 .and_then(AttributeValue::as_str)
                 .unwrap_or("?")
                 .to_owned();
-            let reason = DeadLetterReason::from_message(&m).unwrap_or(DeadLetterReason {
+            let reason = d.reason.unwrap_or(DeadLetterReason {
                 kind: "unknown".into(),
                 message: "no reason attributes".into(),
                 attempt: 0,
                 handler: String::new(),
                 queue: String::new(),
             });
-            out.push((id, reason));
-        }
-    }
+            (id, reason)
+        })
+        .collect())
 }
 
 impl std::fmt::Display for DemoSummary {

@@ -39,14 +39,7 @@ where
         scope.api_call(op);
         let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(batch)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(BusError::Api {
-                resource: scope.queue.clone(),
-                operation: op,
-                code: "RequestTimeout".to_owned(),
-                message: format!("no answer within {CALL_TIMEOUT:?}"),
-                retryable: true,
-                source: None,
-            }),
+            Err(_) => Err(BusError::timeout(&scope.queue, op, CALL_TIMEOUT)),
         };
         let next_delay = backoff.next();
         let mut again = Vec::new();

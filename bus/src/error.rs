@@ -79,6 +79,22 @@ impl BusError {
         )
     }
 
+    /// A call that got no answer within `after`: retryable.
+    pub(crate) fn timeout(
+        resource: &str,
+        operation: &'static str,
+        after: std::time::Duration,
+    ) -> Self {
+        BusError::Api {
+            resource: resource.to_owned(),
+            operation,
+            code: "RequestTimeout".to_owned(),
+            message: format!("no answer within {after:?}"),
+            retryable: true,
+            source: None,
+        }
+    }
+
     /// An error the service (or the embedded transport) returned for a bad request.
     pub(crate) fn invalid(
         resource: &str,

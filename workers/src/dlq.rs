@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use fleet_bus::consumer::dead_letter::DeadLetterReason;
+use fleet_bus::consumer::dead_letter::{DeadLetterReason, own_attributes};
 use fleet_bus::producer::BatchProducer;
 use fleet_bus::{BusError, Message, OutgoingMessage, ReceiveRequest, Transport, VisibilityChange};
 
@@ -94,12 +94,7 @@ pub struct RedriveReport {
 /// attributes (the next failure writes fresh ones).
 fn back_to_source(m: &Message, fifo: bool) -> OutgoingMessage {
     let mut out = OutgoingMessage::new(m.body.clone());
-    out.attributes = m
-        .attributes
-        .iter()
-        .filter(|(k, _)| !k.starts_with("fleet."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    out.attributes = own_attributes(m);
     if fifo {
         out.group_id = Some(
             m.system

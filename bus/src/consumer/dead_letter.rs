@@ -2,7 +2,7 @@
 //! reason as message attributes, so an operator sees why without digging through logs.
 
 use crate::limits::{MAX_MESSAGE_ATTRIBUTES, MAX_SQS_MESSAGE_BYTES};
-use crate::message::{AttributeValue, Message, OutgoingMessage};
+use crate::message::{AttributeValue, Message, MessageAttributes, OutgoingMessage};
 
 /// Reason attribute: the error kind (`invalid_json`, `panic`, `timeout`, ...).
 pub const ATTR_ERROR_KIND: &str = "fleet.error.kind";
@@ -17,6 +17,16 @@ pub const ATTR_SOURCE_QUEUE: &str = "fleet.source-queue";
 /// When the separate attributes do not fit beside the message's own, one JSON attribute holds
 /// the whole reason.
 pub const ATTR_REASON_JSON: &str = "fleet.dead-letter";
+
+/// A message's own attributes: all but the `fleet.` reason attributes of an earlier
+/// dead-lettering (a redriven message may still carry them).
+pub fn own_attributes(m: &Message) -> MessageAttributes {
+    m.attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("fleet."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
 
 /// Longest error message kept in the reason.
 const MAX_REASON_CHARS: usize = 1024;
@@ -116,12 +126,7 @@ pub fn dead_letter_message(
     fifo: bool,
 ) -> (OutgoingMessage, bool) {
     // A redriven message may still carry the reason of an earlier dead-lettering: drop it.
-    let own = m
-        .attributes
-        .iter()
-        .filter(|(k, _)| !k.starts_with("fleet."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let own = own_attributes(m);
     let mut out = OutgoingMessage {
         body: m.body.clone(),
         attributes: own,

@@ -67,17 +67,11 @@ impl Poller {
                 // release what it returns if shutdown began meanwhile.
                 match tokio::time::timeout(self.request.wait_time + RECEIVE_GRACE, receive).await {
                     Ok(r) => r,
-                    Err(_) => Err(BusError::Api {
-                        resource: self.ctx.queue.to_string(),
-                        operation: "ReceiveMessage",
-                        code: "RequestTimeout".to_owned(),
-                        message: format!(
-                            "no answer within {:?}",
-                            self.request.wait_time + RECEIVE_GRACE
-                        ),
-                        retryable: true,
-                        source: None,
-                    }),
+                    Err(_) => Err(BusError::timeout(
+                        &self.ctx.queue,
+                        "ReceiveMessage",
+                        self.request.wait_time + RECEIVE_GRACE,
+                    )),
                 }
             };
             self.ctx.scope.api_call("ReceiveMessage");

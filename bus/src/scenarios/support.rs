@@ -43,6 +43,17 @@ pub async fn declare_with_dlq(
     dlq
 }
 
+/// An embedded bus holding `name` with its dead-letter queue (see [`declare_with_dlq`]).
+pub async fn embedded_with_queue(
+    name: &str,
+    max_receive_count: u32,
+    visibility: Duration,
+) -> crate::embedded::EmbeddedBus {
+    let bus = crate::embedded::EmbeddedBus::new();
+    declare_with_dlq(&bus, name, max_receive_count, visibility).await;
+    bus
+}
+
 /// Sends messages in batches of 10, asserting every entry is accepted.
 pub async fn send_all(t: &dyn Transport, queue: &str, messages: Vec<OutgoingMessage>) {
     let q = t.queue(queue).await.unwrap();
@@ -100,6 +111,20 @@ where
         );
         tokio::time::sleep(every).await;
     }
+}
+
+/// Waits until `done` holds, checking every 50 ms (on a paused clock that costs nothing).
+pub async fn wait_until<F, Fut>(limit: Duration, done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for(limit, Duration::from_millis(50), done).await;
+}
+
+/// Starts a consumer in the background (see [`Running`]).
+pub fn spawn(consumer: Consumer) -> Running {
+    Running::start(consumer)
 }
 
 /// Waits until the queue holds nothing, checking every 50 ms.

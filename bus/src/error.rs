@@ -57,6 +57,26 @@ pub enum BusError {
     /// A consumer or producer configuration that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Something inside Fleet went wrong that no setting explains (a task of the engine failed).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An error and its causes on one line, `outer: inner: innermost`, each level once: a level whose
+/// text the previous one already shows (many errors print their source in their own message) is
+/// skipped.
+pub fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let own = c.to_string();
+        if !own.is_empty() && !text.contains(&own) {
+            text.push_str(": ");
+            text.push_str(&own);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl BusError {

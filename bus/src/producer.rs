@@ -124,7 +124,9 @@ impl BatchProducer {
                 retryable: !e.sender_fault,
                 source: None,
             }),
-            (None, None) => Err(BusError::Config("nothing was sent".to_owned())),
+            (None, None) => Err(BusError::Internal(
+                "the producer reported no outcome for the message".to_owned(),
+            )),
         }
     }
 

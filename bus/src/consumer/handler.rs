@@ -86,7 +86,13 @@ impl FailureKind {
 
 /// A handler's failure: its kind decides retry or dead-letter; its label and source say why.
 ///
-/// Each worker chooses the kind in one `From<WorkerError> for HandlerError` impl.
+/// Each worker chooses the kind in one `From<WorkerError> for HandlerError` impl. A failed
+/// [`BusError`] (a follow-up publish or send) converts with `?` by the rule of
+/// [`From<BusError>`](#impl-From<BusError>-for-HandlerError): throttling, 5xx, network errors
+/// and missing resources are transient, a refused request is permanent.
+///
+/// It displays as `transient failure (label): <cause>`; its [`source`](std::error::Error::source)
+/// is the cause's own source, so a chain printer shows each level once.
 #[derive(Debug)]
 pub struct HandlerError {
     kind: FailureKind,
@@ -159,7 +165,37 @@ impl fmt::Display for HandlerError {
 
 impl std::error::Error for HandlerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
+        // `Display` already printed the cause itself: the chain goes on below it.
+        self.source.source()
+    }
+}
+
+impl HandlerError {
+    /// The cause with its whole chain, each level once: what a dead-letter reason records.
+    pub fn cause_text(&self) -> String {
+        crate::error::chain_text(&*self.source)
+    }
+}
+
+/// The one rule for a failed bus call inside a handler (a follow-up publish, a send): what may
+/// succeed later is transient, a request the service refused is permanent.
+///
+/// - `Api` errors marked retryable (throttling, 5xx, timeouts, network) are transient,
+///   labelled `bus_unavailable`;
+/// - `NotFound` (a queue or topic missing: an operator can fix it before the attempts run out)
+///   is transient, labelled `bus_not_found`;
+/// - every other error (a refused request: too large, invalid parameters) is permanent,
+///   labelled `bus_refused`.
+impl From<BusError> for HandlerError {
+    fn from(e: BusError) -> Self {
+        let (kind, label) = if e.is_retryable() {
+            (FailureKind::Transient, "bus_unavailable")
+        } else if matches!(e, BusError::NotFound { .. }) {
+            (FailureKind::Transient, "bus_not_found")
+        } else {
+            (FailureKind::Permanent, "bus_refused")
+        };
+        HandlerError::new(kind, e).with_label(label)
     }
 }
 
@@ -206,5 +242,65 @@ impl From<MessageHandler> for Handler {
 impl From<BatchHandler> for Handler {
     fn from(h: BatchHandler) -> Self {
         Handler::Batch(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str, retryable: bool) -> BusError {
+        BusError::Api {
+            resource: "fleet-events".into(),
+            operation: "PublishBatch",
+            code: code.into(),
+            message: "said the service".into(),
+            retryable,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn bus_errors_are_transient_when_a_later_try_can_succeed() {
+        let throttled: HandlerError = api("ThrottlingException", true).into();
+        assert_eq!(throttled.kind(), FailureKind::Transient);
+        assert_eq!(throttled.label(), "bus_unavailable");
+        let missing: HandlerError = BusError::NotFound {
+            kind: "topic",
+            name: "fleet-events".into(),
+        }
+        .into();
+        assert_eq!(missing.kind(), FailureKind::Transient);
+        assert_eq!(missing.label(), "bus_not_found");
+        let refused: HandlerError = api("InvalidParameterValue", false).into();
+        assert_eq!(refused.kind(), FailureKind::Permanent);
+        assert_eq!(refused.label(), "bus_refused");
+    }
+
+    #[test]
+    fn the_cause_is_printed_once_by_a_chain_printer() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("publishing the follow-up failed")]
+        struct Outer(#[source] BusError);
+        let e = HandlerError::transient(Outer(api("ThrottlingException", true)));
+        let chain = crate::error::chain_text(&e);
+        assert_eq!(
+            chain,
+            "transient failure (transient): publishing the follow-up failed: PublishBatch on fleet-events failed with ThrottlingException: said the service"
+        );
+        assert_eq!(
+            e.cause_text(),
+            "publishing the follow-up failed: PublishBatch on fleet-events failed with ThrottlingException: said the service"
+        );
+        // A printer that does not dedupe (anyhow's `{:#}`, tracing's error chains) walks
+        // `source()`: each level appears once.
+        let mut levels = vec![e.to_string()];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            levels.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(levels.len(), 2, "{levels:?}");
+        assert!(!levels[1].contains("publishing the follow-up failed"));
     }
 }

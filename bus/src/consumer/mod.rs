@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::ConsumerConfig;
+pub use config::{ConsumerConfig, MIN_VISIBILITY};
 pub use handler::{
     BatchHandler, Delivery, FailureKind, Handler, HandlerError, MessageHandler, Payload,
     batch_handler_fn, handler_fn,
@@ -267,7 +267,7 @@ impl Engine {
         let report = self
             .settler
             .await
-            .map_err(|e| BusError::Config(format!("settler task failed: {e}")))?;
+            .map_err(|e| BusError::Internal(format!("the settler task failed: {e}")))?;
         tracing::info!(%report, "consumer stopped");
         Ok(report)
     }

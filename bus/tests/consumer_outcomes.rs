@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use fleet_bus::consumer::dead_letter::{
-    ATTR_ATTEMPT, ATTR_ERROR_KIND, ATTR_HANDLER, DeadLetterReason,
-};
+use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::retry::{Jitter, RetryPolicy};
 use fleet_bus::{Consumer, OutgoingMessage};
@@ -142,9 +140,15 @@ async fn retries_follow_the_policy_and_the_last_attempt_dead_letters_with_the_re
     assert_eq!(dead.len(), 1);
     let m = &dead[0];
     assert_eq!(m.body, "always fails");
-    assert_eq!(m.attributes[ATTR_ERROR_KIND].as_str(), Some("smtp_busy"));
-    assert_eq!(m.attributes[ATTR_ATTEMPT].as_str(), Some("4"));
-    assert_eq!(m.attributes[ATTR_HANDLER].as_str(), Some("mailer"));
+    let reason = DeadLetterReason::from_message(m).expect("reason");
+    assert_eq!(
+        (
+            reason.kind.as_str(),
+            reason.attempt,
+            reason.handler.as_str()
+        ),
+        ("smtp_busy", 4, "mailer")
+    );
     let reason = DeadLetterReason::from_message(m).unwrap();
     assert!(
         reason.message.starts_with("gave up after attempt 4 of 4"),

@@ -300,6 +300,7 @@ async fn dead_letters(
                 attempt: 0,
                 handler: String::new(),
                 queue: String::new(),
+                message_id: String::new(),
             });
             (id, reason)
         })

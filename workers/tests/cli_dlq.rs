@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use fleet_bus::consumer::dead_letter::{ATTR_ERROR_KIND, ATTR_SOURCE_QUEUE};
+use fleet_bus::consumer::dead_letter::{
+    LEGACY_ATTR_ERROR_KIND as ATTR_ERROR_KIND, LEGACY_ATTR_SOURCE_QUEUE as ATTR_SOURCE_QUEUE,
+};
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::scenarios::unique_name;
 use fleet_bus::{AttributeValue, Consumer, OutgoingMessage, ReceiveRequest, Transport};

@@ -1,22 +1,39 @@
 //! The message Fleet sends to a dead-letter queue: the original body and attributes, plus the
-//! reason as message attributes, so an operator sees why without digging through logs.
+//! reason, so an operator sees why without digging through logs.
+//!
+//! The reason travels as one compact JSON attribute, [`ATTR_DEAD_LETTER`]:
+//! `{"kind":"invalid_json","message":"...","attempt":1,"handler":"orders","queue":"fleet-orders","message_id":"..."}`.
+//! `message_id` is the id the message had in its source queue: two dead letters with the same one
+//! are copies of one message (a dead-letter send whose source delete failed), and `fleet dlq
+//! inspect` shows them once.
+//!
+//! When the message already carries all 10 attributes SQS allows (or the attribute would take it
+//! past the size limit), the message goes to the dead-letter queue untouched and a **note** goes
+//! before it: a small message whose body is the same reason JSON plus the `digest` of the message
+//! it explains, marked by the [`ATTR_NOTE`] attribute. [`note_of`] reads a note back and
+//! [`digest_of`] pairs it with its message. No dead letter is without its reason.
+
+use sha2::{Digest, Sha256};
 
 use crate::limits::{MAX_MESSAGE_ATTRIBUTES, MAX_SQS_MESSAGE_BYTES};
 use crate::message::{AttributeValue, Message, MessageAttributes, OutgoingMessage};
 
-/// Reason attribute: the error kind (`invalid_json`, `panic`, `timeout`, ...).
-pub const ATTR_ERROR_KIND: &str = "fleet.error.kind";
-/// Reason attribute: the error message.
-pub const ATTR_ERROR_MESSAGE: &str = "fleet.error.message";
-/// Reason attribute: the attempt that failed last (Number).
-pub const ATTR_ATTEMPT: &str = "fleet.attempt";
-/// Reason attribute: the handler that gave up.
-pub const ATTR_HANDLER: &str = "fleet.handler";
-/// Reason attribute: the queue the message was taken from.
-pub const ATTR_SOURCE_QUEUE: &str = "fleet.source-queue";
-/// When the separate attributes do not fit beside the message's own, one JSON attribute holds
-/// the whole reason.
-pub const ATTR_REASON_JSON: &str = "fleet.dead-letter";
+/// The reason attribute: compact JSON (see the module documentation).
+pub const ATTR_DEAD_LETTER: &str = "fleet.dead-letter";
+/// Marks a note that carries the reason of a dead letter which had no room for it; its value is
+/// the [`digest_of`] that message.
+pub const ATTR_NOTE: &str = "fleet.dead-letter-note";
+
+/// Read only, from dead letters written before the reason became one attribute: the error kind.
+pub const LEGACY_ATTR_ERROR_KIND: &str = "fleet.error.kind";
+/// Read only (legacy): the error message.
+pub const LEGACY_ATTR_ERROR_MESSAGE: &str = "fleet.error.message";
+/// Read only (legacy): the attempt that failed last.
+pub const LEGACY_ATTR_ATTEMPT: &str = "fleet.attempt";
+/// Read only (legacy): the handler that gave up.
+pub const LEGACY_ATTR_HANDLER: &str = "fleet.handler";
+/// Read only (legacy): the source queue.
+pub const LEGACY_ATTR_SOURCE_QUEUE: &str = "fleet.source-queue";
 
 /// A message's own attributes: all but the `fleet.` reason attributes of an earlier
 /// dead-lettering (a redriven message may still carry them).
@@ -32,9 +49,9 @@ pub fn own_attributes(m: &Message) -> MessageAttributes {
 const MAX_REASON_CHARS: usize = 1024;
 
 /// Why a message is dead-lettered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetterReason {
-    /// The error kind label.
+    /// The error kind label (`invalid_json`, `timeout`, `released_at_last_receive`, ...).
     pub kind: String,
     /// What went wrong.
     pub message: String,
@@ -44,34 +61,24 @@ pub struct DeadLetterReason {
     pub handler: String,
     /// The source queue.
     pub queue: String,
+    /// The message's id in its source queue: copies of one message share it.
+    #[serde(default)]
+    pub message_id: String,
 }
 
 impl DeadLetterReason {
-    fn attributes(&self) -> [(&'static str, AttributeValue); 5] {
-        [
-            (ATTR_ERROR_KIND, AttributeValue::string(&self.kind)),
-            (
-                ATTR_ERROR_MESSAGE,
-                AttributeValue::string(truncate(&self.message)),
-            ),
-            (ATTR_ATTEMPT, AttributeValue::number(self.attempt)),
-            (ATTR_HANDLER, AttributeValue::string(&self.handler)),
-            (ATTR_SOURCE_QUEUE, AttributeValue::string(&self.queue)),
-        ]
+    /// The reason as compact JSON, its message cut to `max_chars`.
+    fn to_json(&self, max_chars: usize) -> String {
+        let short = Self {
+            message: truncate(&self.message, max_chars),
+            ..self.clone()
+        };
+        serde_json::to_string(&short).unwrap_or_default()
     }
 
-    fn as_json(&self) -> String {
-        serde_json::json!({
-            "kind": self.kind,
-            "message": truncate(&self.message),
-            "attempt": self.attempt,
-            "handler": self.handler,
-            "queue": self.queue,
-        })
-        .to_string()
-    }
-
-    /// Reads a reason back from a dead-lettered message's attributes.
+    /// Reads the reason back from a dead letter: the [`ATTR_DEAD_LETTER`] attribute, or the five
+    /// attributes older versions wrote. `None` for a message Fleet did not dead-letter itself (or
+    /// one whose reason is in a note, see [`note_of`]).
     pub fn from_message(m: &Message) -> Option<Self> {
         let text = |k: &str| {
             m.attributes
@@ -79,57 +86,83 @@ impl DeadLetterReason {
                 .and_then(AttributeValue::as_str)
                 .map(str::to_owned)
         };
-        if let Some(kind) = text(ATTR_ERROR_KIND) {
-            return Some(Self {
-                kind,
-                message: text(ATTR_ERROR_MESSAGE).unwrap_or_default(),
-                attempt: text(ATTR_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(0),
-                handler: text(ATTR_HANDLER).unwrap_or_default(),
-                queue: text(ATTR_SOURCE_QUEUE).unwrap_or_default(),
-            });
+        if let Some(json) = text(ATTR_DEAD_LETTER) {
+            return serde_json::from_str(&json).ok();
         }
-        let v: serde_json::Value = serde_json::from_str(&text(ATTR_REASON_JSON)?).ok()?;
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
         Some(Self {
-            kind: s("kind"),
-            message: s("message"),
-            attempt: v
-                .get("attempt")
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|a| u32::try_from(a).ok())
+            kind: text(LEGACY_ATTR_ERROR_KIND)?,
+            message: text(LEGACY_ATTR_ERROR_MESSAGE).unwrap_or_default(),
+            attempt: text(LEGACY_ATTR_ATTEMPT)
+                .and_then(|a| a.parse().ok())
                 .unwrap_or(0),
-            handler: s("handler"),
-            queue: s("queue"),
+            handler: text(LEGACY_ATTR_HANDLER).unwrap_or_default(),
+            queue: text(LEGACY_ATTR_SOURCE_QUEUE).unwrap_or_default(),
+            message_id: String::new(),
         })
     }
 }
 
-fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_REASON_CHARS {
+/// A note in a dead-letter queue: the reason of the dead letter whose digest it names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetterNote {
+    /// [`digest_of`] the dead letter it explains.
+    pub digest: String,
+    /// Why that message was dead-lettered.
+    pub reason: DeadLetterReason,
+}
+
+/// Reads a note (a message marked with [`ATTR_NOTE`]); `None` for any other message.
+pub fn note_of(m: &Message) -> Option<DeadLetterNote> {
+    m.attributes.get(ATTR_NOTE)?;
+    serde_json::from_str(&m.body).ok()
+}
+
+/// Whether a message is a note (marked with [`ATTR_NOTE`]), readable or not.
+pub fn is_note(m: &Message) -> bool {
+    m.attributes.contains_key(ATTR_NOTE)
+}
+
+/// A digest of a message's body and own attributes: what a note names to pair with its message.
+pub fn digest_of(body: &str, attributes: &MessageAttributes) -> String {
+    let mut h = Sha256::new();
+    h.update(body.as_bytes());
+    for (name, value) in attributes.iter().filter(|(k, _)| !k.starts_with("fleet.")) {
+        h.update([0]);
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(value.data_type().as_bytes());
+        h.update([0]);
+        h.update(value.as_str().unwrap_or_default().as_bytes());
+        h.update(value.as_bytes().unwrap_or_default());
+    }
+    hex::encode(h.finalize())
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
         return s.to_owned();
     }
-    let mut t: String = s.chars().take(MAX_REASON_CHARS).collect();
+    let mut t: String = s.chars().take(max_chars).collect();
     t.push('…');
     t
 }
 
-/// What to send to the dead-letter queue, and whether the reason had to be left out (only when
-/// the message already uses all 10 attributes or the size limit).
-pub fn dead_letter_message(
-    m: &Message,
-    reason: &DeadLetterReason,
-    fifo: bool,
-) -> (OutgoingMessage, bool) {
+/// What to send to the dead-letter queue for one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterOut {
+    /// The dead letter: the original body and attributes, with the reason attribute when it fits.
+    pub message: OutgoingMessage,
+    /// The note carrying the reason, when it did not fit on the message; sent first.
+    pub note: Option<OutgoingMessage>,
+}
+
+/// Builds what to send to the dead-letter queue: the message with its reason as one attribute,
+/// the error message shortened if that makes it fit, or else the message untouched and a note.
+pub fn dead_letter_message(m: &Message, reason: &DeadLetterReason, fifo: bool) -> DeadLetterOut {
     // A redriven message may still carry the reason of an earlier dead-lettering: drop it.
-    let own = own_attributes(m);
     let mut out = OutgoingMessage {
         body: m.body.clone(),
-        attributes: own,
+        attributes: own_attributes(m),
         ..OutgoingMessage::default()
     };
     if fifo {
@@ -141,25 +174,38 @@ pub fn dead_letter_message(
         );
         out.deduplication_id = Some(format!("dl-{}", m.id));
     }
-    let free = MAX_MESSAGE_ATTRIBUTES.saturating_sub(out.attributes.len());
-    let attrs = reason.attributes();
-    let mut with_reason = out.clone();
-    if free >= attrs.len() {
-        with_reason
-            .attributes
-            .extend(attrs.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    } else if free >= 1 {
-        with_reason.attributes.insert(
-            ATTR_REASON_JSON.to_owned(),
-            AttributeValue::string(reason.as_json()),
-        );
-    } else {
-        return (out, true);
+    if out.attributes.len() < MAX_MESSAGE_ATTRIBUTES {
+        for max_chars in [MAX_REASON_CHARS, 64, 0] {
+            let mut with_reason = out.clone();
+            with_reason.attributes.insert(
+                ATTR_DEAD_LETTER.to_owned(),
+                AttributeValue::string(reason.to_json(max_chars)),
+            );
+            if with_reason.size() <= MAX_SQS_MESSAGE_BYTES {
+                return DeadLetterOut {
+                    message: with_reason,
+                    note: None,
+                };
+            }
+        }
     }
-    if with_reason.size() > MAX_SQS_MESSAGE_BYTES {
-        return (out, true);
+    let note = DeadLetterNote {
+        digest: digest_of(&out.body, &out.attributes),
+        reason: DeadLetterReason {
+            message: truncate(&reason.message, MAX_REASON_CHARS),
+            ..reason.clone()
+        },
+    };
+    let mut note_message = OutgoingMessage::new(serde_json::to_string(&note).unwrap_or_default())
+        .attribute(ATTR_NOTE, AttributeValue::string(note.digest.clone()));
+    note_message.group_id.clone_from(&out.group_id);
+    if fifo {
+        note_message.deduplication_id = Some(format!("dln-{}", m.id));
     }
-    (with_reason, false)
+    DeadLetterOut {
+        message: out,
+        note: Some(note_message),
+    }
 }
 
 #[cfg(test)]
@@ -195,82 +241,110 @@ mod tests {
             attempt: 3,
             handler: "email".into(),
             queue: "q".into(),
+            message_id: "m-1".into(),
+        }
+    }
+
+    fn received(out: &OutgoingMessage) -> Message {
+        Message {
+            body: out.body.clone(),
+            attributes: out.attributes.clone(),
+            ..message(0, "")
         }
     }
 
     #[test]
-    fn separate_attributes_when_they_fit() {
-        let (out, dropped) = dead_letter_message(&message(2, "{}"), &reason(), false);
-        assert!(!dropped);
-        assert_eq!(out.attributes.len(), 7);
-        let m = Message {
-            attributes: out.attributes,
-            ..message(0, "")
-        };
-        let back = DeadLetterReason::from_message(&m).expect("reason");
-        assert_eq!(back.kind, "invalid_json");
-        assert_eq!(back.attempt, 3);
+    fn the_reason_is_one_attribute_beside_the_messages_own() {
+        let out = dead_letter_message(&message(9, "{}"), &reason(), false);
+        assert_eq!(out.note, None);
+        assert_eq!(out.message.attributes.len(), 10);
+        assert_eq!(out.message.group_id, None);
+        let back = DeadLetterReason::from_message(&received(&out.message)).expect("reason");
+        assert_eq!((back.kind.as_str(), back.attempt), ("invalid_json", 3));
+        assert_eq!(back.message_id, "m-1");
         assert_eq!(
             back.message.chars().count(),
             MAX_REASON_CHARS + 1,
             "truncated with an ellipsis"
         );
-        assert_eq!(out.group_id, None);
     }
 
     #[test]
-    fn one_json_attribute_when_space_is_short() {
-        let (out, dropped) = dead_letter_message(&message(8, "{}"), &reason(), true);
-        assert!(!dropped);
-        assert_eq!(out.attributes.len(), 9);
-        assert_eq!(out.group_id.as_deref(), Some("g"));
-        assert_eq!(out.deduplication_id.as_deref(), Some("dl-m-1"));
-        let m = Message {
-            attributes: out.attributes,
-            ..message(0, "")
-        };
+    fn a_message_with_ten_attributes_goes_untouched_after_a_note() {
+        let m = message(10, "{\"type\": \"order.paid\"}");
+        let out = dead_letter_message(&m, &reason(), true);
         assert_eq!(
-            DeadLetterReason::from_message(&m).expect("reason").handler,
-            "email"
+            out.message.attributes, m.attributes,
+            "its own attributes, all of them"
         );
-    }
-
-    #[test]
-    fn reason_left_out_only_when_nothing_fits() {
-        let (out, dropped) = dead_letter_message(&message(10, "{}"), &reason(), false);
-        assert!(dropped);
+        assert_eq!(out.message.body, m.body);
         assert_eq!(
-            out.attributes.len(),
-            10,
-            "the message's own attributes are kept"
+            DeadLetterReason::from_message(&received(&out.message)),
+            None
         );
-        let huge = "x".repeat(MAX_SQS_MESSAGE_BYTES - 10);
-        let (out, dropped) = dead_letter_message(&message(0, &huge), &reason(), false);
-        assert!(dropped);
-        assert_eq!(out.body.len(), huge.len());
+        let note = out.note.expect("a note");
+        assert_eq!(
+            note.group_id.as_deref(),
+            Some("g"),
+            "FIFO: the note goes in the message's group"
+        );
+        assert_eq!(note.deduplication_id.as_deref(), Some("dln-m-1"));
+        let note = note_of(&received(&note)).expect("a readable note");
+        assert_eq!(note.digest, digest_of(&m.body, &m.attributes));
+        assert_eq!(note.reason.kind, "invalid_json");
+        assert_eq!(note.reason.message_id, "m-1");
+        assert!(note_of(&m).is_none(), "an ordinary message is no note");
     }
 
     #[test]
-    fn an_earlier_reason_is_replaced_not_kept() {
+    fn a_message_near_the_size_limit_keeps_a_shortened_reason_or_gets_a_note() {
+        let near = "x".repeat(MAX_SQS_MESSAGE_BYTES - 400);
+        let out = dead_letter_message(&message(0, &near), &reason(), false);
+        assert_eq!(out.note, None);
+        let back = DeadLetterReason::from_message(&received(&out.message)).expect("reason");
+        assert!(back.message.chars().count() <= 65, "{}", back.message.len());
+        assert!(out.message.size() <= MAX_SQS_MESSAGE_BYTES);
+        let full = "x".repeat(MAX_SQS_MESSAGE_BYTES - 10);
+        let out = dead_letter_message(&message(0, &full), &reason(), false);
+        assert_eq!(out.message.body.len(), full.len(), "the body is never cut");
+        assert!(out.note.is_some());
+    }
+
+    #[test]
+    fn an_earlier_reason_is_replaced_and_the_legacy_form_is_read() {
         let mut m = message(3, "{}");
         let old = DeadLetterReason {
             kind: "first_failure".into(),
             ..reason()
         };
-        let (first, _) = dead_letter_message(&m, &old, false);
-        m.attributes = first.attributes;
-        let (second, dropped) = dead_letter_message(&m, &reason(), false);
-        assert!(!dropped);
+        m.attributes = dead_letter_message(&m, &old, false).message.attributes;
+        m.attributes
+            .insert(LEGACY_ATTR_HANDLER.into(), AttributeValue::string("old"));
+        let second = dead_letter_message(&m, &reason(), false).message;
         assert_eq!(
             second.attributes.len(),
-            8,
-            "3 own attributes and 5 fresh reason attributes"
+            4,
+            "3 own attributes and the fresh reason"
         );
-        let back = DeadLetterReason::from_message(&Message {
-            attributes: second.attributes,
-            ..message(0, "")
-        })
-        .expect("reason");
+        let back = DeadLetterReason::from_message(&received(&second)).expect("reason");
         assert_eq!(back.kind, "invalid_json");
+
+        let mut legacy = message(0, "{}");
+        for (k, v) in [
+            (LEGACY_ATTR_ERROR_KIND, "timeout"),
+            (LEGACY_ATTR_ERROR_MESSAGE, "too slow"),
+            (LEGACY_ATTR_ATTEMPT, "5"),
+            (LEGACY_ATTR_HANDLER, "orders"),
+            (LEGACY_ATTR_SOURCE_QUEUE, "fleet-orders"),
+        ] {
+            legacy
+                .attributes
+                .insert(k.into(), AttributeValue::string(v));
+        }
+        let back = DeadLetterReason::from_message(&legacy).expect("legacy reason");
+        assert_eq!(
+            (back.kind.as_str(), back.attempt, back.queue.as_str()),
+            ("timeout", 5, "fleet-orders")
+        );
     }
 }

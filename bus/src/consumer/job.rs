@@ -127,7 +127,7 @@ impl Ran {
         Ran::Failed {
             kind: e.kind(),
             label: e.label().to_owned(),
-            message: e.to_string(),
+            message: e.cause_text(),
             delay: e.requested_delay(),
             cause: Cause::Handler,
         }
@@ -187,6 +187,7 @@ impl JobContext {
                         attempt,
                         handler: self.handler_name.clone(),
                         queue: self.queue.to_string(),
+                        message_id: message.id.clone(),
                     };
                     Verdict::DeadLetter {
                         message: Box::new(message.clone()),

@@ -52,7 +52,10 @@ pub(crate) struct Change {
 pub(crate) struct DeadEntry {
     pub message_id: String,
     pub receipt: Receipt,
+    /// What this call sends: the dead letter, or first the note that carries its reason.
     pub out: OutgoingMessage,
+    /// The dead letter itself, sent once its note is in the dead-letter queue.
+    pub then: Option<OutgoingMessage>,
     pub received_at: Instant,
     pub attempt: u32,
 }

@@ -45,6 +45,29 @@ impl Settler {
 
     fn on_dead_lettered(&mut self, e: DeadEntry, r: EntryResult<()>, now: Instant) {
         match r {
+            Ok(()) if e.then.is_some() => {
+                // The note is in: now the dead letter it explains.
+                let DeadEntry {
+                    message_id,
+                    receipt,
+                    then,
+                    received_at,
+                    attempt,
+                    ..
+                } = e;
+                let out = then.expect("checked above");
+                self.dead.push(
+                    DeadEntry {
+                        message_id,
+                        receipt,
+                        out,
+                        then: None,
+                        received_at,
+                        attempt,
+                    },
+                    now,
+                );
+            }
             Ok(()) => self.deletes.push(
                 DeleteEntry {
                     message_id: e.message_id,

@@ -272,12 +272,15 @@ impl Settler {
                 cause,
             } => {
                 self.count_cause(cause);
-                let (out, reason_dropped) =
-                    dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
-                if reason_dropped {
-                    tracing::error!(queue = %self.setup.scope.queue, message_id, kind = %reason.kind, error = %reason.message,
-                        "the dead-letter reason does not fit beside the message's own attributes; it is only in this log");
+                let out = dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
+                if out.note.is_some() {
+                    tracing::warn!(queue = %self.setup.scope.queue, message_id, kind = %reason.kind,
+                        "the dead-letter reason does not fit on the message; it goes in a note before it");
                 }
+                let (first, then) = match out.note {
+                    Some(note) => (note, Some(out.message)),
+                    None => (out.message, None),
+                };
                 self.setup
                     .scope
                     .dead_letter_decided(&message_id, &reason.kind, &reason.message);
@@ -285,7 +288,8 @@ impl Settler {
                     DeadEntry {
                         message_id,
                         receipt,
-                        out,
+                        out: first,
+                        then,
                         received_at,
                         attempt: reason.attempt,
                     },

@@ -2,7 +2,7 @@
 //! classified as retryable (throttling, 5xx, network) or not.
 
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::BusError;
 
@@ -56,14 +56,17 @@ where
         (_, None) => status.map_or_else(|| "Unknown".to_owned(), |s| format!("Http{s}")),
     };
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        SdkError::ResponseError(_) => status.is_none_or(|s| s >= 500),
+        // A response cut mid-body (or garbled in transit) is a transport fault like a reset
+        // connection: the call is tried again.
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ConstructionFailure(_) => false,
         _ => is_retryable(status, &code),
     };
     let message = err
         .message()
-        .map_or_else(|| DisplayErrorContext(&err).to_string(), str::to_owned);
+        .map_or_else(|| short_context(&err), str::to_owned);
     BusError::Api {
         resource: resource.to_owned(),
         operation,
@@ -71,6 +74,26 @@ where
         message,
         retryable,
         source: Some(Box::new(err)),
+    }
+}
+
+/// Longest error text kept in a message; the whole error stays available through `source()`.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// An SDK error without a service message, in one short line: what kind of failure, and its root
+/// cause. `DisplayErrorContext` would also dump the raw response.
+fn short_context(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut root = err.source();
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    let text = match root {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
+    };
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -122,5 +145,20 @@ mod tests {
         assert!(is_retryable(Some(429), "SlowDown"));
         assert!(!is_retryable(Some(400), "InvalidParameterValue"));
         assert!(!is_retryable(None, "ReceiptHandleIsInvalid"));
+    }
+
+    #[test]
+    fn a_response_cut_mid_body_is_retried_and_reported_short() {
+        use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchError;
+        let body = format!("{{\"Successful\": [{{\"Id\": \"0{}", "x".repeat(2000));
+        let raw = HttpResponse::new(200u16.try_into().expect("status"), body.into());
+        let err: SdkError<DeleteMessageBatchError, HttpResponse> =
+            SdkError::response_error("unexpected end of input while parsing", raw);
+        let e = sdk_error("fleet-orders", "DeleteMessageBatch", err);
+        assert_eq!(e.code(), Some("UnparseableResponse"));
+        assert!(e.is_retryable(), "a cut response is a transport fault: {e}");
+        let text = e.to_string();
+        assert!(text.len() < 300, "one short line, no response dump: {text}");
+        assert!(text.contains("unexpected end of input"), "{text}");
     }
 }

@@ -1,9 +1,8 @@
-//! Every observable event of the consumer, each logged and counted in one place. Metric names are
-//! declared here once; exporting them (Prometheus) is the binary's business.
+//! Metric names, declared once, and the events of a producer's calls. A consumer's events are
+//! logged and counted in `consumer::observe`, with handles registered once per consumer.
+//! Exporting the metrics (Prometheus) is the binary's business.
 
-use std::time::Duration;
-
-use metrics::{counter, gauge, histogram};
+use metrics::counter;
 
 /// Metric names, declared once.
 pub mod names {
@@ -33,78 +32,20 @@ pub mod names {
     pub const API_CALLS: &str = "fleet_api_calls_total";
     /// Queue API calls that failed as a whole.
     pub const API_ERRORS: &str = "fleet_api_errors_total";
-    /// Messages received and not yet decided.
+    /// Messages received and not yet settled, by queue and consumer.
     pub const IN_FLIGHT: &str = "fleet_messages_in_flight";
+    /// Messages whose settlement had not finished when shutdown's deadline passed; they
+    /// reappear after their visibility timeout.
+    pub const ABANDONED: &str = "fleet_messages_abandoned_total";
 }
 
-/// Labels every consumer event carries.
+/// Labels of a producer's or a one-off call's events; a consumer uses [`ConsumerEvents`].
 #[derive(Clone, Debug)]
 pub(crate) struct Scope {
     pub queue: String,
 }
 
 impl Scope {
-    pub fn received(&self, n: usize) {
-        counter!(names::RECEIVED, "queue" => self.queue.clone()).increment(n as u64);
-    }
-
-    pub fn acked(&self, n: usize) {
-        counter!(names::ACKED, "queue" => self.queue.clone()).increment(n as u64);
-    }
-
-    pub fn retry_decided(&self, message_id: &str, attempt: u32, delay: Duration, reason: &str) {
-        tracing::info!(queue = %self.queue, message_id, attempt, delay_ms = delay.as_millis() as u64, reason, "message will be retried");
-    }
-
-    pub fn retried(&self) {
-        counter!(names::RETRIED, "queue" => self.queue.clone()).increment(1);
-    }
-
-    pub fn retried_in_place(&self) {
-        counter!(names::RETRIED_IN_PLACE, "queue" => self.queue.clone()).increment(1);
-    }
-
-    pub fn dead_letter_decided(&self, message_id: &str, kind: &str, reason: &str) {
-        tracing::warn!(queue = %self.queue, message_id, kind, reason, "message goes to the dead-letter queue");
-    }
-
-    pub fn dead_lettered(&self) {
-        counter!(names::DEAD_LETTERED, "queue" => self.queue.clone()).increment(1);
-    }
-
-    pub fn released(&self, n: usize, why: &'static str) {
-        if n > 0 {
-            tracing::debug!(queue = %self.queue, count = n, why, "messages released");
-        }
-        counter!(names::RELEASED, "queue" => self.queue.clone()).increment(n as u64);
-    }
-
-    pub fn lease_lost(&self, message_id: &str, why: &str) {
-        tracing::warn!(queue = %self.queue, message_id, why, "lease lost; handler cancelled, the message will be redelivered");
-        counter!(names::LEASE_LOST, "queue" => self.queue.clone()).increment(1);
-    }
-
-    pub fn settle_failed(&self, operation: &'static str, message_id: &str, error: &str) {
-        tracing::error!(queue = %self.queue, operation, message_id, error, "settling failed; the message reappears after its visibility timeout");
-        counter!(names::SETTLE_FAILED, "queue" => self.queue.clone(), "operation" => operation)
-            .increment(1);
-    }
-
-    pub fn lease_extended(&self, n: usize) {
-        counter!(names::LEASE_EXTENDED, "queue" => self.queue.clone()).increment(n as u64);
-    }
-
-    pub fn handler_failed(&self, message_id: &str, kind: &'static str, error: &str) {
-        tracing::warn!(queue = %self.queue, message_id, kind, error, "handler failed");
-        counter!(names::HANDLER_FAILURES, "queue" => self.queue.clone(), "kind" => kind)
-            .increment(1);
-    }
-
-    pub fn handler_time(&self, elapsed: Duration) {
-        histogram!(names::HANDLER_SECONDS, "queue" => self.queue.clone())
-            .record(elapsed.as_secs_f64());
-    }
-
     pub fn api_call(&self, operation: &'static str) {
         counter!(names::API_CALLS, "queue" => self.queue.clone(), "operation" => operation)
             .increment(1);
@@ -114,9 +55,5 @@ impl Scope {
         tracing::warn!(queue = %self.queue, operation, %error, "queue API call failed");
         counter!(names::API_ERRORS, "queue" => self.queue.clone(), "operation" => operation)
             .increment(1);
-    }
-
-    pub fn in_flight(&self, n: usize) {
-        gauge!(names::IN_FLIGHT, "queue" => self.queue.clone()).set(n as f64);
     }
 }

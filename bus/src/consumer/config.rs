@@ -10,6 +10,8 @@ use crate::limits::{MAX_RECEIVE_MESSAGES, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME}
 pub const MIN_VISIBILITY: Duration = Duration::from_secs(2);
 /// Messages in flight per consumer at most (a bound far above any useful setting).
 const MAX_IN_FLIGHT: usize = 100_000;
+/// Attempts when neither a redrive policy nor the configuration says.
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 use crate::retry::RetryPolicy;
 
 /// Consumer settings; every field has a production default.
@@ -18,8 +20,10 @@ use crate::retry::RetryPolicy;
 pub struct ConsumerConfig {
     /// Concurrent long-poll loops.
     pub pollers: usize,
-    /// Messages received and not yet decided, at most; polling pauses at this many
-    /// (backpressure). Default: 10 per poller.
+    /// Messages received and not yet settled, at most; polling pauses at this many
+    /// (backpressure). Default: 10 per poller. At most `concurrency` plus one batch per poller:
+    /// a prefetched message waits for a handler with its lease kept, and if shutdown hands it
+    /// back, that receive still counts against the queue's `maxReceiveCount`.
     pub max_in_flight: Option<usize>,
     /// Handlers running at once; received messages beyond this wait (prefetched, their leases
     /// kept). Default: `max_in_flight`.
@@ -27,6 +31,11 @@ pub struct ConsumerConfig {
     /// Long-poll wait per receive.
     #[serde(with = "humantime_serde")]
     pub wait_time: Duration,
+    /// With fewer free slots than a full batch, a poller waits this long for more before it
+    /// receives as many messages as it has slots: full batches cost fewer requests, partial ones
+    /// wait less.
+    #[serde(with = "humantime_serde")]
+    pub receive_fill_wait: Duration,
     /// Visibility timeout requested per receive; the queue's own when `None`.
     #[serde(with = "humantime_serde")]
     pub visibility_timeout: Option<Duration>,
@@ -35,14 +44,19 @@ pub struct ConsumerConfig {
     pub handler_timeout: Duration,
     /// Backoff between attempts.
     pub retry: RetryPolicy,
-    /// Attempts when the queue has no redrive policy (with one, its `maxReceiveCount` rules).
-    pub max_attempts: u32,
-    /// Dead-letter queue when the queue's redrive policy names none.
+    /// Attempts when the queue has no redrive policy (default 5). With one, its
+    /// `maxReceiveCount` rules and a value here is ignored with a warning.
+    pub max_attempts: Option<u32>,
+    /// Dead-letter queue when the queue has no redrive policy. With one, the policy's queue
+    /// rules and a value here is ignored with a warning.
     pub dead_letter_queue: Option<String>,
     /// Successful deletes wait at most this long to fill a batch of 10.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// In-flight handlers get this long to finish at shutdown before they are cancelled.
+    /// The whole shutdown takes at most this long: polls end, running handlers finish (they are
+    /// cancelled when a fifth of it, at most 5 s, is left), and every settlement is flushed.
+    /// Whatever is not settled by then reappears after its visibility timeout. Keep it below the
+    /// platform's kill timeout (ECS `stopTimeout`: 30 s by default).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// The handler's name in dead-letter reasons.
@@ -56,13 +70,14 @@ impl Default for ConsumerConfig {
             max_in_flight: None,
             concurrency: None,
             wait_time: MAX_WAIT_TIME,
+            receive_fill_wait: Duration::from_secs(1),
             visibility_timeout: None,
             handler_timeout: Duration::from_secs(5 * 60),
             retry: RetryPolicy::default(),
-            max_attempts: 5,
+            max_attempts: None,
             dead_letter_queue: None,
             flush_interval: Duration::from_millis(100),
-            shutdown_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(25),
             handler_name: "handler".to_owned(),
         }
     }
@@ -73,6 +88,18 @@ impl ConsumerConfig {
     pub fn in_flight_limit(&self) -> usize {
         self.max_in_flight
             .unwrap_or(self.pollers * MAX_RECEIVE_MESSAGES)
+    }
+
+    /// Attempts when the queue has no redrive policy.
+    pub fn attempts_without_redrive(&self) -> u32 {
+        self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)
+    }
+
+    /// How long handlers get at shutdown before they are cancelled: all but the part kept for
+    /// flushing settlements.
+    pub fn handler_grace(&self) -> Duration {
+        let reserve = (self.shutdown_timeout / 5).min(Duration::from_secs(5));
+        self.shutdown_timeout - reserve
     }
 
     /// Handlers running at most.
@@ -108,8 +135,21 @@ impl ConsumerConfig {
         if self.in_flight_limit() > MAX_IN_FLIGHT {
             return bad("max_in_flight must be at most 100000");
         }
-        if self.max_attempts == 0 {
+        if self.max_attempts == Some(0) {
             return bad("max_attempts must be at least 1");
+        }
+        let prefetch_bound = self.concurrency_limit() + self.pollers * MAX_RECEIVE_MESSAGES;
+        if self.in_flight_limit() > prefetch_bound {
+            return Err(BusError::Config(format!(
+                "max_in_flight ({}) allows more prefetched messages than will run soon: at most concurrency ({}) plus one batch of 10 per poller ({prefetch_bound})",
+                self.in_flight_limit(),
+                self.concurrency_limit()
+            )));
+        }
+        if self.shutdown_timeout < Duration::from_secs(1) {
+            return bad(
+                "shutdown_timeout must be at least 1 s: settling what is held takes a round trip",
+            );
         }
         if self.handler_timeout.is_zero() {
             return bad("handler_timeout must be positive");

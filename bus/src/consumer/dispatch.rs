@@ -111,7 +111,7 @@ impl Dispatcher {
                         }
                     }
                 };
-                let verdict = run_in_place(&ctx, &handler, &mut next).await;
+                let verdict = run_in_place(&ctx, &handler, &mut next, &groups, &group).await;
                 let hold = holds_back_group(&verdict);
                 next.settle(verdict);
                 if hold {
@@ -158,7 +158,17 @@ impl Dispatcher {
 
 /// Runs a FIFO message until it succeeds, is dead-lettered, or must be handed back; transient
 /// failures wait out their backoff here, and each try counts as an attempt.
-async fn run_in_place(ctx: &JobContext, handler: &MessageHandler, job: &mut Job) -> Verdict {
+///
+/// While the head waits, it and the messages of its group behind it are parked: they leave the
+/// in-flight limit (for the parking limit), so the pollers go on receiving other groups. A
+/// failure holds back only its own group.
+async fn run_in_place(
+    ctx: &JobContext,
+    handler: &MessageHandler,
+    job: &mut Job,
+    groups: &Groups,
+    group: &str,
+) -> Verdict {
     loop {
         let ran = run_job(ctx, handler.clone(), job).await;
         let verdict = ctx.verdict(job, ran);
@@ -167,6 +177,10 @@ async fn run_in_place(ctx: &JobContext, handler: &MessageHandler, job: &mut Job)
         };
         let until = Instant::now() + *delay;
         tracing::info!(queue = %ctx.queue, message_id = %job.message.id, attempt = job.attempt(), delay_ms = delay.as_millis() as u64, "FIFO message will be retried in place");
+        job.park();
+        if let Some(waiting) = lock(groups).get_mut(group) {
+            waiting.iter_mut().for_each(Job::park);
+        }
         tokio::select! {
             () = tokio::time::sleep_until(until) => {}
             // Shutting down: hand it back with what is left of its backoff.

@@ -15,10 +15,23 @@ use tower::ServiceExt;
 
 use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
+use super::observe::Observer;
 use super::settler::{Cause, Event, Verdict};
-use crate::events::Scope;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
+
+/// A received message's place under the consumer's limits. The permit is held, never read:
+/// dropping it (when the job ends) frees the slot.
+#[allow(dead_code)]
+enum Slot {
+    /// It counts against the in-flight limit.
+    InFlight(OwnedSemaphorePermit),
+    /// It waits behind its FIFO group's head, which waits out a backoff: it counts against the
+    /// parking limit instead, so other groups can be received meanwhile.
+    Parked(OwnedSemaphorePermit),
+    /// A transport returned more messages than asked for (a bug): handled all the same.
+    Over,
+}
 
 /// A received message on its way to a handler. It gives the settler exactly one verdict: the
 /// one it is settled with, or, if its task ends without one (a bug), a release.
@@ -29,10 +42,8 @@ pub(crate) struct Job {
     pub cancel: CancellationToken,
     /// Attempts made in this process beyond the receive count (FIFO retries in place).
     pub retries_in_place: u32,
-    /// Its slot in the in-flight limit, held (never read) until the job ends.
-    #[allow(dead_code)]
-    permit: Option<OwnedSemaphorePermit>,
-    events: UnboundedSender<Event>,
+    slot: Slot,
+    ctx: Arc<JobContext>,
     settled: bool,
 }
 
@@ -42,20 +53,20 @@ impl Job {
         message: Message,
         cancel: CancellationToken,
         permit: Option<OwnedSemaphorePermit>,
-        events: UnboundedSender<Event>,
+        ctx: Arc<JobContext>,
     ) -> Self {
         Self {
             id,
             message,
             cancel,
             retries_in_place: 0,
-            permit,
-            events,
+            slot: permit.map_or(Slot::Over, Slot::InFlight),
+            ctx,
             settled: false,
         }
     }
 
-    /// This attempt, 1-based.
+    /// This attempt, 1-based: the receive count, plus the tries made in place in this process.
     pub fn attempt(&self) -> u32 {
         self.message
             .system
@@ -64,10 +75,21 @@ impl Job {
             .saturating_add(self.retries_in_place)
     }
 
+    /// Moves the message from the in-flight limit to the parking limit, if the parking limit has
+    /// room (else it keeps holding its in-flight slot).
+    pub fn park(&mut self) {
+        if let Slot::InFlight(_) = self.slot {
+            if let Ok(p) = self.ctx.parking.clone().try_acquire_owned() {
+                self.slot = Slot::Parked(p);
+            }
+        }
+    }
+
     /// Hands the verdict to the settler.
     pub fn settle(mut self, verdict: Verdict) {
         self.settled = true;
-        send(&self.events, self.id, verdict);
+        let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+        send(&self.ctx.events, self.id, verdict);
     }
 }
 
@@ -75,17 +97,15 @@ impl Drop for Job {
     fn drop(&mut self) {
         if !self.settled {
             tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
-            send(
-                &self.events,
-                self.id,
-                Verdict::Release("handler task ended without a verdict"),
-            );
+            let verdict = Verdict::Release("handler task ended without a verdict");
+            let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+            send(&self.ctx.events, self.id, verdict);
         }
     }
 }
 
 fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict) {
-    // The settler outlives every job; a closed channel only happens if it panicked.
+    // The settler outlives every job but a stuck one at the shutdown deadline.
     if events.send(Event::Decided { id, verdict }).is_err() {
         tracing::error!(
             id,
@@ -97,12 +117,17 @@ fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict) {
 /// What every job of one consumer shares.
 pub(crate) struct JobContext {
     pub queue: Arc<str>,
-    pub scope: Scope,
+    pub obs: Arc<Observer>,
     pub max_attempts: u32,
+    /// The queue's redrive policy moves a message to the dead-letter queue on the receive after
+    /// its `max_attempts`-th.
+    pub redrive: bool,
     pub handler_timeout: Duration,
     pub handler_name: String,
     pub retry: RetryPolicy,
     pub concurrency: Arc<Semaphore>,
+    /// Room for messages parked behind a FIFO head waiting out its backoff.
+    pub parking: Arc<Semaphore>,
     /// Stop starting handlers: shutdown has begun.
     pub shutdown: CancellationToken,
     pub events: UnboundedSender<Event>,
@@ -145,6 +170,35 @@ impl Ran {
 }
 
 impl JobContext {
+    /// A message handed back at its last receive would go to the dead-letter queue through the
+    /// queue's redrive, with no reason, on its next receive: it is dead-lettered now instead,
+    /// with its own reason.
+    pub fn last_receive_guard(&self, message: &Message, verdict: Verdict) -> Verdict {
+        let Verdict::Release(why) = verdict else {
+            return verdict;
+        };
+        let receives = message.system.receive_count;
+        if !self.redrive || receives < self.max_attempts {
+            return verdict;
+        }
+        let reason = DeadLetterReason {
+            kind: "released_at_last_receive".to_owned(),
+            message: format!(
+                "handed back unprocessed ({why}) at receive {receives} of {}: one more receive would move it to the dead-letter queue without a reason",
+                self.max_attempts
+            ),
+            attempt: receives,
+            handler: self.handler_name.clone(),
+            queue: self.queue.to_string(),
+            message_id: message.id.clone(),
+        };
+        Verdict::DeadLetter {
+            message: Box::new(message.clone()),
+            reason,
+            cause: Cause::Handler,
+        }
+    }
+
     pub fn delivery(&self, job: &Job) -> Delivery {
         Delivery {
             message: job.message.clone(),
@@ -169,8 +223,7 @@ impl JobContext {
                 delay,
                 cause,
             } => {
-                self.scope
-                    .handler_failed(&message.id, kind_name(kind, cause), &text);
+                self.obs.handler_failed(&message.id, kind, cause, &text);
                 let last = attempt >= self.max_attempts;
                 if kind == FailureKind::Permanent || last {
                     let text = if kind == FailureKind::Transient {
@@ -217,14 +270,6 @@ impl JobContext {
     }
 }
 
-fn kind_name(kind: FailureKind, cause: Cause) -> &'static str {
-    match cause {
-        Cause::Panic => "panic",
-        Cause::Timeout => "timeout",
-        Cause::Handler => kind.as_str(),
-    }
-}
-
 pub(crate) fn panic_text(p: &(dyn Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -247,7 +292,7 @@ pub(crate) async fn run_one(ctx: &JobContext, handler: MessageHandler, job: &Job
         },
         () = job.cancel.cancelled() => Ran::Cancelled,
     };
-    ctx.scope.handler_time(started.elapsed());
+    ctx.obs.handler_time(started.elapsed());
     ran
 }
 
@@ -279,7 +324,7 @@ pub(crate) async fn run_batch(
         },
         () = cancel.cancelled() => all(&|| Ran::Cancelled),
     };
-    ctx.scope.handler_time(started.elapsed());
+    ctx.obs.handler_time(started.elapsed());
     // A message whose own lease was lost is not settled from the batch's outcome.
     outcome
         .into_iter()

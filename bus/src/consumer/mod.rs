@@ -2,16 +2,29 @@
 //! message exactly once: deleted on success, retried after a backoff on a transient failure,
 //! dead-lettered with its reason on a permanent one or on its last attempt.
 //!
-//! Pollers receive in batches of 10 while the in-flight limit allows; handlers run in their own
-//! tasks; one settler task owns the visibility leases and batches every delete, visibility change
-//! and dead-letter send. Shutdown stops polling, lets handlers finish within a deadline, releases
-//! what never started and flushes every pending settlement before it returns its report.
+//! Pollers receive while the in-flight limit allows (partial batches when slots are scarce, see
+//! the poller); handlers run in their own tasks; one settler task owns every message's visibility
+//! lease from its receive until its settlement is confirmed, and batches every delete, visibility
+//! change and dead-letter send.
+//!
+//! **Shutdown** has one deadline, `shutdown_timeout`: polling stops at once (a receive already on
+//! the wire is let finish, and what it brings is released); running handlers get until a fifth of
+//! the deadline (at most 5 s) is left, then are cancelled and their messages released; pending
+//! settlements are flushed; at the deadline whatever is not settled is abandoned to its
+//! visibility timeout. Messages that never started are released (visibility 0), except at their
+//! last receive on a queue with a redrive policy: those are dead-lettered with the reason
+//! `released_at_last_receive`, because the queue would move them on the next receive with none.
+//!
+//! **Attempts** are the queue's receive count (plus, for FIFO, the tries made in place in this
+//! process): a message handed back unprocessed (shutdown, a lost lease) has spent a receive too.
 
 mod config;
 pub mod dead_letter;
 mod dispatch;
+mod handle;
 mod handler;
 mod job;
+mod observe;
 mod poller;
 mod report;
 mod settler;
@@ -21,11 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{ConsumerConfig, MIN_VISIBILITY};
+pub use handle::{ConsumerHandle, ConsumerStatus};
 pub use handler::{
     BatchHandler, Delivery, FailureKind, Handler, HandlerError, MessageHandler, Payload,
     batch_handler_fn, handler_fn,
@@ -33,15 +46,16 @@ pub use handler::{
 pub use report::ShutdownReport;
 
 use crate::error::BusError;
-use crate::events::Scope;
 use crate::limits::MAX_RECEIVE_MESSAGES;
 use crate::message::ReceiveRequest;
 use crate::topology::is_fifo_name;
 use crate::transport::{QueueDescription, QueueHandle, Transport};
 use dispatch::Dispatcher;
+use handle::{Engine, Status};
 use job::JobContext;
+use observe::Observer;
 use poller::Poller;
-use settler::{Event, Settler, SettlerSetup};
+use settler::{Settler, SettlerSetup};
 
 /// A consumer of one queue: configure it, give it a handler, run it until a token is cancelled.
 ///
@@ -56,7 +70,7 @@ use settler::{Event, Settler, SettlerSetup};
 ///     }))
 ///     .run(shutdown)
 ///     .await?;
-/// assert_eq!(report.unaccounted(), 0);
+/// assert!(report.is_balanced());
 /// # Ok(()) }
 /// ```
 pub struct Consumer {
@@ -99,13 +113,25 @@ impl Consumer {
     }
 
     /// Runs until `shutdown` is cancelled, then shuts down gracefully and reports how every
-    /// received message was settled.
+    /// received message was settled. Dropping the future stops the engine as
+    /// [`ConsumerHandle`]'s drop does.
     ///
     /// # Errors
-    /// Before consuming anything: invalid settings, a missing queue, or a queue with neither a
-    /// redrive policy nor a configured dead-letter queue. Once running, API errors are retried
-    /// and counted, never returned.
+    /// Before consuming anything, as [`Consumer::start`]; after, only if the engine itself failed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<ShutdownReport, BusError> {
+        let handle = self.start().await?;
+        shutdown.cancelled().await;
+        handle.shutdown().await
+    }
+
+    /// Checks the settings, resolves the queue and its dead-letter queue, and starts polling.
+    /// The handle reports the consumer's status and shuts it down; dropping it stops the engine
+    /// at once (pollers stop, handlers are cancelled, what is held is released).
+    ///
+    /// # Errors
+    /// Invalid settings, a missing queue, or a queue with neither a redrive policy nor a
+    /// configured dead-letter queue.
+    pub async fn start(self) -> Result<ConsumerHandle, BusError> {
         let Some(handler) = self.handler.clone() else {
             return Err(BusError::Config(format!(
                 "consumer of {} has no handler",
@@ -126,15 +152,31 @@ impl Consumer {
                 config::MIN_VISIBILITY
             )));
         }
+        self.warn_about(&description, visibility);
         let dead_letter = self.dead_letter_queue(&description).await?;
-        let engine = self.start(
-            handler,
-            &source,
-            &description,
-            &dead_letter,
-            shutdown.clone(),
-        );
-        engine.finish(shutdown, self.config.shutdown_timeout).await
+        Ok(self.launch(handler, &source, &description, &dead_letter))
+    }
+
+    /// Settings that work but deserve a word.
+    fn warn_about(&self, d: &QueueDescription, visibility: std::time::Duration) {
+        let c = &self.config;
+        if visibility < c.wait_time {
+            tracing::warn!(queue = %self.queue, visibility_ms = visibility.as_millis() as u64, wait_ms = c.wait_time.as_millis() as u64,
+                "the visibility timeout is shorter than the long-poll wait: leases are timed from each response, so this works, but every message needs an extension within half the visibility timeout; a visibility timeout of at least the wait (and of the usual handler time) costs fewer calls");
+        }
+        if let Some(r) = &d.redrive {
+            let ignored: Vec<&str> = [
+                c.max_attempts.is_some().then_some("max_attempts"),
+                c.dead_letter_queue.is_some().then_some("dead_letter_queue"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !ignored.is_empty() {
+                tracing::warn!(queue = %self.queue, ignored = ?ignored, max_receive_count = r.max_receive_count, dead_letter = r.dead_letter_queue_name(),
+                    "the queue's redrive policy decides attempts and the dead-letter queue; the configured max_attempts and dead_letter_queue are ignored");
+            }
+        }
     }
 
     /// Resolves where failed messages go: the redrive policy's queue, else the configured one.
@@ -153,46 +195,45 @@ impl Consumer {
         self.transport.queue(&name).await
     }
 
-    fn start(
+    fn launch(
         &self,
         handler: Handler,
         source: &QueueHandle,
         d: &QueueDescription,
         dead_letter: &QueueHandle,
-        shutdown: CancellationToken,
-    ) -> Engine {
+    ) -> ConsumerHandle {
         let c = &self.config;
-        let scope = Scope {
-            queue: self.queue.clone(),
-        };
+        let obs = Arc::new(Observer::new(&self.queue, &c.handler_name));
         let visibility = c.visibility_timeout.unwrap_or(d.visibility_timeout);
         let max_attempts = d
             .redrive
             .as_ref()
-            .map_or(c.max_attempts, |r| r.max_receive_count);
+            .map_or(c.attempts_without_redrive(), |r| r.max_receive_count);
         let (tx, rx) = mpsc::unbounded_channel();
         let setup = SettlerSetup {
             queue: source.queue(),
             dead_letter: dead_letter.sender(),
             dead_letter_fifo: is_fifo_name(dead_letter.name()),
-            scope: scope.clone(),
+            obs: obs.clone(),
             flush_interval: c.flush_interval,
             retry: c.retry,
         };
         let settler = tokio::spawn(Settler::new(setup, tx.clone(), rx).run());
-        let concurrency_limit = u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX);
+        let shutdown = CancellationToken::new();
         let ctx = Arc::new(JobContext {
             queue: self.queue.as_str().into(),
-            scope,
+            obs,
             max_attempts,
+            redrive: d.redrive.is_some(),
             handler_timeout: c.handler_timeout,
             handler_name: c.handler_name.clone(),
             retry: c.retry,
             concurrency: Arc::new(Semaphore::new(c.concurrency_limit())),
-            shutdown,
+            parking: Arc::new(Semaphore::new(c.in_flight_limit())),
+            shutdown: shutdown.clone(),
             events: tx.clone(),
         });
-        let hard_stop = CancellationToken::new();
+        let (hard_stop, stop_now) = (CancellationToken::new(), CancellationToken::new());
         let jobs = TaskTracker::new();
         let dispatcher = Arc::new(Dispatcher {
             ctx: ctx.clone(),
@@ -201,11 +242,12 @@ impl Consumer {
             groups: Arc::new(std::sync::Mutex::new(HashMap::new())),
             tracker: jobs.clone(),
             hard_stop: hard_stop.clone(),
-            concurrency_limit,
+            concurrency_limit: u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX),
         });
         let in_flight = Arc::new(Semaphore::new(c.in_flight_limit()));
         let batch = MAX_RECEIVE_MESSAGES.min(c.in_flight_limit());
         let request = ReceiveRequest::new(batch, c.wait_time).visibility(visibility);
+        let status = Arc::new(Status::new());
         let pollers = TaskTracker::new();
         let next_id = Arc::new(AtomicU64::new(1));
         for _ in 0..c.pollers {
@@ -215,60 +257,27 @@ impl Consumer {
                 dispatcher: dispatcher.clone(),
                 in_flight: in_flight.clone(),
                 request: request.clone(),
+                fill_wait: c.receive_fill_wait,
                 next_id: next_id.clone(),
                 hard_stop: hard_stop.clone(),
+                stop_now: stop_now.clone(),
+                status: status.clone(),
             };
             pollers.spawn(p.run());
         }
-        tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), max_attempts, visibility_ms = visibility.as_millis() as u64, fifo = d.fifo, dead_letter = dead_letter.name(), "consumer started");
-        Engine {
+        tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts, visibility_ms = visibility.as_millis() as u64, fifo = d.fifo, dead_letter = dead_letter.name(), "consumer started");
+        let engine = Engine {
             pollers,
             jobs,
+            shutdown,
             hard_stop,
+            stop_now,
             events: tx,
             settler,
-        }
-    }
-}
-
-/// The running parts of a consumer, for shutdown.
-struct Engine {
-    pollers: TaskTracker,
-    jobs: TaskTracker,
-    hard_stop: CancellationToken,
-    events: mpsc::UnboundedSender<Event>,
-    settler: tokio::task::JoinHandle<ShutdownReport>,
-}
-
-impl Engine {
-    async fn finish(
-        self,
-        shutdown: CancellationToken,
-        grace: std::time::Duration,
-    ) -> Result<ShutdownReport, BusError> {
-        shutdown.cancelled().await;
-        let deadline = Instant::now() + grace;
-        tracing::info!("shutdown: polling stopped; waiting for running handlers");
-        self.pollers.close();
-        self.pollers.wait().await;
-        self.jobs.close();
-        if tokio::time::timeout_at(deadline, self.jobs.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "shutdown deadline passed; cancelling running handlers and releasing their messages"
-            );
-            self.hard_stop.cancel();
-            self.jobs.wait().await;
-        }
-        let _ = self.events.send(Event::Drain);
-        let report = self
-            .settler
-            .await
-            .map_err(|e| BusError::Internal(format!("the settler task failed: {e}")))?;
-        tracing::info!(%report, "consumer stopped");
-        Ok(report)
+            shutdown_timeout: c.shutdown_timeout,
+            handler_grace: c.handler_grace(),
+            status: status.clone(),
+        };
+        ConsumerHandle::new(engine, status, &self.queue, dead_letter.name())
     }
 }

@@ -1,17 +1,24 @@
-//! A long-poll loop: waits for room under the in-flight limit, receives a full batch, and hands
-//! it over. A slow handler never blocks the next poll; only the in-flight limit does.
+//! A long-poll loop: waits for room under the in-flight limit, receives, and hands the messages
+//! over. A slow handler never blocks the next poll; only the in-flight limit does.
+//!
+//! **Partial receives.** A full batch of 10 is the cheapest receive, but waiting for ten free
+//! slots while a few slow handlers hold the rest leaves messages waiting in the queue with slots
+//! free. So a poller takes the free slots it finds (at least one), waits up to `receive_fill_wait`
+//! for the rest of a batch, and then receives as many messages as it has slots.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Dispatcher;
+use super::handle::Status;
 use super::job::{Job, JobContext};
+use super::observe::Operation;
 use super::settler::{Event, Tracked, Verdict};
 use crate::error::BusError;
 use crate::message::{Message, ReceiveRequest};
@@ -26,9 +33,14 @@ pub(crate) struct Poller {
     pub ctx: Arc<JobContext>,
     pub dispatcher: Arc<Dispatcher>,
     pub in_flight: Arc<Semaphore>,
+    /// The receive to make; `max_messages` is the most it asks for.
     pub request: ReceiveRequest,
+    pub fill_wait: Duration,
     pub next_id: Arc<AtomicU64>,
     pub hard_stop: CancellationToken,
+    /// Abandon a receive that is on the wire (shutdown's deadline, or the engine was dropped).
+    pub stop_now: CancellationToken,
+    pub status: Arc<Status>,
 }
 
 fn error_backoff() -> impl Iterator<Item = Duration> {
@@ -43,46 +55,28 @@ fn error_backoff() -> impl Iterator<Item = Duration> {
 impl Poller {
     pub async fn run(self) {
         let shutdown = self.ctx.shutdown.clone();
-        let batch = u32::try_from(self.request.max_messages).unwrap_or(1);
         let mut backoff = error_backoff();
-        loop {
-            let permits = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return,
-                p = self.in_flight.clone().acquire_many_owned(batch) => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
+        while let Some(permits) = self.slots().await {
+            let request = ReceiveRequest {
+                max_messages: permits.num_permits(),
+                ..self.request.clone()
             };
-            let sent = Instant::now();
-            let receive = self.queue.receive(&self.request);
-            let result = if self.queue.receive_is_cancel_safe() {
-                tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return,
-                    r = receive => r,
-                }
-            } else {
-                // The server may already have handed out messages: let the call finish and
-                // release what it returns if shutdown began meanwhile.
-                match tokio::time::timeout(self.request.wait_time + RECEIVE_GRACE, receive).await {
-                    Ok(r) => r,
-                    Err(_) => Err(BusError::timeout(
-                        &self.ctx.queue,
-                        "ReceiveMessage",
-                        self.request.wait_time + RECEIVE_GRACE,
-                    )),
-                }
+            let requested_at = Instant::now();
+            let Some(result) = self.receive(&request).await else {
+                return;
             };
-            self.ctx.scope.api_call("ReceiveMessage");
+            let responded_at = Instant::now();
+            self.ctx.obs.api_call(Operation::Receive);
             match result {
                 Ok(messages) => {
                     backoff = error_backoff();
-                    self.hand_over(messages, permits, sent);
+                    self.status.received(responded_at);
+                    self.hand_over(messages, permits, requested_at, responded_at);
                 }
                 Err(e) => {
                     drop(permits);
-                    self.ctx.scope.api_error("ReceiveMessage", &e);
+                    self.status.receive_failed();
+                    self.ctx.obs.api_error(Operation::Receive, 0, &e);
                     let pause = backoff.next().unwrap_or(Duration::from_secs(30));
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -93,11 +87,72 @@ impl Poller {
         }
     }
 
+    /// One receive; `None` when the poller must stop without its answer.
+    async fn receive(&self, request: &ReceiveRequest) -> Option<Result<Vec<Message>, BusError>> {
+        let receive = self.queue.receive(request);
+        if self.queue.receive_is_cancel_safe() {
+            return tokio::select! {
+                biased;
+                () = self.ctx.shutdown.cancelled() => None,
+                r = receive => Some(r),
+            };
+        }
+        // The server may already have handed out messages: let the call finish and release what
+        // it returns if shutdown began meanwhile, unless shutdown's deadline comes first.
+        let limit = request.wait_time + RECEIVE_GRACE;
+        tokio::select! {
+            biased;
+            () = self.stop_now.cancelled() => None,
+            r = tokio::time::timeout(limit, receive) => Some(match r {
+                Ok(r) => r,
+                Err(_) => Err(BusError::timeout(&self.ctx.queue, "ReceiveMessage", limit)),
+            }),
+        }
+    }
+
+    /// Waits for at least one free slot, takes up to a batch, and waits up to `fill_wait` for
+    /// the rest of the batch; `None` once shutdown has begun.
+    async fn slots(&self) -> Option<OwnedSemaphorePermit> {
+        let shutdown = &self.ctx.shutdown;
+        let batch = self.request.max_messages;
+        let mut permits = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            p = self.in_flight.clone().acquire_owned() => p.ok()?,
+        };
+        self.top_up(&mut permits, batch);
+        let until = Instant::now() + self.fill_wait;
+        while permits.num_permits() < batch {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep_until(until) => break,
+                p = self.in_flight.clone().acquire_owned() => match p {
+                    Ok(p) => permits.merge(p),
+                    Err(_) => return None,
+                },
+            }
+            self.top_up(&mut permits, batch);
+        }
+        Some(permits)
+    }
+
+    /// Takes free slots without waiting, up to `batch`.
+    fn top_up(&self, permits: &mut OwnedSemaphorePermit, batch: usize) {
+        while permits.num_permits() < batch {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(p) => permits.merge(p),
+                Err(_) => return,
+            }
+        }
+    }
+
     fn hand_over(
         &self,
         messages: Vec<Message>,
-        mut permits: tokio::sync::OwnedSemaphorePermit,
-        sent: Instant,
+        mut permits: OwnedSemaphorePermit,
+        requested_at: Instant,
+        responded_at: Instant,
     ) {
         if messages.is_empty() {
             return;
@@ -117,16 +172,11 @@ impl Poller {
                 message_id: message.id.clone(),
                 receipt: message.receipt.clone(),
                 visibility: self.request.visibility_timeout.unwrap_or_default(),
-                received_at: sent,
+                requested_at,
+                responded_at,
                 cancel: cancel.clone(),
             });
-            jobs.push(Job::new(
-                id,
-                message,
-                cancel,
-                permit,
-                self.ctx.events.clone(),
-            ));
+            jobs.push(Job::new(id, message, cancel, permit, self.ctx.clone()));
         }
         drop(permits);
         // The settler learns of the leases before any verdict can reach it.

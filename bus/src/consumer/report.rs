@@ -3,10 +3,11 @@
 use std::fmt;
 
 /// How every message a consumer received was settled. Each received message is counted in
-/// exactly one of the outcome fields, so `received == settled()` when nothing was lost.
+/// exactly one of the outcome fields, when its settlement is confirmed or given up, so
+/// `received == settled()` exactly; a message counted twice would show as much as one lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Messages received.
+    /// Messages received (each receive of a message counts once).
     pub received: u64,
     /// Handled successfully and deleted.
     pub acked: u64,
@@ -16,10 +17,15 @@ pub struct ShutdownReport {
     pub dead_lettered: u64,
     /// Handed back unprocessed with visibility 0 (shutdown, or behind a failed FIFO message).
     pub released: u64,
-    /// Lease could not be kept: the handler was cancelled; the queue redelivers the message.
+    /// The lease could not be kept while the handler ran: the handler was cancelled; the queue
+    /// redelivers the message.
     pub lease_lost: u64,
-    /// The settling call failed; the message reappears when its visibility timeout ends.
+    /// A settling call (delete, visibility change, dead-letter send) failed for good, or the
+    /// lease ran out before it succeeded; the message reappears when its visibility timeout ends.
     pub settle_failed: u64,
+    /// Not settled when shutdown's deadline passed (a handler stuck past its cancellation, or a
+    /// settling call that did not answer); the message reappears after its visibility timeout.
+    pub abandoned: u64,
     /// FIFO messages tried again in place after a transient failure (not an outcome: the
     /// message still ends in one of the above).
     pub retried_in_place: u64,
@@ -27,7 +33,7 @@ pub struct ShutdownReport {
     pub panics: u64,
     /// Handler timeouts (counted as transient failures).
     pub timeouts: u64,
-    /// Visibility extensions made for long-running messages.
+    /// Visibility extensions made for messages being handled or settled.
     pub extensions: u64,
 }
 
@@ -40,11 +46,12 @@ impl ShutdownReport {
             + self.released
             + self.lease_lost
             + self.settle_failed
+            + self.abandoned
     }
 
-    /// Received messages with no outcome: zero unless the consumer has a bug.
-    pub fn unaccounted(&self) -> u64 {
-        self.received.saturating_sub(self.settled())
+    /// Whether every received message was counted in exactly one outcome.
+    pub fn is_balanced(&self) -> bool {
+        self.received == self.settled()
     }
 }
 
@@ -52,7 +59,7 @@ impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "received {} | acked {} | retried {} | dead-lettered {} | released {} | lease lost {} | settle failed {} | unaccounted {}",
+            "received {} | acked {} | retried {} | dead-lettered {} | released {} | lease lost {} | settle failed {} | abandoned {}",
             self.received,
             self.acked,
             self.retried,
@@ -60,7 +67,11 @@ impl fmt::Display for ShutdownReport {
             self.released,
             self.lease_lost,
             self.settle_failed,
-            self.unaccounted()
-        )
+            self.abandoned,
+        )?;
+        if !self.is_balanced() {
+            write!(f, " | UNBALANCED: {} settled", self.settled())?;
+        }
+        Ok(())
     }
 }

@@ -6,3 +6,5 @@ pub use fleet_bus::scenarios::support::{
     Running, counts, dlq_name, embedded_with_queue as bus_with_queue, peek_all, send_all, spawn,
     wait_drained, wait_until as wait_for,
 };
+
+pub mod faults;

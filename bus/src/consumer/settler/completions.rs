@@ -1,164 +1,221 @@
-//! What the settler does when a call comes back: count what was settled, finish dead-letters by
-//! deleting the source, and keep or give up leases.
+//! What the settler does when a call comes back: count what was settled, move a dead letter on
+//! from its note to itself to the source delete, try again what may succeed while the lease lasts,
+//! and keep or give up leases.
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::calls::{Change, ChangeKind, Completed, DeadEntry, DeleteEntry};
-use super::lease::visibility_budget;
-use super::{RECEIPT_GONE, Settler};
-use crate::message::EntryResult;
+use super::calls::{ChangeEnds, ChangeEntry, Completed, Op};
+use super::lease::{Phase, Settle, State};
+use super::{Outcome, RECEIPT_GONE, Settler};
+use crate::consumer::observe::Operation;
+use crate::message::{EntryError, EntryResult};
+
+/// First pause before a failed settlement is tried again; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// The pause before try `failures + 1`, with equal jitter.
+fn pause(failures: u32) -> Duration {
+    let raw = FIRST_PAUSE
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_PAUSE);
+    raw / 2 + raw.mul_f64(rand::random::<f64>() / 2.0)
+}
 
 impl Settler {
     pub(super) fn on_completed(&mut self, done: Completed, now: Instant) {
         match done {
-            Completed::Deleted(results) => {
-                for (e, r) in results {
-                    match r {
-                        Ok(()) if e.dead_lettered => {
-                            self.report.dead_lettered += 1;
-                            self.setup.scope.dead_lettered();
+            Completed::Deleted(ids, results) => {
+                for (id, r) in ids.into_iter().zip(results) {
+                    match (r, self.settling_op(id)) {
+                        (_, None) => {}
+                        (Ok(()), Some(Op::Delete { dead_lettered })) => {
+                            let outcome = if *dead_lettered {
+                                Outcome::DeadLettered
+                            } else {
+                                Outcome::Acked
+                            };
+                            self.finish(id, outcome);
                         }
-                        Ok(()) => {
-                            self.report.acked += 1;
-                            self.setup.scope.acked(1);
-                        }
-                        Err(err) => self.settle_failed(
-                            "DeleteMessageBatch",
-                            &e.message_id,
-                            &err.to_string(),
-                        ),
+                        (Ok(()), Some(_)) => {}
+                        (Err(e), Some(_)) => self.failed_try(id, &e, now),
                     }
                 }
             }
-            Completed::Changed(results) => {
-                for (c, r) in results {
-                    self.on_changed(c, r, now);
+            Completed::Changed(entries, results) => {
+                for (c, r) in entries.into_iter().zip(results) {
+                    if c.extension {
+                        self.on_extended(&c, r, now);
+                        continue;
+                    }
+                    match (r, self.settling_op(c.id)) {
+                        (Ok(()), Some(Op::Change { ends, .. })) => {
+                            let outcome = match ends {
+                                ChangeEnds::Retried => Outcome::Retried,
+                                ChangeEnds::Released => Outcome::Released,
+                                ChangeEnds::DeadLetterFailed => {
+                                    Outcome::SettleFailed(Operation::SendDeadLetter)
+                                }
+                            };
+                            self.finish(c.id, outcome);
+                        }
+                        (Err(e), Some(Op::Change { .. })) => self.failed_try(c.id, &e, now),
+                        _ => {}
+                    }
                 }
             }
-            Completed::DeadLettered(results) => {
-                for (e, r) in results {
-                    self.on_dead_lettered(e, r.map(|_| ()), now);
+            Completed::DeadLettered(ids, results) => {
+                for (id, r) in ids.into_iter().zip(results) {
+                    match r {
+                        Ok(()) => self.dead_letter_sent(id, now),
+                        Err(e) => self.failed_try(id, &e, now),
+                    }
                 }
             }
         }
     }
 
-    fn on_dead_lettered(&mut self, e: DeadEntry, r: EntryResult<()>, now: Instant) {
-        match r {
-            Ok(()) if e.then.is_some() => {
-                // The note is in: now the dead letter it explains.
-                let DeadEntry {
-                    message_id,
-                    receipt,
-                    then,
-                    received_at,
-                    attempt,
-                    ..
-                } = e;
-                let out = then.expect("checked above");
-                self.dead.push(
-                    DeadEntry {
-                        message_id,
-                        receipt,
-                        out,
-                        then: None,
-                        received_at,
-                        attempt,
-                    },
-                    now,
-                );
-            }
-            Ok(()) => self.deletes.push(
-                DeleteEntry {
-                    message_id: e.message_id,
-                    receipt: e.receipt,
-                    dead_lettered: true,
-                },
-                now,
-            ),
-            Err(err) => {
-                // Not deleted from the source: it comes back after a backoff and is dead-lettered
-                // again (or moved by the queue's own redrive).
-                self.setup
-                    .scope
-                    .settle_failed("SendMessageBatch", &e.message_id, &err.to_string());
-                let delay = self
-                    .setup
-                    .retry
-                    .delay_for(e.attempt)
-                    .min(visibility_budget(e.received_at, now));
-                let c = Change {
-                    id: 0,
-                    message_id: e.message_id,
-                    receipt: e.receipt,
-                    timeout: delay,
-                    kind: ChangeKind::Retry,
-                    issued: now,
-                };
-                self.changes.push(c, now);
-            }
+    fn settling_op(&self, id: u64) -> Option<&Op> {
+        match &self.leases.get(&id)?.state {
+            State::Settling(s) => Some(&s.op),
+            _ => None,
         }
     }
 
-    fn on_changed(&mut self, c: Change, r: EntryResult<()>, now: Instant) {
-        match (c.kind, r) {
-            (ChangeKind::Extend, r) => self.on_extended(&c, r, now),
-            (ChangeKind::Retry, Ok(())) => {
-                self.report.retried += 1;
-                self.setup.scope.retried();
+    /// A dead-letter send landed: the note is in, so the dead letter follows; or the dead letter
+    /// is in, so the source copy is deleted.
+    fn dead_letter_sent(&mut self, id: u64, now: Instant) {
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return;
+        };
+        let State::Settling(s) = &mut lease.state else {
+            return;
+        };
+        let Op::DeadLetter { then, attempt, .. } = &mut s.op else {
+            return;
+        };
+        let next = match then.take() {
+            Some(letter) => Op::DeadLetter {
+                out: letter,
+                then: None,
+                attempt: *attempt,
+            },
+            None => Op::Delete {
+                dead_lettered: true,
+            },
+        };
+        // Even past the lease (given up while the send was on the wire) the delete is worth one
+        // try: the receipt may still hold, and a copy left behind is a duplicate dead letter.
+        let given_up = s.given_up;
+        *s = Settle::new(next);
+        s.given_up = given_up;
+        self.ready(id, now);
+    }
+
+    /// A settling call failed for this message: try again after a pause while the lease lasts,
+    /// or settle it as what it is.
+    fn failed_try(&mut self, id: u64, e: &EntryError, now: Instant) {
+        let retry = self.setup.retry;
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return;
+        };
+        let State::Settling(s) = &mut lease.state else {
+            return;
+        };
+        let gone = RECEIPT_GONE.contains(&e.code.as_str());
+        if !(s.given_up || e.sender_fault || gone) {
+            s.failures += 1;
+            s.phase = Phase::Backoff(now + pause(s.failures));
+            return;
+        }
+        match &s.op {
+            Op::DeadLetter { attempt, .. } if !s.given_up && !gone => {
+                // The dead-letter queue refused it: it comes back after a backoff and is tried
+                // again, and counts as a failed settlement, not as a retry.
+                let timeout = retry.delay_for(*attempt);
+                tracing::debug!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code, "dead-letter send failed; the message comes back after a backoff");
+                *s = Settle::new(Op::Change {
+                    timeout,
+                    ends: ChangeEnds::DeadLetterFailed,
+                });
+                self.ready(id, now);
             }
-            (ChangeKind::Release, Ok(())) => {
-                self.report.released += 1;
-                self.setup.scope.released(1, "released");
+            op => {
+                if matches!(
+                    op,
+                    Op::Delete {
+                        dead_lettered: true
+                    }
+                ) {
+                    tracing::warn!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code,
+                        "the message is in the dead-letter queue but could not be deleted from its source; it will be received again, and its dead letter may be copied (copies share the message id)");
+                }
+                let op = op.operation();
+                self.finish(id, Outcome::SettleFailed(op));
             }
-            (_, Err(err)) => self.settle_failed(
-                "ChangeMessageVisibilityBatch",
-                &c.message_id,
-                &err.to_string(),
-            ),
         }
     }
 
     /// An extension landed. Only an answer that the receipt no longer holds the message loses the
     /// lease; throttling or a failed call is tried again while the lease lasts.
-    fn on_extended(&mut self, c: &Change, r: EntryResult<()>, now: Instant) {
+    fn on_extended(&mut self, c: &ChangeEntry, r: EntryResult<()>, now: Instant) {
         let Some(lease) = self.leases.get_mut(&c.id) else {
             return;
         };
-        let mut gone = None;
         match r {
             Ok(()) => {
                 lease.extended(c.issued, c.timeout);
                 self.report.extensions += 1;
-                self.setup.scope.lease_extended(1);
+                self.setup.obs.lease_extended(1);
             }
             Err(e) if RECEIPT_GONE.contains(&e.code.as_str()) => {
                 lease.extending = false;
-                gone = Some(e.to_string());
+                match &mut lease.state {
+                    State::Running => {
+                        lease.state = State::Lost;
+                        lease.cancel.cancel();
+                        let ids = [lease.message_id.clone()];
+                        self.setup
+                            .obs
+                            .leases_lost(&ids, "the receipt no longer holds the message");
+                    }
+                    State::Settling(s) if s.phase == Phase::InFlight => s.given_up = true,
+                    State::Settling(s) => {
+                        let op = s.op.operation();
+                        self.finish(c.id, Outcome::SettleFailed(op));
+                    }
+                    State::Lost => {}
+                }
+                return;
             }
             Err(e) if e.code == "InvalidParameterValue" => {
-                // The service will not extend further (its 12-hour rule): stop before the deadline.
+                // The service will not extend further (its 12-hour rule): the lease is given up
+                // before it runs out.
                 lease.extending = false;
                 lease.capped = true;
-                tracing::warn!(queue = %self.setup.scope.queue, message_id = %c.message_id, error = %e, "visibility cannot be extended further");
+                tracing::warn!(queue = %self.setup.obs.queue, message_id = %lease.message_id, error = %e, "visibility cannot be extended further");
             }
-            Err(e) => {
-                lease.extension_failed(now);
-                tracing::warn!(queue = %self.setup.scope.queue, message_id = %c.message_id, error = %e, "extending visibility failed; trying again");
-            }
+            Err(_) => lease.extension_failed(now),
         }
-        if let Some(verdict) = lease.deferred.take() {
-            // The handler finished meanwhile: settle as it decided. A delete with a receipt that
-            // no longer holds the message fails and is reported; it never harms another consumer.
-            self.on_decided(c.id, verdict, now);
-        } else if let Some(why) = gone {
-            lease.lose();
-            self.setup.scope.lease_lost(&c.message_id, &why);
-        }
+        // A visibility change waiting for this extension to land may go now.
+        self.ready(c.id, now);
     }
+}
 
-    fn settle_failed(&mut self, op: &'static str, message_id: &str, error: &str) {
-        self.report.settle_failed += 1;
-        self.setup.scope.settle_failed(op, message_id, error);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_five_seconds() {
+        for failures in 1..30 {
+            let p = pause(failures);
+            let raw = FIRST_PAUSE
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(MAX_PAUSE);
+            assert!(p >= raw / 2 && p <= raw, "{failures}: {p:?}");
+        }
     }
 }

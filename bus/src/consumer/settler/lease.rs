@@ -1,137 +1,227 @@
-//! One in-flight message's visibility lease: when to extend it, by how much, and when the
-//! 12-hour limit means the handler must be stopped. Pure functions of time.
+//! One received message's visibility lease: when it runs out, when to extend it and by how much,
+//! and when it must be given up. Pure functions of time.
+//!
+//! The lease is timed from the receive's *response*, less a margin for the round trip, because
+//! SQS starts the visibility clock when it hands the message out, which may be late in a long
+//! poll. The 12-hour limit is counted conservatively from when the receive was *sent*.
+//!
+//! A lease is kept until the message is settled: while its handler runs, and after, until the
+//! delete (or the dead-letter send and delete, or the visibility change) is confirmed. It is given
+//! up `cancel_margin` before it runs out unless an extension has been confirmed by then, so a
+//! handler never runs on after the message is visible to another consumer, even while an
+//! extension call hangs.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Verdict;
+use super::calls::Op;
 use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Receipt;
 
-/// A handler is cancelled this long before a lease that can no longer be extended runs out, so
-/// the message is not handled twice.
-pub(super) const CANCEL_MARGIN: Duration = Duration::from_secs(2);
-/// After a failed extension, the next try waits this long (the call itself already retried).
+/// Longest allowance for a receive's response to reach us after SQS started the clock.
+const RESPONSE_MARGIN: Duration = Duration::from_secs(1);
+/// Longest time before the deadline at which an unconfirmed lease is given up.
+const CANCEL_MARGIN: Duration = Duration::from_secs(2);
+/// After a failed extension, the next try waits this long.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Extensions shorter than this are not worth a call.
 const MIN_EXTENSION: Duration = Duration::from_secs(2);
 
-/// What the settler knows about a message it has received and not yet settled.
-pub(super) struct Lease {
+/// What the settler is doing with a message.
+#[derive(Debug)]
+pub(crate) enum State {
+    /// Its handler is running (or waiting to run).
+    Running,
+    /// The lease was given up while the handler ran: the handler is cancelled, its verdict will
+    /// be counted as a lost lease.
+    Lost,
+    /// The handler decided; the settlement is under way.
+    Settling(Settle),
+}
+
+/// A settlement under way.
+#[derive(Debug)]
+pub(crate) struct Settle {
+    pub op: Op,
+    pub phase: Phase,
+    /// Failed tries so far (for the backoff).
+    pub failures: u32,
+    /// The lease ran out while the call was in flight: its answer decides, no further try.
+    pub given_up: bool,
+}
+
+impl Settle {
+    pub fn new(op: Op) -> Self {
+        Self {
+            op,
+            phase: Phase::Ready,
+            failures: 0,
+            given_up: false,
+        }
+    }
+}
+
+/// Where a settlement's call stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// To be queued for the next batch.
+    Ready,
+    /// In a pending batch.
+    Queued,
+    /// The call is on the wire.
+    InFlight,
+    /// A try failed; the next waits until then.
+    Backoff(Instant),
+}
+
+/// What the settler knows about a message it received and has not yet settled.
+pub(crate) struct Lease {
     pub message_id: String,
     pub receipt: Receipt,
-    /// When the receive was sent: SQS's 12-hour limit counts from (just after) here.
-    pub received_at: Instant,
-    /// When the message becomes visible again unless extended.
+    /// When the receive was sent: the 12-hour limit counts from (just after) here.
+    pub budget_from: Instant,
+    /// When the message becomes visible again unless extended (a conservative estimate).
     pub deadline: Instant,
     pub visibility: Duration,
     /// An extension call is in flight.
     pub extending: bool,
-    /// The lease is gone: the handler is cancelled and the verdict will be ignored.
-    pub lost: bool,
-    /// The 12-hour limit allows no further extension: the handler is stopped before `deadline`.
+    /// The 12-hour limit allows no further extension.
     pub capped: bool,
     /// No extension is tried before this (after a failed one).
     pub retry_after: Option<Instant>,
-    /// A verdict waiting for the extension in flight to land.
-    pub deferred: Option<Verdict>,
+    /// The handler's cancellation.
     pub cancel: CancellationToken,
+    pub state: State,
 }
 
 /// What to do about a lease now.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Plan {
+pub(crate) enum Plan {
     /// Ask for this visibility timeout from now.
     Extend(Duration),
-    /// Stop the handler: the lease cannot be kept.
-    Stop(&'static str),
+    /// Give the lease up: it cannot be kept.
+    GiveUp(&'static str),
     /// Nothing yet.
     Wait,
 }
 
 impl Lease {
+    /// A lease for a message whose receive was sent at `requested_at` and answered at
+    /// `responded_at`, with `visibility`.
     pub fn new(
         message_id: String,
         receipt: Receipt,
-        received_at: Instant,
+        requested_at: Instant,
+        responded_at: Instant,
         visibility: Duration,
         cancel: CancellationToken,
     ) -> Self {
+        let margin = RESPONSE_MARGIN.min(visibility / 10);
         Self {
             message_id,
             receipt,
-            received_at,
-            deadline: received_at + visibility,
+            budget_from: requested_at,
+            deadline: responded_at + visibility - margin,
             visibility,
             extending: false,
-            lost: false,
             capped: false,
             retry_after: None,
-            deferred: None,
             cancel,
+            state: State::Running,
         }
     }
 
-    /// When this lease next needs the settler, if ever.
-    pub fn next_action(&self) -> Option<Instant> {
-        if self.extending || self.lost {
-            return None;
+    /// How long before the deadline an unconfirmed lease is given up.
+    pub fn cancel_margin(&self) -> Duration {
+        CANCEL_MARGIN.min(self.visibility / 5)
+    }
+
+    /// When the lease is given up unless an extension is confirmed first.
+    pub fn give_up_at(&self) -> Instant {
+        self.deadline
+            .checked_sub(self.cancel_margin())
+            .unwrap_or(self.deadline)
+    }
+
+    /// Whether the lease may be extended in its state: not once it is lost, and not while a
+    /// visibility change of its own settlement is queued or on the wire (the two would race).
+    fn extendable(&self) -> bool {
+        match &self.state {
+            State::Running => true,
+            State::Lost => false,
+            State::Settling(s) => {
+                s.op.keeps_lease() || !matches!(s.phase, Phase::Queued | Phase::InFlight)
+            }
         }
-        if self.capped {
-            return Some(
-                self.deadline
-                    .checked_sub(CANCEL_MARGIN)
-                    .unwrap_or(self.deadline),
-            );
-        }
+    }
+
+    /// When an extension is due.
+    fn extension_due(&self) -> Instant {
         let due = self
             .deadline
             .checked_sub(self.visibility / 2)
             .unwrap_or(self.deadline);
-        Some(self.retry_after.map_or(due, |r| r.max(due)))
+        self.retry_after.map_or(due, |r| r.max(due))
     }
 
-    /// Whether the lease is within `part` quarters of its visibility of running out (and may be
-    /// extended now).
+    /// When this lease next needs the settler, if ever.
+    pub fn next_action(&self) -> Option<Instant> {
+        if matches!(self.state, State::Lost) {
+            return None;
+        }
+        let give_up = self.give_up_at();
+        let extend =
+            (!self.extending && !self.capped && self.extendable()).then(|| self.extension_due());
+        let backoff = match &self.state {
+            State::Settling(Settle {
+                phase: Phase::Backoff(at),
+                ..
+            }) => Some(*at),
+            _ => None,
+        };
+        [Some(give_up), extend, backoff].into_iter().flatten().min()
+    }
+
+    /// Whether the lease may be extended now and is within `part` quarters of its visibility of
+    /// running out.
     pub fn within(&self, now: Instant, part: u32) -> bool {
         !self.extending
-            && !self.lost
             && !self.capped
+            && self.extendable()
             && self.retry_after.is_none_or(|r| r <= now)
             && self.deadline <= now + self.visibility * part / 4
     }
 
-    /// What to do now: extend by the visibility timeout, by what the 12-hour limit leaves (the
-    /// last extension), or stop the handler.
-    pub fn plan(&self, now: Instant) -> Plan {
-        if self.lost || self.extending {
+    /// What to do now: give up a lease that is about to run out unconfirmed, or extend it by the
+    /// visibility timeout (by what the 12-hour limit leaves, the last time).
+    pub fn plan(&self, now: Instant, coalesce: bool) -> Plan {
+        if matches!(self.state, State::Lost) {
             return Plan::Wait;
         }
-        if self.capped {
-            let stop_at = self
-                .deadline
-                .checked_sub(CANCEL_MARGIN)
-                .unwrap_or(self.deadline);
-            return if now >= stop_at {
-                Plan::Stop("the 12-hour visibility limit is reached")
+        if now >= self.give_up_at() {
+            return Plan::GiveUp(if self.capped {
+                "the 12-hour visibility limit is reached"
+            } else if self.extending {
+                "an extension did not answer before the lease ran out"
             } else {
-                Plan::Wait
-            };
+                "the lease ran out before it could be extended"
+            });
         }
-        if now >= self.deadline {
-            return Plan::Stop("the lease expired before it could be extended");
+        let due = self.within(now, 2) || (coalesce && self.within(now, 3));
+        if !due {
+            return Plan::Wait;
         }
         let budget = whole_seconds(
-            visibility_budget(self.received_at, now).saturating_sub(Duration::from_secs(1)),
+            visibility_budget(self.budget_from, now).saturating_sub(Duration::from_secs(1)),
         );
         if budget >= self.visibility {
             Plan::Extend(self.visibility)
         } else if budget >= MIN_EXTENSION {
             Plan::Extend(budget)
         } else {
-            Plan::Stop("the 12-hour visibility limit is reached")
+            Plan::GiveUp("the 12-hour visibility limit is reached")
         }
     }
 
@@ -139,7 +229,7 @@ impl Lease {
     pub fn extended(&mut self, issued: Instant, timeout: Duration) {
         self.extending = false;
         self.retry_after = None;
-        self.deadline = issued + timeout;
+        self.deadline = self.deadline.max(issued + timeout);
         if timeout < self.visibility {
             // Whatever the limit left was granted: there will be no further extension.
             self.capped = true;
@@ -151,17 +241,11 @@ impl Lease {
         self.extending = false;
         self.retry_after = Some(now + RETRY_PAUSE);
     }
-
-    /// Gives the lease up: the handler is cancelled; its verdict will be ignored.
-    pub fn lose(&mut self) {
-        self.lost = true;
-        self.cancel.cancel();
-    }
 }
 
 /// What is left of the 12 hours a message may stay invisible after it was received.
-pub(super) fn visibility_budget(received_at: Instant, now: Instant) -> Duration {
-    (received_at + MAX_VISIBILITY_TIMEOUT).saturating_duration_since(now)
+pub(crate) fn visibility_budget(budget_from: Instant, now: Instant) -> Duration {
+    (budget_from + MAX_VISIBILITY_TIMEOUT).saturating_duration_since(now)
 }
 
 fn whole_seconds(d: Duration) -> Duration {
@@ -179,30 +263,63 @@ mod tests {
             "m".into(),
             Receipt::new("r"),
             at,
+            at,
             S(visibility),
             CancellationToken::new(),
         )
     }
 
     #[test]
-    fn extends_by_the_visibility_at_half_time() {
+    fn the_lease_counts_from_the_response_less_a_margin() {
         let t = Instant::now();
-        let l = lease(t, 60);
-        assert_eq!(l.next_action(), Some(t + S(30)));
-        assert!(!l.within(t + S(29), 2));
-        assert!(l.within(t + S(30), 2));
-        assert!(l.within(t + S(15), 3), "coalescing reaches three quarters");
-        assert_eq!(l.plan(t + S(30)), Plan::Extend(S(60)));
+        let l = Lease::new(
+            "m".into(),
+            Receipt::new("r"),
+            t,
+            t + S(12),
+            S(10),
+            CancellationToken::new(),
+        );
+        assert_eq!(l.deadline, t + S(21), "answered 12 s into the poll");
+        assert_eq!(l.give_up_at(), t + S(19));
+        assert_eq!(l.plan(t + S(12), false), Plan::Wait);
+        let short = lease(t, 2);
+        assert_eq!(short.deadline, t + Duration::from_millis(1800));
+        assert_eq!(short.cancel_margin(), Duration::from_millis(400));
     }
 
     #[test]
-    fn the_last_extension_takes_what_the_twelve_hours_leave_then_the_handler_stops() {
+    fn extends_by_the_visibility_at_half_time() {
+        let t = Instant::now();
+        let l = lease(t, 60);
+        // Deadline 59 s (1 s response margin): half-time at 29 s.
+        assert_eq!(l.next_action(), Some(t + S(29)));
+        assert_eq!(l.plan(t + S(28), false), Plan::Wait);
+        assert!(l.within(t + S(29), 2));
+        assert!(l.within(t + S(14), 3), "coalescing reaches three quarters");
+        assert_eq!(l.plan(t + S(14), true), Plan::Extend(S(60)));
+        assert_eq!(l.plan(t + S(29), false), Plan::Extend(S(60)));
+    }
+
+    #[test]
+    fn an_unanswered_extension_gives_the_lease_up_before_it_runs_out() {
+        let t = Instant::now();
+        let mut l = lease(t, 10);
+        l.extending = true;
+        assert_eq!(l.plan(t + S(6), false), Plan::Wait);
+        assert!(
+            matches!(l.plan(t + S(7), false), Plan::GiveUp(why) if why.contains("did not answer"))
+        );
+    }
+
+    #[test]
+    fn the_last_extension_takes_what_the_twelve_hours_leave_then_the_lease_is_given_up() {
         let t = Instant::now();
         let mut l = lease(t, 60);
         let near = t + MAX_VISIBILITY_TIMEOUT - S(40);
         l.deadline = near + S(30);
         // 40 s left, less 1 s of safety.
-        assert_eq!(l.plan(near), Plan::Extend(S(39)));
+        assert_eq!(l.plan(near, false), Plan::Extend(S(39)));
         l.extending = true;
         l.extended(near, S(39));
         assert!(l.capped);
@@ -210,24 +327,23 @@ mod tests {
             !l.within(near + S(30), 4),
             "a capped lease is never extended again"
         );
-        assert_eq!(l.next_action(), Some(near + S(39) - CANCEL_MARGIN));
-        assert_eq!(l.plan(near + S(36)), Plan::Wait);
-        assert!(matches!(l.plan(near + S(37)), Plan::Stop(_)));
+        assert_eq!(l.next_action(), Some(near + S(39) - S(2)));
+        assert_eq!(l.plan(near + S(36), false), Plan::Wait);
+        assert!(matches!(l.plan(near + S(37), false), Plan::GiveUp(_)));
         let budget_gone = t + MAX_VISIBILITY_TIMEOUT - S(2);
         let mut l2 = lease(t, 60);
-        l2.deadline = budget_gone + S(1);
-        assert!(matches!(l2.plan(budget_gone), Plan::Stop(_)));
+        l2.deadline = budget_gone + S(30);
+        assert!(matches!(l2.plan(budget_gone, false), Plan::GiveUp(_)));
     }
 
     #[test]
-    fn a_failed_extension_pauses_before_the_next_try_and_an_expired_lease_stops() {
+    fn a_failed_extension_pauses_before_the_next_try() {
         let t = Instant::now();
         let mut l = lease(t, 10);
         l.extending = true;
         l.extension_failed(t + S(5));
         assert!(!l.within(t + S(5), 2));
-        assert_eq!(l.next_action(), Some(t + S(6)));
         assert!(l.within(t + S(6), 2));
-        assert!(matches!(l.plan(t + S(10)), Plan::Stop(_)));
+        assert_eq!(l.next_action(), Some(t + S(6)));
     }
 }

@@ -1,12 +1,17 @@
-//! The settler: one task that owns every in-flight message's lease and settles each message
-//! exactly once. Because leases and settlements live in one task, an extension is never sent
-//! after (or raced against) the delete of the same message.
+//! The settler: one task that owns every received message's lease and settles each message
+//! exactly once. A message's lease lives from its receive until its settlement is confirmed (or
+//! given up on purpose), so the lease is extended while a delete or a dead-letter send is retried,
+//! and every outcome is counted once, when the lease is removed.
+//!
+//! Extensions and deletes may race (an extension that lands after the delete fails harmlessly);
+//! a settling visibility change never races an extension of the same message, because the two
+//! would leave the message with whichever landed last.
 
 mod calls;
 mod completions;
 mod lease;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +19,13 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use calls::Completed;
-use calls::{Change, ChangeKind, DeadEntry, DeleteEntry, Pending, distinct_batches};
-use lease::{Lease, Plan, visibility_budget};
+use calls::{CALL_TIMEOUT, ChangeEntry, Pending, distinct_batches};
+pub(crate) use calls::{ChangeEnds, Completed, Op};
+use lease::{Lease, Phase, Plan, Settle, State, visibility_budget};
 
 use super::dead_letter::{DeadLetterReason, dead_letter_message};
+use super::observe::{Observer, Operation};
 use super::report::ShutdownReport;
-use crate::events::Scope;
 use crate::message::{Message, Receipt};
 use crate::retry::RetryPolicy;
 use crate::transport::{Queue, Sender};
@@ -55,14 +60,16 @@ pub(crate) enum Verdict {
     Release(&'static str),
 }
 
-/// A received message as the settler tracks it.
+/// A received message as the settler first hears of it.
 pub(crate) struct Tracked {
     pub id: u64,
     pub message_id: String,
     pub receipt: Receipt,
     pub visibility: Duration,
-    /// When the receive call was sent.
-    pub received_at: Instant,
+    /// When the receive call was sent (the 12-hour limit counts from here).
+    pub requested_at: Instant,
+    /// When its response came (the lease counts from here).
+    pub responded_at: Instant,
     pub cancel: CancellationToken,
 }
 
@@ -75,31 +82,47 @@ pub(crate) enum Event {
     Done(Completed),
     /// A FIFO message failed and is being tried again in place.
     RetriedInPlace,
-    /// Every handler has finished: flush everything and stop.
-    Drain,
+    /// No more messages will be received: settle what is held, and stop when it is settled or at
+    /// `deadline`, whichever comes first.
+    Drain {
+        deadline: Instant,
+    },
 }
 
 /// Per-entry error codes that mean the receipt no longer holds the message.
 const RECEIPT_GONE: [&str; 2] = ["ReceiptHandleIsInvalid", "MessageNotInflight"];
+/// A settling call gets at least this long, however little is left of its lease.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
 
 /// What the settler needs to know about its queue.
 pub(crate) struct SettlerSetup {
     pub queue: Arc<dyn Queue>,
     pub dead_letter: Arc<dyn Sender>,
     pub dead_letter_fifo: bool,
-    pub scope: Scope,
+    pub obs: Arc<Observer>,
     pub flush_interval: Duration,
     pub retry: RetryPolicy,
+}
+
+/// How one message left the settler: each is counted once.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    Acked,
+    Retried,
+    Released,
+    DeadLettered,
+    LeaseLost,
+    SettleFailed(Operation),
+    Abandoned,
 }
 
 pub(crate) struct Settler {
     setup: SettlerSetup,
     leases: HashMap<u64, Lease>,
-    deletes: Pending<DeleteEntry>,
-    changes: Pending<Change>,
-    dead: Pending<DeadEntry>,
-    outstanding: usize,
-    draining: bool,
+    deletes: Pending<u64>,
+    changes: Pending<ChangeEntry>,
+    dead: Pending<u64>,
+    drain_by: Option<Instant>,
     report: ShutdownReport,
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
@@ -117,15 +140,14 @@ impl Settler {
             deletes: Pending::new(),
             changes: Pending::new(),
             dead: Pending::new(),
-            outstanding: 0,
-            draining: false,
+            drain_by: None,
             report: ShutdownReport::default(),
             tx,
             rx,
         }
     }
 
-    /// Runs until drained; returns how every message was settled.
+    /// Runs until drained (or the drain deadline); returns how every message was settled.
     pub async fn run(mut self) -> ShutdownReport {
         loop {
             let wake = self.next_wake();
@@ -140,30 +162,38 @@ impl Settler {
             while let Ok(ev) = self.rx.try_recv() {
                 self.on_event(ev);
             }
-            self.on_tick(Instant::now());
-            if self.draining && self.is_idle() {
+            let now = Instant::now();
+            if self.drain_by.is_some_and(|d| now >= d) {
+                self.abandon_all();
+                break;
+            }
+            self.on_tick(now);
+            if self.drain_by.is_some() && self.leases.is_empty() {
                 break;
             }
         }
         self.report
     }
 
-    fn is_idle(&self) -> bool {
-        self.outstanding == 0
-            && self.leases.is_empty()
-            && self.deletes.items.is_empty()
-            && self.changes.items.is_empty()
-            && self.dead.items.is_empty()
-    }
-
     fn next_wake(&self) -> Instant {
         let interval = self.setup.flush_interval;
-        let flushes = [self.deletes.since, self.changes.since, self.dead.since]
-            .into_iter()
-            .flatten()
-            .map(|s| s + interval);
+        let urgent = self
+            .changes
+            .items
+            .iter()
+            .any(|c| c.extension)
+            .then(Instant::now);
+        let flushes = [
+            self.deletes.due_at(interval),
+            self.changes.due_at(interval),
+            self.dead.due_at(interval),
+            urgent,
+            self.drain_by,
+        ];
         let leases = self.leases.values().filter_map(Lease::next_action);
         flushes
+            .into_iter()
+            .flatten()
             .chain(leases)
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
@@ -174,80 +204,47 @@ impl Settler {
         match ev {
             Event::Received(tracked) => {
                 self.report.received += tracked.len() as u64;
-                self.setup.scope.received(tracked.len());
+                self.setup.obs.received(tracked.len());
                 for t in tracked {
-                    self.leases.insert(
-                        t.id,
-                        Lease::new(
-                            t.message_id,
-                            t.receipt,
-                            t.received_at,
-                            t.visibility,
-                            t.cancel,
-                        ),
+                    let lease = Lease::new(
+                        t.message_id,
+                        t.receipt,
+                        t.requested_at,
+                        t.responded_at,
+                        t.visibility,
+                        t.cancel,
                     );
+                    self.leases.insert(t.id, lease);
                 }
             }
             Event::Decided { id, verdict } => self.on_decided(id, verdict, now),
-            Event::Done(done) => {
-                self.outstanding -= 1;
-                self.on_completed(done, now);
-            }
+            Event::Done(done) => self.on_completed(done, now),
             Event::RetriedInPlace => {
                 self.report.retried_in_place += 1;
-                self.setup.scope.retried_in_place();
+                self.setup.obs.retried_in_place();
             }
-            Event::Drain => self.draining = true,
+            Event::Drain { deadline } => self.drain_by = Some(deadline),
         }
-        self.setup.scope.in_flight(self.leases.len());
     }
 
     fn on_decided(&mut self, id: u64, verdict: Verdict, now: Instant) {
         let Some(lease) = self.leases.get_mut(&id) else {
-            tracing::error!(
-                id,
-                "a message was decided twice; the second verdict is ignored"
-            );
+            tracing::error!(id, "a verdict for a message that is not held; ignored");
             return;
         };
-        if lease.extending {
-            // The extension in flight must land before the message is settled.
-            lease.deferred = Some(verdict);
-            return;
+        match lease.state {
+            State::Lost => return self.finish(id, Outcome::LeaseLost),
+            State::Settling(_) => {
+                tracing::error!(id, message_id = %lease.message_id, "a message was decided twice; the second verdict is ignored");
+                return;
+            }
+            State::Running => {}
         }
-        let lease = self.leases.remove(&id).expect("present: looked up above");
-        if lease.lost {
-            self.report.lease_lost += 1;
-            return;
-        }
-        self.apply(id, lease, verdict, now);
-    }
-
-    /// Queues the settlement of a decided message whose lease has just ended.
-    fn apply(&mut self, id: u64, lease: Lease, verdict: Verdict, now: Instant) {
-        let Lease {
-            message_id,
-            receipt,
-            received_at,
-            ..
-        } = lease;
-        let change = |timeout, kind| Change {
-            id,
-            message_id: message_id.clone(),
-            receipt: receipt.clone(),
-            timeout,
-            kind,
-            issued: now,
-        };
-        match verdict {
-            Verdict::Ack => self.deletes.push(
-                DeleteEntry {
-                    message_id,
-                    receipt,
-                    dead_lettered: false,
-                },
-                now,
-            ),
+        let (message_id, budget_from) = (lease.message_id.clone(), lease.budget_from);
+        let op = match verdict {
+            Verdict::Ack => Op::Delete {
+                dead_lettered: false,
+            },
             Verdict::Retry {
                 delay,
                 attempt,
@@ -255,16 +252,21 @@ impl Settler {
                 cause,
             } => {
                 self.count_cause(cause);
-                let delay = delay.min(visibility_budget(received_at, now));
+                let delay = delay.min(visibility_budget(budget_from, now));
                 self.setup
-                    .scope
+                    .obs
                     .retry_decided(&message_id, attempt, delay, &reason);
-                self.changes.push(change(delay, ChangeKind::Retry), now);
+                Op::Change {
+                    timeout: delay,
+                    ends: ChangeEnds::Retried,
+                }
             }
             Verdict::Release(why) => {
-                tracing::debug!(queue = %self.setup.scope.queue, message_id, why, "releasing message");
-                self.changes
-                    .push(change(Duration::ZERO, ChangeKind::Release), now);
+                tracing::debug!(queue = %self.setup.obs.queue, message_id, why, "releasing message");
+                Op::Change {
+                    timeout: Duration::ZERO,
+                    ends: ChangeEnds::Released,
+                }
             }
             Verdict::DeadLetter {
                 message,
@@ -274,27 +276,59 @@ impl Settler {
                 self.count_cause(cause);
                 let out = dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
                 if out.note.is_some() {
-                    tracing::warn!(queue = %self.setup.scope.queue, message_id, kind = %reason.kind,
-                        "the dead-letter reason does not fit on the message; it goes in a note before it");
+                    tracing::warn!(queue = %self.setup.obs.queue, message_id, kind = %reason.kind,
+                        "the dead-letter reason does not fit on the message; it goes in a note just before it");
                 }
-                let (first, then) = match out.note {
-                    Some(note) => (note, Some(out.message)),
-                    None => (out.message, None),
-                };
                 self.setup
-                    .scope
+                    .obs
                     .dead_letter_decided(&message_id, &reason.kind, &reason.message);
-                self.dead.push(
-                    DeadEntry {
-                        message_id,
-                        receipt,
-                        out: first,
-                        then,
-                        received_at,
-                        attempt: reason.attempt,
-                    },
-                    now,
-                );
+                let (out, then) = match out.note {
+                    Some(note) => (Box::new(note), Some(Box::new(out.message))),
+                    None => (Box::new(out.message), None),
+                };
+                Op::DeadLetter {
+                    out,
+                    then,
+                    attempt: reason.attempt,
+                }
+            }
+        };
+        if let Some(lease) = self.leases.get_mut(&id) {
+            lease.state = State::Settling(Settle::new(op));
+        }
+        self.ready(id, now);
+    }
+
+    /// Queues a settlement whose turn has come, unless a visibility change would race an
+    /// extension in flight (it is queued when the extension lands).
+    fn ready(&mut self, id: u64, now: Instant) {
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return;
+        };
+        let State::Settling(s) = &mut lease.state else {
+            return;
+        };
+        let turn = match s.phase {
+            Phase::Ready => true,
+            Phase::Backoff(at) => at <= now,
+            Phase::Queued | Phase::InFlight => false,
+        };
+        if !turn || (!s.op.keeps_lease() && lease.extending) {
+            return;
+        }
+        s.phase = Phase::Queued;
+        match &s.op {
+            Op::Delete { .. } => self.deletes.push(id, now),
+            Op::DeadLetter { .. } => self.dead.push(id, now),
+            Op::Change { timeout, .. } => {
+                let entry = ChangeEntry {
+                    id,
+                    receipt: lease.receipt.clone(),
+                    timeout: *timeout,
+                    extension: false,
+                    issued: now,
+                };
+                self.changes.push(entry, now);
             }
         }
     }
@@ -307,74 +341,219 @@ impl Settler {
         }
     }
 
-    fn on_tick(&mut self, now: Instant) {
-        self.tend_leases(now);
-        let interval = self.setup.flush_interval;
-        let (queue, scope) = (&self.setup.queue, &self.setup.scope);
-        let urgent = self
-            .changes
-            .items
-            .iter()
-            .any(|c| c.kind == ChangeKind::Extend);
-        if self.changes.due(interval, now, self.draining || urgent) {
-            for batch in distinct_batches(self.changes.take(), |c| c.message_id.clone(), |_| 0) {
-                self.outstanding += 1;
-                calls::spawn_changes(queue.clone(), scope.clone(), self.tx.clone(), batch);
-            }
+    /// Removes a message and counts how it left: the one place outcomes are counted.
+    fn finish(&mut self, id: u64, outcome: Outcome) {
+        if self.leases.remove(&id).is_none() {
+            return;
         }
-        if self.dead.due(interval, now, self.draining) {
-            for batch in
-                distinct_batches(self.dead.take(), |d| d.message_id.clone(), |d| d.out.size())
-            {
-                self.outstanding += 1;
-                calls::spawn_dead_letters(
-                    self.setup.dead_letter.clone(),
-                    scope.clone(),
-                    self.tx.clone(),
-                    batch,
-                );
+        let (r, obs) = (&mut self.report, &self.setup.obs);
+        match outcome {
+            Outcome::Acked => {
+                r.acked += 1;
+                obs.acked();
             }
-        }
-        if self.deletes.due(interval, now, self.draining) {
-            for batch in distinct_batches(self.deletes.take(), |d| d.message_id.clone(), |_| 0) {
-                self.outstanding += 1;
-                calls::spawn_deletes(queue.clone(), scope.clone(), self.tx.clone(), batch);
+            Outcome::Retried => {
+                r.retried += 1;
+                obs.retried();
+            }
+            Outcome::Released => {
+                r.released += 1;
+                obs.released();
+            }
+            Outcome::DeadLettered => {
+                r.dead_lettered += 1;
+                obs.dead_lettered();
+            }
+            Outcome::LeaseLost => {
+                r.lease_lost += 1;
+                obs.lease_lost();
+            }
+            Outcome::SettleFailed(op) => {
+                r.settle_failed += 1;
+                obs.settle_failed(op);
+            }
+            Outcome::Abandoned => {
+                r.abandoned += 1;
+                obs.abandoned();
             }
         }
     }
 
-    /// Extends every lease within half its visibility of running out, and with them those within
-    /// three quarters so extensions share batch calls; stops handlers whose lease cannot be kept.
+    /// The drain deadline passed: whatever is still held reappears after its visibility timeout.
+    fn abandon_all(&mut self) {
+        let ids: Vec<u64> = self.leases.keys().copied().collect();
+        if !ids.is_empty() {
+            tracing::warn!(queue = %self.setup.obs.queue, count = ids.len(),
+                "shutdown deadline passed with messages not yet settled; they reappear after their visibility timeout");
+        }
+        for id in ids {
+            if let Some(l) = self.leases.get(&id) {
+                l.cancel.cancel();
+            }
+            self.finish(id, Outcome::Abandoned);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.tend_leases(now);
+        self.flush(now);
+    }
+
+    /// Extends leases that are due (with those within three quarters, so they share calls),
+    /// gives up those that cannot be kept, and queues settlements whose backoff is over.
     fn tend_leases(&mut self, now: Instant) {
-        let extend_now = self.leases.values().any(|l| l.within(now, 2));
+        let coalesce = self.leases.values().any(|l| l.within(now, 2));
+        let mut lost: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let mut unsettled = Vec::new();
+        let mut turn = Vec::new();
         for (id, lease) in &mut self.leases {
-            if lease.lost || lease.extending {
-                continue;
-            }
-            let consider =
-                lease.capped || now >= lease.deadline || (extend_now && lease.within(now, 3));
-            if !consider {
-                continue;
-            }
-            match lease.plan(now) {
+            match lease.plan(now, coalesce) {
                 Plan::Extend(timeout) => {
                     lease.extending = true;
-                    let c = Change {
+                    let c = ChangeEntry {
                         id: *id,
-                        message_id: lease.message_id.clone(),
                         receipt: lease.receipt.clone(),
                         timeout,
-                        kind: ChangeKind::Extend,
+                        extension: true,
                         issued: now,
                     };
                     self.changes.push(c, now);
                 }
-                Plan::Stop(why) => {
-                    lease.lose();
-                    self.setup.scope.lease_lost(&lease.message_id, why);
-                }
+                Plan::GiveUp(why) => match &mut lease.state {
+                    State::Running => {
+                        lease.state = State::Lost;
+                        lease.cancel.cancel();
+                        lost.entry(why).or_default().push(lease.message_id.clone());
+                    }
+                    State::Settling(s) if s.phase == Phase::InFlight => s.given_up = true,
+                    State::Settling(s) => unsettled.push((*id, s.op.operation())),
+                    State::Lost => {}
+                },
                 Plan::Wait => {}
             }
+            if let State::Settling(s) = &lease.state {
+                if matches!(s.phase, Phase::Ready)
+                    || matches!(s.phase, Phase::Backoff(at) if at <= now)
+                {
+                    turn.push(*id);
+                }
+            }
+        }
+        for (why, ids) in lost {
+            self.setup.obs.leases_lost(&ids, why);
+        }
+        for (id, op) in unsettled {
+            tracing::debug!(queue = %self.setup.obs.queue, id, "the lease ran out before the message could be settled");
+            self.finish(id, Outcome::SettleFailed(op));
+        }
+        for id in turn {
+            self.ready(id, now);
+        }
+    }
+
+    /// How long a call for these leases may take: until the first of them must be given up.
+    fn call_limit(&self, ids: impl Iterator<Item = u64>, now: Instant) -> Duration {
+        let by_lease = ids
+            .filter_map(|id| self.leases.get(&id))
+            .map(|l| l.give_up_at().saturating_duration_since(now))
+            .min()
+            .unwrap_or(CALL_TIMEOUT);
+        let by_drain = self
+            .drain_by
+            .map_or(CALL_TIMEOUT, |d| d.saturating_duration_since(now));
+        by_lease.min(by_drain).min(CALL_TIMEOUT).max(MIN_CALL_TIME)
+    }
+
+    /// Marks a queued settlement as on the wire; false if it is no longer queued.
+    fn take_queued(&mut self, id: u64) -> bool {
+        match self.leases.get_mut(&id).map(|l| &mut l.state) {
+            Some(State::Settling(s)) if s.phase == Phase::Queued => {
+                s.phase = Phase::InFlight;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let interval = self.setup.flush_interval;
+        let draining = self.drain_by.is_some();
+        let urgent = self.changes.items.iter().any(|c| c.extension);
+        if self.changes.due(interval, now, draining || urgent) {
+            let entries: Vec<ChangeEntry> = self
+                .changes
+                .take()
+                .into_iter()
+                .filter(|c| {
+                    if c.extension {
+                        self.leases
+                            .get(&c.id)
+                            .is_some_and(|l| l.extending && !matches!(l.state, State::Lost))
+                    } else {
+                        true
+                    }
+                })
+                .collect();
+            let entries: Vec<ChangeEntry> = entries
+                .into_iter()
+                .filter(|c| c.extension || self.take_queued(c.id))
+                .collect();
+            for batch in distinct_batches(entries, |c| c.id, |_| 0) {
+                let limit = self.call_limit(batch.iter().map(|c| c.id), now);
+                let (queue, obs, tx) = self.call_parts();
+                calls::spawn_changes(queue, obs, tx, batch, limit);
+            }
+        }
+        if self.dead.due(interval, now, draining) {
+            let ids: Vec<u64> = self.dead.take();
+            let mut entries = Vec::new();
+            for id in ids {
+                if self.take_queued(id) {
+                    if let Some(out) = self.dead_letter_of(id) {
+                        entries.push((id, out));
+                    }
+                }
+            }
+            for batch in distinct_batches(entries, |e| e.0, |e| e.1.size()) {
+                let limit = self.call_limit(batch.iter().map(|e| e.0), now);
+                let (_, obs, tx) = self.call_parts();
+                let dlq = self.setup.dead_letter.clone();
+                calls::spawn_dead_letters(dlq, obs, tx, batch, limit);
+            }
+        }
+        if self.deletes.due(interval, now, draining) {
+            let ids: Vec<u64> = self.deletes.take();
+            let mut entries = Vec::new();
+            for id in ids {
+                if self.take_queued(id) {
+                    if let Some(l) = self.leases.get(&id) {
+                        entries.push((id, l.receipt.clone()));
+                    }
+                }
+            }
+            for batch in distinct_batches(entries, |e| e.0, |_| 0) {
+                let limit = self.call_limit(batch.iter().map(|e| e.0), now);
+                let (queue, obs, tx) = self.call_parts();
+                calls::spawn_deletes(queue, obs, tx, batch, limit);
+            }
+        }
+    }
+
+    fn call_parts(&self) -> (Arc<dyn Queue>, Arc<Observer>, UnboundedSender<Event>) {
+        (
+            self.setup.queue.clone(),
+            self.setup.obs.clone(),
+            self.tx.clone(),
+        )
+    }
+
+    fn dead_letter_of(&self, id: u64) -> Option<crate::message::OutgoingMessage> {
+        match &self.leases.get(&id)?.state {
+            State::Settling(Settle {
+                op: Op::DeadLetter { out, .. },
+                ..
+            }) => Some(out.as_ref().clone()),
+            _ => None,
         }
     }
 }

@@ -1,0 +1,186 @@
+//! What an operator sees of a consumer: its metrics and its log lines.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use common::*;
+use fleet_bus::consumer::{Delivery, handler_fn};
+use fleet_bus::{Consumer, OutgoingMessage};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn snapshotter() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this test binary");
+        snapshotter
+    })
+}
+
+/// The sum of a gauge over every series whose `queue` label is `queue`.
+fn gauge_sum(name: &str, queue: &str) -> f64 {
+    snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(k, _, _, _)| {
+            k.key().name() == name
+                && k.key()
+                    .labels()
+                    .any(|l| l.key() == "queue" && l.value() == queue)
+        })
+        .map(|(_, _, _, v)| match v {
+            DebugValue::Gauge(g) => g.into_inner(),
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_consumers_of_one_queue_count_their_own_messages_in_flight() {
+    snapshotter();
+    let bus = bus_with_queue("gauged", 3, SECS(30)).await;
+    send_all(
+        &bus,
+        "gauged",
+        vec![OutgoingMessage::new("a"), OutgoingMessage::new("b")],
+    )
+    .await;
+    let handler = handler_fn(|_d: Delivery| async move {
+        tokio::time::sleep(SECS(60)).await;
+        Ok(())
+    });
+    let one = |name: &str| {
+        let name = name.to_owned();
+        Consumer::new(bus.clone(), "gauged")
+            .handler(handler.clone())
+            .configure(move |c| {
+                c.pollers = 1;
+                c.max_in_flight = Some(1);
+                c.handler_name = name;
+            })
+    };
+    let a = spawn(one("worker-a"));
+    let b = spawn(one("worker-b"));
+    tokio::time::sleep(SECS(5)).await;
+    // The debugging recorder's snapshot resets what it reads: the second reading is the change
+    // since the first.
+    let held = gauge_sum(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    assert_eq!(held, 2.0, "each consumer holds one message");
+    wait_drained(&bus, "gauged", SECS(120)).await;
+    let (ra, rb) = (a.stop().await, b.stop().await);
+    assert_eq!(ra.acked + rb.acked, 2, "{ra} / {rb}");
+    let change = gauge_sum(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    assert_eq!(held + change, 0.0, "nothing left in flight");
+}
+
+/// Log lines written while the guard lives, as text.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn matching(&self, needle: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_batch_call_is_one_log_line_not_one_per_message() {
+    let (lines, _guard) = Lines::capture();
+    let bus = bus_with_queue("noisy", 5, SECS(10)).await;
+    send_all(
+        &bus,
+        "noisy",
+        (0..10)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect(),
+    )
+    .await;
+    let faulty = faults::Faulty::new(bus.clone());
+    faulty.inject(
+        faults::Op::Delete,
+        faults::Fault::Fail {
+            code: "AccessDenied",
+            retryable: false,
+        },
+        Some(1),
+    );
+    let handler = handler_fn(|_d: Delivery| async move { Ok(()) });
+    let running = spawn(
+        Consumer::new(faulty.clone(), "noisy")
+            .handler(handler)
+            .configure(|c| c.pollers = 1),
+    );
+    wait_drained(&bus, "noisy", SECS(120)).await;
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    assert_eq!(
+        report.received, 20,
+        "refused once, all ten came back: {report}"
+    );
+    let failed = lines.matching("AccessDenied");
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].contains("10"),
+        "the line says how many: {}",
+        failed[0]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn settings_a_redrive_policy_overrides_are_named_in_a_warning() {
+    let (lines, _guard) = Lines::capture();
+    let bus = bus_with_queue("overridden", 3, SECS(30)).await;
+    let running = spawn(
+        Consumer::new(bus.clone(), "overridden")
+            .handler(handler_fn(|_d: Delivery| async move { Ok(()) }))
+            .configure(|c| {
+                c.max_attempts = Some(7);
+                c.dead_letter_queue = Some("elsewhere".into());
+            }),
+    );
+    tokio::time::sleep(SECS(1)).await;
+    running.stop().await;
+    let warned = lines.matching("WARN");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("max_attempts") && l.contains("dead_letter_queue")),
+        "{warned:#?}"
+    );
+}

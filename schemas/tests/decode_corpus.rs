@@ -174,7 +174,8 @@ fn check(case: &Case, outcome: Result<impl std::fmt::Debug, SchemaError>) -> Opt
         }
     }
     let handler_error = HandlerError::from(e);
-    if handler_error.label() != case.label || !handler_error.to_string().contains(&report) {
+    // The dead-letter reason's message is the cause text: the whole report, each level once.
+    if handler_error.label() != case.label || handler_error.cause_text() != report {
         return Some(format!(
             "handler error {handler_error} lost the label or the reason"
         ));

@@ -11,7 +11,8 @@ use crate::text::{Checked, Rule, check_length};
 pub type Currency = Checked<CurrencyRule>;
 /// An email template name: 1 to 64 characters of `a-z`, `0-9`, `_` and `-`.
 pub type TemplateName = Checked<TemplateNameRule>;
-/// An email address (`local@domain.tld`, no display name, at most 254 characters).
+/// An email address (`local@domain.tld`, no display name, at most 254 characters; non-ASCII
+/// letters allowed, as RFC 6531 does).
 pub type Email = Checked<EmailRule>;
 
 /// The rule of [`Currency`].
@@ -139,11 +140,29 @@ impl Rule for EmailRule {
     fn schema() -> Schema {
         json_schema!({
             "type": "string",
-            "format": "email",
+            "format": "idn-email",
+            "pattern": email_pattern(),
             "minLength": 3,
             "maxLength": MAX_EMAIL_CHARS,
         })
     }
+}
+
+/// The shape [`EmailRule`] accepts, as a JSON Schema `pattern` (the subset of ECMA 262 regular
+/// expressions that validators share: no look-around, `\uXXXX` escapes). `format: email` alone
+/// says less: validators accept display names (`Ada <ada@example.com>`), IP literals and
+/// dotless domains, which the decoder refuses.
+fn email_pattern() -> String {
+    // RFC 5322 `atext`: any character but ASCII controls, space and `"(),.:;<>@[\]`.
+    let atext = r#"[^\u0000-\u0020"(),.:;<>@\[\\\]\u007F]"#;
+    // How a domain label starts and ends: an ASCII letter or digit, or any non-ASCII character
+    // (the decoder also wants that one to be a letter or digit).
+    let let_dig = r"[^\u0000-\u002F\u003A-\u0040\u005B-\u0060\u007B-\u007F]";
+    // A quoted local part: printable characters, space and tab, and `\`-escaped pairs.
+    let quoted = r#""(?:[^\u0000-\u0008\u000A-\u001F"\\\u007F]|\\[\u0021-\u007E])+""#;
+    let local = format!(r"(?:{atext}+(?:\.{atext}+)*|{quoted})");
+    let label = format!("{let_dig}(?:{atext}*{let_dig})?");
+    format!(r"^{local}@{label}(?:\.{label})+$")
 }
 
 /// `email_address` words its errors as sentences ("Invalid character."); Fleet's reasons are
@@ -195,6 +214,56 @@ mod tests {
             "ada@@example.com",
         ] {
             assert!(Email::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The schema's pattern alone (what a validator that does not check `format` sees) gives the
+    /// decoder's verdict, except where it cannot: byte lengths, and a non-ASCII character that is
+    /// not a letter or digit at either end of a domain label.
+    #[test]
+    fn the_email_pattern_says_what_the_rule_says() {
+        let schema = serde_json::json!({"type": "string", "pattern": email_pattern()});
+        let pattern = jsonschema::validator_for(&schema).unwrap();
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long_label = format!("ada@{}.com", "b".repeat(64));
+        let differ = [long_local.as_str(), long_label.as_str(), "ada@€xample.com"];
+        let addresses = [
+            "ada@example.com",
+            "ada.lovelace+orders@mail.example.co.uk",
+            "o'brien@example.ie",
+            "user_name@sub_domain.example.com",
+            "x@a.b",
+            "ådä@exämple.com",
+            "\"ada lovelace\"@example.com",
+            "\"a\\\"b\"@example.com",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@localhost",
+            "Ada <ada@example.com>",
+            "ada@[127.0.0.1]",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@example.com.",
+            ".ada@example.com",
+            "ada.@example.com",
+            "ada..lovelace@example.com",
+            "ada@-example.com",
+            "ada@example-.com",
+            "ada@example..com",
+            "\"\"@example.com",
+            "ada@exa mple.com",
+            "ada\u{7f}@example.com",
+        ];
+        for address in addresses.iter().chain(&differ) {
+            let by_rule = EmailRule::check(address).is_ok();
+            let by_pattern = pattern.is_valid(&serde_json::json!(address));
+            let expected_agreement = !differ.contains(address);
+            assert_eq!(
+                by_rule == by_pattern,
+                expected_agreement,
+                "{address}: rule {by_rule}, pattern {by_pattern}"
+            );
         }
     }
 }

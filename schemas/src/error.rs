@@ -1,8 +1,5 @@
 //! The one error type of `fleet-schemas`, and how a worker turns it into a dead-letter reason.
 
-use std::error::Error as StdError;
-use std::fmt;
-
 use fleet_bus::{BusError, HandlerError};
 
 /// Everything that can be wrong with a message: too big, not JSON, not Fleet's envelope, an
@@ -133,14 +130,7 @@ impl SchemaError {
 
     /// The message and its causes on one line (`a: b: c`), for logs and dead-letter reasons.
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        text
+        fleet_bus::chain_text(self)
     }
 
     pub(crate) fn missing(field: impl Into<String>) -> Self {
@@ -165,34 +155,31 @@ impl SchemaError {
     }
 }
 
-/// Bad input never gets better by retrying: every schema error dead-letters the message at once,
-/// labelled with [`SchemaError::label`].
+/// Bad input never gets better by retrying: every schema error about the message dead-letters
+/// it at once, labelled with [`SchemaError::label`]. A failed send (`Send`, from
+/// [`Producer`](crate::Producer)) is not about the message: it follows the bus's one rule,
+/// [`HandlerError::from(BusError)`](HandlerError#impl-From<BusError>-for-HandlerError), so
+/// throttling, 5xx, network errors and a missing topic are retried (`bus_unavailable`,
+/// `bus_not_found`) and only a refused request dead-letters (`bus_refused`).
+///
+/// The schema error is the handler error's cause, so [`HandlerError::cause_text`] (the
+/// dead-letter reason's message) reads `invalid JSON: EOF while parsing ...`, each level once.
 impl From<SchemaError> for HandlerError {
     fn from(e: SchemaError) -> Self {
-        let label = e.label();
-        HandlerError::permanent(Reported(e)).with_label(label)
-    }
-}
-
-/// A schema error whose text carries its whole cause chain, because the dead-letter reason
-/// (`fleet.error.message`) shows a handler error's source on one line and nothing deeper.
-#[derive(Debug)]
-struct Reported(SchemaError);
-
-impl fmt::Display for Reported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.report())
-    }
-}
-
-impl StdError for Reported {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.0)
+        match e {
+            SchemaError::Send(bus) => HandlerError::from(bus),
+            e => {
+                let label = e.label();
+                HandlerError::permanent(e).with_label(label)
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as StdError;
+
     use super::*;
     use fleet_bus::consumer::FailureKind;
 
@@ -202,11 +189,96 @@ mod tests {
         let e: HandlerError = SchemaError::json(json).into();
         assert_eq!(e.kind(), FailureKind::Permanent);
         assert_eq!(e.label(), "invalid_json");
-        let text = e.to_string();
+        let text = e.cause_text();
         assert!(
             text.ends_with("invalid JSON: EOF while parsing a value at line 1 column 9"),
             "{text}"
         );
+    }
+
+    fn throttled() -> BusError {
+        BusError::Api {
+            resource: "fleet-events".into(),
+            operation: "PublishBatch",
+            code: "ThrottlingException".into(),
+            message: "Rate exceeded".into(),
+            retryable: true,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn send_failures_follow_the_bus_rule_and_bad_input_stays_permanent() {
+        let e: HandlerError = SchemaError::Send(throttled()).into();
+        assert_eq!(
+            (e.kind(), e.label()),
+            (FailureKind::Transient, "bus_unavailable")
+        );
+        let missing = BusError::NotFound {
+            kind: "topic",
+            name: "fleet-events".into(),
+        };
+        let e: HandlerError = SchemaError::Send(missing).into();
+        assert_eq!(
+            (e.kind(), e.label()),
+            (FailureKind::Transient, "bus_not_found")
+        );
+        let refused = BusError::Api {
+            resource: "fleet-events".into(),
+            operation: "PublishBatch",
+            code: "InvalidParameterValue".into(),
+            message: "no".into(),
+            retryable: false,
+            source: None,
+        };
+        let e: HandlerError = SchemaError::Send(refused).into();
+        assert_eq!(
+            (e.kind(), e.label()),
+            (FailureKind::Permanent, "bus_refused")
+        );
+        let e: HandlerError = SchemaError::invalid("payload.currency", "not a code").into();
+        assert_eq!(
+            (e.kind(), e.label()),
+            (FailureKind::Permanent, "invalid_field")
+        );
+        let e: HandlerError =
+            SchemaError::BadEnvelope(BusError::Envelope("no Message".into())).into();
+        assert_eq!(
+            (e.kind(), e.label()),
+            (FailureKind::Permanent, "bad_envelope")
+        );
+    }
+
+    /// Every level of a chain printed by walking `source()` (as anyhow's `{:#}` does).
+    fn walk(e: &HandlerError) -> Vec<String> {
+        let mut levels = vec![e.to_string()];
+        let mut cause = StdError::source(e);
+        while let Some(c) = cause {
+            levels.push(c.to_string());
+            cause = c.source();
+        }
+        levels
+    }
+
+    #[test]
+    fn the_dead_letter_reason_and_a_chain_walk_print_each_level_once() {
+        let json = serde_json::from_str::<serde_json::Value>("{\"a\": tru").unwrap_err();
+        let e: HandlerError = SchemaError::json(json).into();
+        assert_eq!(
+            e.cause_text(),
+            "invalid JSON: EOF while parsing a value at line 1 column 9"
+        );
+        let walked = walk(&e).join(": ");
+        assert_eq!(
+            walked,
+            "permanent failure (invalid_json): invalid JSON: EOF while parsing a value at line 1 column 9"
+        );
+        let e: HandlerError = SchemaError::Send(throttled()).into();
+        assert_eq!(
+            e.cause_text(),
+            "PublishBatch on fleet-events failed with ThrottlingException: Rate exceeded"
+        );
+        assert_eq!(walk(&e).join(": ").matches("Rate exceeded").count(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`decode`], [`decode_as`] and [`Registry`]: body to typed envelope, or a [`SchemaError`]
 //!   whose [`label`](SchemaError::label) names the problem;
 //! - [`Router`]: a consumer handler that routes by type and dead-letters what it cannot decode;
+//!   what it does with types it has no handler for is a choice ([`Unknown`], a fallback);
 //! - [`json_schemas`] / [`write_json_schemas`]: the schemas in `schemas/json`, regenerated with
 //!   `cargo run -p fleet-schemas --bin export-schemas`.
 //!
@@ -30,7 +31,7 @@ pub mod text;
 mod time;
 
 pub use decode::{MAX_BODY_BYTES, decode, decode_as};
-pub use dispatch::{DECODE_FAILURES, Router};
+pub use dispatch::{DECODE_FAILURES, Router, SKIPPED, Unknown};
 pub use envelope::{
     ATTR_TYPE, ATTR_VERSION, Envelope, Header, MAX_ID_CHARS, MAX_PRODUCER_CHARS, MAX_TYPE_CHARS,
 };

@@ -6,6 +6,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Value, json};
 
@@ -74,14 +76,40 @@ pub fn json_schemas() -> Vec<(String, String)> {
             E: Event,
             FleetEvent: From<E>,
         {
-            let schema = SchemaGenerator::default().into_root_schema_for::<Envelope<E>>();
+            let schema = generator().into_root_schema_for::<Envelope<E>>();
             self.0.push((schema_file_name::<E>(), render(&schema)));
         }
     }
-    let header = SchemaGenerator::default().into_root_schema_for::<Header>();
+    let header = generator().into_root_schema_for::<Header>();
     let mut files = Collect(vec![(HEADER_SCHEMA_FILE.to_owned(), render(&header))]);
     for_each_event(&mut files);
     files.0
+}
+
+/// Draft 2020-12, with the bounds of every integer stated.
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with_transform(RecursiveTransform(integer_bounds))
+        .into_generator()
+}
+
+/// States the range the decoder enforces on an integer: schemars gives `uint64` a minimum but no
+/// maximum, and JSON Schema's `integer` alone takes any whole number, so without it a producer's
+/// validator would pass an amount past 64 bits that the decoder refuses.
+fn integer_bounds(schema: &mut Schema) {
+    let (min, max) = match schema.get("format").and_then(Value::as_str) {
+        Some("uint64") => (json!(0), json!(u64::MAX)),
+        Some("uint32") => (json!(0), json!(u32::MAX)),
+        Some("int64") => (json!(i64::MIN), json!(i64::MAX)),
+        Some("int32") => (json!(i32::MIN), json!(i32::MAX)),
+        _ => return,
+    };
+    if schema.get("minimum").is_none() {
+        schema.insert("minimum".into(), min);
+    }
+    if schema.get("maximum").is_none() {
+        schema.insert("maximum".into(), max);
+    }
 }
 
 fn render(schema: &Schema) -> String {
@@ -140,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_type_schema_fixes_type_and_version_and_carries_the_constraints() {
-        let schema = SchemaGenerator::default().into_root_schema_for::<Envelope<OrderPlaced>>();
+        let schema = generator().into_root_schema_for::<Envelope<OrderPlaced>>();
         let v = schema.as_value();
         assert_eq!(v["properties"]["type"]["const"], "order.placed");
         assert_eq!(v["properties"]["version"]["const"], 2);
@@ -161,6 +189,9 @@ mod tests {
         assert_eq!(payload["properties"]["currency"]["pattern"], "^[A-Z]{3}$");
         let item = &v["$defs"]["LineItem"]["properties"];
         assert_eq!(item["quantity"]["maximum"], 10_000);
+        assert_eq!(item["unit_price_cents"]["maximum"], u64::MAX);
+        assert_eq!(payload["properties"]["total_cents"]["maximum"], u64::MAX);
+        assert_eq!(payload["properties"]["total_cents"]["minimum"], 0);
         assert!(
             payload.get("additionalProperties").is_none(),
             "unknown fields are allowed"

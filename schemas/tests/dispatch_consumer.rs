@@ -75,6 +75,8 @@ fn router(seen: &Seen) -> Router {
 #[tokio::test(start_paused = true)]
 async fn bad_messages_are_dead_lettered_at_once_with_their_label_and_counted() {
     let queue = "schemas-dispatch";
+    // Installs the recorder before anything counts (a count made before it is lost).
+    counters();
     let bus = bus_with_queue(queue, 5).await;
     let bad = bad_bodies();
     let mut messages: Vec<OutgoingMessage> = [

@@ -25,6 +25,32 @@ pub(crate) fn parse(text: &str) -> Result<Value, SchemaError> {
     Ok(value)
 }
 
+/// Whether a JSON number is a whole number: an integer, or a float with no fraction (`4493.0`,
+/// `4.493e3`), as JSON Schema's `integer` counts it.
+pub(crate) fn is_whole(n: &Number) -> bool {
+    n.is_u64()
+        || n.is_i64()
+        || n.as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+}
+
+/// The integer a whole JSON number stands for, when it fits in 64 bits (`u64` or `i64`).
+/// Python and Java producers write whole amounts as floats (`4493.0`); they mean the integer.
+pub(crate) fn whole(n: &Number) -> Option<Number> {
+    if n.is_u64() || n.is_i64() {
+        return Some(n.clone());
+    }
+    // 2^64 and -2^63 are exact as floats; `as` would saturate past them, so they bound the range.
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    const MINUS_TWO_POW_63: f64 = -9_223_372_036_854_775_808.0;
+    let f = n.as_f64().filter(|_| is_whole(n))?;
+    match f {
+        f if (0.0..TWO_POW_64).contains(&f) => Some(Number::from(f as u64)),
+        f if (MINUS_TWO_POW_63..0.0).contains(&f) => Some(Number::from(f as i64)),
+        _ => None,
+    }
+}
+
 /// A JSON value whose objects have no duplicate keys. Parsers disagree on which duplicate wins,
 /// so a producer and a worker could read different messages from the same bytes.
 struct Strict(Value);
@@ -133,6 +159,35 @@ mod tests {
         assert!(error(r#"{"a": "\udc00"}"#).contains("surrogate"));
         assert!(error(r#"{"a": "#).contains("EOF"));
         assert!(error(&"[".repeat(10_000)).contains("recursion limit"));
+    }
+
+    #[test]
+    fn whole_numbers_are_integers_whatever_their_spelling() {
+        let number = |text: &str| match parse(text).unwrap() {
+            Value::Number(n) => n,
+            other => panic!("{other}"),
+        };
+        for (text, expected) in [
+            ("4493", Some(Value::from(4493u64))),
+            ("4493.0", Some(Value::from(4493u64))),
+            ("4.493e3", Some(Value::from(4493u64))),
+            ("-0.0", Some(Value::from(0u64))),
+            ("-7.0", Some(Value::from(-7i64))),
+            ("18446744073709551615", Some(Value::from(u64::MAX))),
+            ("1e19", Some(Value::from(10_000_000_000_000_000_000u64))),
+            ("-9223372036854775808.0", Some(Value::from(i64::MIN))),
+            ("4493.5", None),
+            ("0.1", None),
+            // 2^64, whatever the spelling, and past i64's range below zero: out of range.
+            ("18446744073709551616", None),
+            ("1.8446744073709552e19", None),
+            ("-9223372036854777856.0", None),
+            ("1e300", None),
+        ] {
+            assert_eq!(whole(&number(text)).map(Value::Number), expected, "{text}");
+        }
+        assert!(is_whole(&number("1e300")));
+        assert!(!is_whole(&number("2.5")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use super::json::whole;
 use crate::error::SchemaError;
 
 /// Deserializes `value`, naming the failing field by its path below `root`.
@@ -91,6 +92,17 @@ fn unexpected(value: &Value) -> Unexpected<'_> {
     }
 }
 
+/// Integer targets take a whole float as its integer (`4493.0` is `4493`), as JSON Schema's
+/// `integer` does; a fraction, or a whole number past 64 bits, stays a float and is refused by the
+/// target. Only integer targets: a free-form value (analytics `properties`) keeps what was sent.
+macro_rules! whole_numbers {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PathError> {
+            self.whole().deserialize_any(visitor)
+        }
+    )*};
+}
+
 /// A JSON value and its path.
 struct Tracked {
     value: Value,
@@ -168,9 +180,29 @@ impl<'de> Deserializer<'de> for Tracked {
         }
     }
 
+    whole_numbers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        bool i128 u128 f32 f64 char str string bytes byte_buf
         unit unit_struct tuple tuple_struct identifier ignored_any
+    }
+}
+
+impl Tracked {
+    fn whole(self) -> Self {
+        match &self.value {
+            Value::Number(n) => match whole(n) {
+                Some(integer) => Tracked {
+                    value: Value::Number(integer),
+                    path: self.path,
+                },
+                None => self,
+            },
+            _ => self,
+        }
     }
 }
 
@@ -271,7 +303,7 @@ impl<'de> MapAccess<'de> for Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EmailRequested, OrderCancelled, OrderPlaced};
+    use crate::events::{AnalyticsTracked, EmailRequested, OrderCancelled, OrderPlaced};
     use serde_json::json;
 
     fn placed() -> Value {
@@ -326,6 +358,34 @@ mod tests {
             json!({"to": "a@b.co", "content": {"kind": "direct", "subject": "", "text": "x"}}),
         );
         assert_eq!(e.field(), Some("payload.content.subject"), "{e}");
+    }
+
+    #[test]
+    fn integer_fields_take_whole_floats_and_free_form_values_keep_them() {
+        let mut v = placed();
+        v["total_cents"] = json!(4493.0);
+        v["items"][0]["quantity"] = json!(2.0);
+        let order: OrderPlaced = from_value(v, "payload").unwrap();
+        assert_eq!(
+            (order.total_cents, order.items[0].quantity.get()),
+            (4493, 2)
+        );
+        let mut v = placed();
+        v["total_cents"] = json!(4493.5);
+        let e = fails::<OrderPlaced>(v);
+        assert_eq!(e.field(), Some("payload.total_cents"), "{e}");
+        assert!(e.to_string().contains("floating point `4493.5`"), "{e}");
+        let tracked: AnalyticsTracked = from_value(
+            json!({"name": "n", "subject": "s", "properties": {"price": 4493.0},
+                   "timestamp": "2026-11-26T15:00:00Z"}),
+            "payload",
+        )
+        .unwrap();
+        assert_eq!(tracked.properties["price"], json!(4493.0));
+        assert!(
+            tracked.properties["price"].is_f64(),
+            "sent as a float, kept as one"
+        );
     }
 
     #[test]

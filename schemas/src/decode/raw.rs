@@ -140,13 +140,14 @@ fn take_time(map: &mut Map<String, Value>, field: &str) -> Result<DateTime<Utc>,
     }
 }
 
-/// The version must be a JSON integer. One that is not a `u32` (negative, huge) is kept as text:
-/// it is an unsupported version, reported once the type says which versions it supports.
+/// The version must be a whole JSON number (`2`, or `2.0` as Python and Java write it). One that
+/// is not a `u32` (negative, huge) is kept as text: it is an unsupported version, reported once
+/// the type says which versions it supports.
 fn take_version(map: &mut Map<String, Value>) -> Result<Result<u32, String>, SchemaError> {
     match map.remove("version") {
         None => Err(SchemaError::missing("version")),
-        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(n
-            .as_u64()
+        Some(Value::Number(n)) if json::is_whole(&n) => Ok(json::whole(&n)
+            .and_then(|w| w.as_u64())
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| n.to_string())),
         Some(Value::Number(n)) => Err(SchemaError::invalid(

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 pub mod bus;
+pub mod corpus;
 pub mod recorder;
 
 use std::fs;

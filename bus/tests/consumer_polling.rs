@@ -126,3 +126,46 @@ async fn a_release_at_the_last_receive_dead_letters_with_its_reason() {
     assert_eq!(reason.kind, "released_at_last_receive");
     assert_eq!((report.acked, report.dead_lettered), (1, 1), "{report}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_outage_pauses_polling_instead_of_piling_up_messages() {
+    let bus = bus_with_queue("no-deletes", 5, SECS(30)).await;
+    send_all(
+        &bus,
+        "no-deletes",
+        (0..300)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect(),
+    )
+    .await;
+    let faulty = faults::Faulty::new(bus.clone());
+    faulty.inject(faults::Op::Delete, faults::Fault::throttled(), None);
+    let handled = Arc::new(Mutex::new(0usize));
+    let handler = {
+        let handled = handled.clone();
+        handler_fn(move |_d: Delivery| {
+            let handled = handled.clone();
+            async move {
+                *handled.lock().unwrap() += 1;
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(faulty.clone(), "no-deletes")
+            .handler(handler)
+            .configure(|c| c.pollers = 1),
+    );
+    tokio::time::sleep(SECS(120)).await;
+    let during = *handled.lock().unwrap();
+    // One poller, 10 in flight: at most 10 times that many messages are held unsettled.
+    assert!(
+        during <= 100,
+        "{during} messages handled while none could be deleted"
+    );
+    faulty.clear();
+    wait_drained(&bus, "no-deletes", SECS(600)).await;
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    assert_eq!(report.acked, 300, "{report}");
+}

@@ -57,6 +57,10 @@ use observe::Observer;
 use poller::Poller;
 use settler::{Settler, SettlerSetup};
 
+/// Messages held until their settlement is confirmed, per slot of the in-flight limit: room for
+/// settlements that wait to fill a batch, and a bound when they cannot complete.
+const HELD_PER_IN_FLIGHT: usize = 10;
+
 /// A consumer of one queue: configure it, give it a handler, run it until a token is cancelled.
 ///
 /// ```
@@ -245,6 +249,7 @@ impl Consumer {
             concurrency_limit: u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX),
         });
         let in_flight = Arc::new(Semaphore::new(c.in_flight_limit()));
+        let held = Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT));
         let batch = MAX_RECEIVE_MESSAGES.min(c.in_flight_limit());
         let request = ReceiveRequest::new(batch, c.wait_time).visibility(visibility);
         let status = Arc::new(Status::new());
@@ -256,6 +261,7 @@ impl Consumer {
                 ctx: ctx.clone(),
                 dispatcher: dispatcher.clone(),
                 in_flight: in_flight.clone(),
+                held: held.clone(),
                 request: request.clone(),
                 fill_wait: c.receive_fill_wait,
                 next_id: next_id.clone(),

@@ -33,6 +33,9 @@ pub(crate) struct Poller {
     pub ctx: Arc<JobContext>,
     pub dispatcher: Arc<Dispatcher>,
     pub in_flight: Arc<Semaphore>,
+    /// Messages held until their settlement is confirmed, decided or not: a bound that pauses
+    /// polling while settlements cannot complete (a delete outage) instead of piling up leases.
+    pub held: Arc<Semaphore>,
     /// The receive to make; `max_messages` is the most it asks for.
     pub request: ReceiveRequest,
     pub fill_wait: Duration,
@@ -57,6 +60,14 @@ impl Poller {
         let shutdown = self.ctx.shutdown.clone();
         let mut backoff = error_backoff();
         while let Some(permits) = self.slots().await {
+            let held = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                p = self.held.clone().acquire_many_owned(u32::try_from(permits.num_permits()).unwrap_or(u32::MAX)) => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
             let request = ReceiveRequest {
                 max_messages: permits.num_permits(),
                 ..self.request.clone()
@@ -71,10 +82,10 @@ impl Poller {
                 Ok(messages) => {
                     backoff = error_backoff();
                     self.status.received(responded_at);
-                    self.hand_over(messages, permits, requested_at, responded_at);
+                    self.hand_over(messages, (permits, held), requested_at, responded_at);
                 }
                 Err(e) => {
-                    drop(permits);
+                    drop((permits, held));
                     self.status.receive_failed();
                     self.ctx.obs.api_error(Operation::Receive, 0, &e);
                     let pause = backoff.next().unwrap_or(Duration::from_secs(30));
@@ -150,7 +161,7 @@ impl Poller {
     fn hand_over(
         &self,
         messages: Vec<Message>,
-        mut permits: OwnedSemaphorePermit,
+        (mut permits, mut held): (OwnedSemaphorePermit, OwnedSemaphorePermit),
         requested_at: Instant,
         responded_at: Instant,
     ) {
@@ -175,10 +186,11 @@ impl Poller {
                 requested_at,
                 responded_at,
                 cancel: cancel.clone(),
+                held: held.split(1),
             });
             jobs.push(Job::new(id, message, cancel, permit, self.ctx.clone()));
         }
-        drop(permits);
+        drop((permits, held));
         // The settler learns of the leases before any verdict can reach it.
         let _ = self.ctx.events.send(Event::Received(tracked));
         if self.ctx.shutdown.is_cancelled() {

@@ -94,6 +94,8 @@ pub(crate) struct Lease {
     /// The handler's cancellation.
     pub cancel: CancellationToken,
     pub state: State,
+    /// Its place under the limit of messages held until settled (held, never read).
+    pub held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What to do about a lease now.
@@ -130,6 +132,7 @@ impl Lease {
             retry_after: None,
             cancel,
             state: State::Running,
+            held: None,
         }
     }
 

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +72,8 @@ pub(crate) struct Tracked {
     /// When its response came (the lease counts from here).
     pub responded_at: Instant,
     pub cancel: CancellationToken,
+    /// Its place under the limit of messages held until settled; freed when it leaves.
+    pub held: Option<OwnedSemaphorePermit>,
 }
 
 pub(crate) enum Event {
@@ -206,7 +209,7 @@ impl Settler {
                 self.report.received += tracked.len() as u64;
                 self.setup.obs.received(tracked.len());
                 for t in tracked {
-                    let lease = Lease::new(
+                    let mut lease = Lease::new(
                         t.message_id,
                         t.receipt,
                         t.requested_at,
@@ -214,6 +217,7 @@ impl Settler {
                         t.visibility,
                         t.cancel,
                     );
+                    lease.held = t.held;
                     self.leases.insert(t.id, lease);
                 }
             }

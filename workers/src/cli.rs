@@ -14,7 +14,7 @@ use crate::demo::{self, DemoOptions};
 use crate::telemetry::{self, LogFormat};
 use crate::{dlq, send, stats};
 use fleet_bus::producer::BatchProducer;
-use fleet_schemas::Producer;
+use fleet_schemas::MAX_BODY_BYTES;
 
 /// Fleet: SQS/SNS workers that never lose a message.
 #[derive(Parser)]
@@ -91,7 +91,8 @@ struct EventInput {
     #[arg(long, conflicts_with = "file", required_unless_present = "file")]
     event: Option<String>,
     /// An NDJSON file with one event per line (`-` reads standard input). A line may be a complete
-    /// envelope; id, occurred_at, version and producer are filled in when missing.
+    /// envelope; id, occurred_at, version and producer are filled in when missing, everything
+    /// else is sent as written (fields consumers do not know yet, an older version).
     #[arg(long)]
     file: Option<PathBuf>,
     /// The envelope's `producer` where a line does not set it.
@@ -100,7 +101,8 @@ struct EventInput {
     /// FIFO destinations: the message group of every message (deduplicated by envelope id).
     #[arg(long)]
     group: Option<String>,
-    /// Send the valid lines even when some are invalid (by default nothing is sent then).
+    /// Send the valid lines even when some are invalid (by default nothing is sent then). The
+    /// exit status is 0 only when every line was sent: 1 when a line was skipped or not sent.
     #[arg(long)]
     skip_invalid: bool,
 }
@@ -220,21 +222,44 @@ async fn run(command: Command) -> CliResult {
 }
 
 async fn run_send(destination: BatchProducer, name: &str, input: EventInput) -> CliResult {
-    let text = match (&input.event, &input.file) {
-        (Some(event), _) => event.replace('\n', " "),
-        (None, Some(path)) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    let bytes = match (&input.event, &input.file) {
+        (Some(event), _) => event.clone().into_bytes(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+            buf
+        }
+        (None, Some(path)) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
         (None, None) => return Err("give --event or --file".into()),
     };
-    let producer = Producer::new(destination, &input.producer);
-    let (mut messages, bad) = send::prepare(&text, &input.producer, &producer);
+    let destination = destination.max_message_bytes(MAX_BODY_BYTES);
+    let prepared = if input.event.is_some() {
+        // One event, newlines and all.
+        send::prepare(
+            [(1, bytes.as_slice())],
+            &input.producer,
+            destination.message_limit(),
+        )
+    } else {
+        send::prepare(
+            send::lines_of(&bytes),
+            &input.producer,
+            destination.message_limit(),
+        )
+    };
+    let send::Prepared {
+        mut messages,
+        lines,
+        bad,
+    } = prepared;
     for b in &bad {
         eprintln!("{b}");
     }
     if !bad.is_empty() && !input.skip_invalid {
         eprintln!(
-            "{} invalid event(s): nothing sent (--skip-invalid sends the valid ones)",
+            "{} invalid line(s): nothing sent (--skip-invalid sends the valid ones)",
             bad.len()
         );
         return Ok(ExitCode::FAILURE);
@@ -244,14 +269,20 @@ async fn run_send(destination: BatchProducer, name: &str, input: EventInput) -> 
     }
     let total = messages.len();
     let bar = progress_bar(total as u64, "sending");
-    let report = producer
-        .send_messages(messages, |n| bar.inc(n as u64))
-        .await;
+    let report = destination.send_all(messages, |n| bar.inc(n as u64)).await;
     bar.finish_and_clear();
     for (i, e) in &report.failed {
-        eprintln!("event {} not sent: {e}", i + 1);
+        eprintln!("line {} not sent: {e}", lines[*i]);
     }
-    println!("sent {} of {total} event(s) to {name}", report.sent.len());
+    let skipped = if bad.is_empty() {
+        String::new()
+    } else {
+        format!(", skipped {} invalid line(s)", bad.len())
+    };
+    println!(
+        "sent {} of {total} event(s) to {name}{skipped}",
+        report.sent.len()
+    );
     Ok(if report.failed.is_empty() && bad.is_empty() {
         ExitCode::SUCCESS
     } else {

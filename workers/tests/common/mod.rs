@@ -6,6 +6,8 @@ use std::process::Command;
 /// What a `fleet` run printed.
 pub struct Output {
     pub ok: bool,
+    /// The exit status (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -25,6 +27,7 @@ pub fn fleet(args: &[&str]) -> Output {
         .expect("run fleet");
     Output {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

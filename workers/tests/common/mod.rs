@@ -14,17 +14,31 @@ pub struct Output {
 
 /// Runs `fleet ARGS` with the AWS environment pointing at moto.
 pub fn fleet(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleet"))
+    fleet_with("text", &[], args)
+}
+
+/// Runs `fleet --log-format FORMAT ARGS` with the AWS environment pointing at moto, then `env`
+/// applied on top (`None` removes a variable).
+pub fn fleet_with(log_format: &str, env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleet"));
+    command
         .arg("--log-format")
-        .arg("text")
+        .arg(log_format)
         .args(args)
         .env("AWS_ENDPOINT_URL", &fleet_tests::moto::moto().endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "fleet-test")
         .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
         .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run fleet");
+        .env_remove("FLEET_LOG")
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let out = command.output().expect("run fleet");
     Output {
         ok: out.status.success(),
         code: out.status.code(),

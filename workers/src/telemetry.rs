@@ -57,6 +57,8 @@ pub enum Level {
     Error,
     /// Something left undone or worth a look.
     Warn,
+    /// What happened, for the record.
+    Info,
 }
 
 /// Writes one message of the command to stderr: the text as is in text mode, a JSON log line
@@ -80,6 +82,7 @@ fn json_line(level: Level, message: &str, fields: &[(&str, Value)]) -> String {
     let level = match level {
         Level::Error => "ERROR",
         Level::Warn => "WARN",
+        Level::Info => "INFO",
     };
     object.insert("level".into(), Value::from(level));
     object.insert("message".into(), Value::from(message));

@@ -4,12 +4,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use fleet_bus::Transport;
 use fleet_bus::aws::SqsTransport;
 
 use super::{CliResult, aws, progress_bar};
-use crate::dlq;
+use crate::dlq::{self, RedriveOptions, RedriveReport};
 use crate::telemetry::{Level, say};
+
+/// Dead letters are held this long (at least) while `inspect` reads the queue.
+const INSPECT_HOLD: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args)]
 pub(super) struct DlqTarget {
@@ -23,28 +25,36 @@ pub(super) struct DlqTarget {
 
 #[derive(Subcommand)]
 pub(super) enum DlqCommand {
-    /// List dead-lettered messages with the reason Fleet recorded (they stay in the queue).
+    /// List dead-lettered messages with the reason Fleet recorded (they stay in the queue). The
+    /// whole queue is read, so copies of one message are shown once and notes with their
+    /// message; control characters are escaped in text (JSON is exact).
     Inspect {
         #[command(flatten)]
         target: DlqTarget,
-        /// At most this many messages.
+        /// At most this many dead letters.
         #[arg(long, default_value_t = 50)]
         max: usize,
-        /// Print one JSON object per message instead of text.
+        /// Print one JSON object per dead letter instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Move dead-lettered messages back to the source queue, with a progress bar. Uses SQS's
-    /// StartMessageMoveTask where available, else receive, send and delete.
+    /// Move dead-lettered messages back to the source queue by receive, send and delete, with a
+    /// progress bar: one copy of each, after which its other copies and notes are deleted.
+    /// Dead letters recorded from another queue stay (and those recording no source, unless the
+    /// DLQ is this queue's alone).
     Redrive {
         #[command(flatten)]
         target: DlqTarget,
-        /// Move at most this many (always by receive, send and delete).
-        #[arg(long)]
+        /// Move at most this many.
+        #[arg(long, conflicts_with = "move_task")]
         max: Option<usize>,
-        /// Never use StartMessageMoveTask.
+        /// Also move dead letters recorded from another queue or recording none.
+        #[arg(long, conflicts_with = "move_task")]
+        force: bool,
+        /// Use SQS's StartMessageMoveTask instead; refused unless the DLQ is the dead-letter
+        /// queue of this queue alone and holds only its dead letters, without copies or notes.
         #[arg(long)]
-        manual: bool,
+        move_task: bool,
     },
 }
 
@@ -64,77 +74,161 @@ pub(super) async fn run_dlq(command: DlqCommand) -> CliResult {
     match command {
         DlqCommand::Inspect { target, max, json } => {
             let name = resolve(&transport, &target).await?;
-            let letters = dlq::inspect(&transport, &name, max, Duration::from_secs(30)).await?;
-            for d in &letters {
-                println!(
-                    "{}",
-                    if json {
-                        dlq::to_json(d).to_string()
-                    } else {
-                        dlq::to_text(d)
-                    }
-                );
-            }
-            if !json {
-                println!("{} message(s) in {name}", letters.len());
-            }
-            Ok(ExitCode::SUCCESS)
+            inspect(&transport, &name, max, json).await
         }
         DlqCommand::Redrive {
             target,
             max,
-            manual,
+            force,
+            move_task,
         } => {
             let name = resolve(&transport, &target).await?;
-            if !manual && max.is_none() {
-                match dlq::start_move_task(&transport, &name, &target.queue).await {
-                    Ok(handle) => {
-                        println!(
-                            "started StartMessageMoveTask {handle}: SQS moves the messages of {name} back to {}",
-                            target.queue
-                        );
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    Err(e) => say(
-                        Level::Warn,
-                        &format!(
-                            "StartMessageMoveTask is not available ({}); moving by receive, send and delete",
-                            e.code().unwrap_or("error")
-                        ),
-                        &[],
-                    ),
-                }
+            if move_task {
+                return start_move_task(&transport, &name, &target.queue).await;
             }
-            let total = transport
-                .queue(&name)
-                .await?
-                .admin()
-                .describe()
-                .await?
-                .counts
-                .visible;
-            let bar = progress_bar(max.map_or(total, |m| total.min(m as u64)), "redriving");
-            let report =
-                dlq::redrive(&transport, &name, &target.queue, max, |n| bar.inc(n as u64)).await?;
-            bar.finish_and_clear();
-            println!(
-                "moved {} message(s) from {name} to {}",
-                report.moved, target.queue
-            );
-            if report.skipped > 0 {
-                println!(
-                    "left {} message(s) that Fleet dead-lettered from other queues",
-                    report.skipped
-                );
-            }
-            for (id, why) in &report.failed {
-                say(Level::Error, &format!("not moved: {id}: {why}"), &[]);
-            }
-            Ok(if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            redrive(&transport, &name, &target.queue, max, force).await
         }
+    }
+}
+
+async fn inspect(transport: &SqsTransport, name: &str, max: usize, json: bool) -> CliResult {
+    let inspection = dlq::examine(transport, name, INSPECT_HOLD).await?;
+    let listed = &inspection.letters[..max.min(inspection.letters.len())];
+    for d in listed {
+        if json {
+            println!("{}", dlq::to_json(d));
+        } else {
+            println!("{}", dlq::to_text(d));
+        }
+    }
+    for o in &inspection.orphan_notes {
+        if json {
+            println!("{}", dlq::orphan_to_json(o));
+        } else {
+            println!("{}", dlq::orphan_to_text(o));
+        }
+    }
+    let summary = dlq::summary(&inspection, listed.len(), name);
+    if json {
+        // stdout stays one dead letter per line.
+        say(Level::Info, &summary, &[]);
+    } else {
+        println!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start_move_task(transport: &SqsTransport, name: &str, to: &str) -> CliResult {
+    if let Some(why) = dlq::move_task_refusal(transport, name, to).await? {
+        return Err(format!(
+            "not starting a move task: {why}; run without --move-task to move by receive, send and delete"
+        )
+        .into());
+    }
+    let handle = dlq::start_move_task(transport, name, to)
+        .await
+        .map_err(|e| {
+            format!(
+                "{}; run without --move-task to move by receive, send and delete",
+                fleet_bus::chain_text(&e)
+            )
+        })?;
+    println!("started StartMessageMoveTask {handle}: SQS moves the messages of {name} to {to}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn redrive(
+    transport: &SqsTransport,
+    name: &str,
+    to: &str,
+    max: Option<usize>,
+    force: bool,
+) -> CliResult {
+    // A dead letter recording no source queue belongs to `to` only if nothing else redrives
+    // into this DLQ.
+    let unattributed = match dlq::dead_letter_sources(transport, name).await {
+        Ok(sources) => sources == [to],
+        Err(e) => {
+            let why = fleet_bus::chain_text(&e);
+            say(
+                Level::Warn,
+                &format!(
+                    "cannot list the queues that redrive into {name} ({why}): dead letters recording no source stay unless --force"
+                ),
+                &[],
+            );
+            false
+        }
+    };
+    let options = RedriveOptions {
+        max,
+        force,
+        unattributed,
+    };
+    let total = transport_visible(transport, name).await?;
+    let bar = progress_bar(total, "redriving");
+    let report = dlq::redrive(transport, name, to, &options, |n| bar.inc(n as u64)).await?;
+    bar.finish_and_clear();
+    print_report(&report, name, to);
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn transport_visible(
+    transport: &SqsTransport,
+    name: &str,
+) -> Result<u64, fleet_bus::BusError> {
+    use fleet_bus::Transport;
+    Ok(transport
+        .queue(name)
+        .await?
+        .admin()
+        .describe()
+        .await?
+        .counts
+        .visible)
+}
+
+fn print_report(r: &RedriveReport, name: &str, to: &str) {
+    println!("moved {} dead letter(s) from {name} to {to}", r.moved);
+    if r.copies_removed > 0 {
+        let copies = if r.copies_removed == 1 {
+            "copy"
+        } else {
+            "copies"
+        };
+        println!(
+            "removed {} extra {copies} (the source queue accepted one of each)",
+            r.copies_removed
+        );
+    }
+    if r.notes_removed > 0 {
+        println!("removed {} note(s) of moved messages", r.notes_removed);
+    }
+    for (source, n) in &r.left_foreign {
+        println!(
+            "left {n} dead letter(s) recorded from {source}: not from {to} (--force moves them)"
+        );
+    }
+    if r.left_unattributed > 0 {
+        println!(
+            "left {} dead letter(s) with no recorded source: {name} is not the dead-letter queue of {to} alone (--force moves them)",
+            r.left_unattributed
+        );
+    }
+    if r.left_orphan_notes > 0 {
+        println!(
+            "left {} note(s) whose message is not in {name}",
+            r.left_orphan_notes
+        );
+    }
+    if r.left_over_max > 0 {
+        println!("left {} dead letter(s) beyond --max", r.left_over_max);
+    }
+    for (id, why) in &r.failed {
+        say(Level::Error, &format!("not moved: {id}: {why}"), &[]);
     }
 }

@@ -1,6 +1,8 @@
 //! Running the `fleet` binary against the test process's moto_server.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod dlq;
+
 use std::process::Command;
 
 /// What a `fleet` run printed.

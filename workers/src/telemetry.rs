@@ -61,15 +61,25 @@ pub enum Level {
     Info,
 }
 
-/// Writes one message of the command to stderr: the text as is in text mode, a JSON log line
+/// Writes one message of the command to stderr: one line of text in text mode (control
+/// characters escaped: a message may quote what a producer wrote), a JSON log line
 /// (`timestamp`, `level`, `message`, `target` and `fields`) in JSON mode.
 pub fn say(level: Level, message: &str, fields: &[(&str, Value)]) {
-    let line = match FORMAT.get().copied().unwrap_or_default() {
-        LogFormat::Text => message.to_owned(),
-        LogFormat::Json => json_line(level, message, fields),
-    };
+    let line = line(
+        FORMAT.get().copied().unwrap_or_default(),
+        level,
+        message,
+        fields,
+    );
     // stderr closed: nowhere left to say it.
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn line(format: LogFormat, level: Level, message: &str, fields: &[(&str, Value)]) -> String {
+    match format {
+        LogFormat::Text => crate::terminal::escape(message),
+        LogFormat::Json => json_line(level, message, fields),
+    }
 }
 
 /// The JSON form of a message, shaped like the JSON log lines.
@@ -98,8 +108,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_message_in_text_mode_is_one_line_with_control_characters_escaped() {
+        let text = line(
+            LogFormat::Text,
+            Level::Warn,
+            "line 2: invalid_json: \u{1b}[2J\nmore",
+            &[],
+        );
+        assert_eq!(text, "line 2: invalid_json: \\u{1b}[2J\\nmore");
+    }
+
+    #[test]
     fn a_message_in_json_mode_is_one_json_line() {
-        let line = json_line(
+        let line = line(
+            LogFormat::Json,
             Level::Warn,
             "line 2: invalid_json: \"quoted\"\nand more",
             &[("line", Value::from(2))],

@@ -159,21 +159,13 @@ fn complete(
                 .filter(|f| f.fract() == 0.0 && *f >= 0.0)
                 .map(|f| f as u64)
         }),
-        None => match object.get("type").and_then(Value::as_str) {
-            Some(t) => {
-                let Some(v) = versions.get(t) else {
-                    let mut known: Vec<&str> = versions.keys().copied().collect();
-                    known.sort_unstable();
-                    return Err(SchemaError::UnknownType {
-                        event_type: t.to_owned(),
-                        known: known.join(", "),
-                    });
-                };
-                missing.push(("version", Value::from(*v)));
-                Some(u64::from(*v))
+        None => {
+            let current = current_version(&object, versions)?;
+            if let Some(v) = current {
+                missing.push(("version", Value::from(v)));
             }
-            None => None,
-        },
+            current.map(u64::from)
+        }
     };
     if missing.is_empty() {
         return Ok((line.to_owned(), version));
@@ -195,6 +187,30 @@ fn complete(
     }
     text.push_str(rest);
     Ok((text, version))
+}
+
+/// The current version of the line's type (`None` when the line names no type).
+///
+/// # Errors
+/// `UnknownType` for a type nobody knows.
+fn current_version(
+    object: &Map<String, Value>,
+    versions: &HashMap<&str, u32>,
+) -> Result<Option<u32>, SchemaError> {
+    let Some(t) = object.get("type").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    match versions.get(t) {
+        Some(v) => Ok(Some(*v)),
+        None => {
+            let mut known: Vec<&str> = versions.keys().copied().collect();
+            known.sort_unstable();
+            Err(SchemaError::UnknownType {
+                event_type: t.to_owned(),
+                known: known.join(", "),
+            })
+        }
+    }
 }
 
 /// Puts every message in one FIFO group, deduplicated by its envelope id.

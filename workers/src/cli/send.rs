@@ -7,7 +7,7 @@ use fleet_bus::producer::BatchProducer;
 use fleet_schemas::MAX_BODY_BYTES;
 use serde_json::Value;
 
-use super::{CliResult, progress_bar};
+use super::{BoxError, CliResult, progress_bar};
 use crate::send;
 use crate::telemetry::{Level, say};
 
@@ -39,33 +39,8 @@ pub(super) async fn run_send(
     name: &str,
     input: EventInput,
 ) -> CliResult {
-    let bytes = match (&input.event, &input.file) {
-        (Some(event), _) => event.clone().into_bytes(),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
-            buf
-        }
-        (None, Some(path)) => {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        }
-        (None, None) => return Err("give --event or --file".into()),
-    };
     let destination = destination.max_message_bytes(MAX_BODY_BYTES);
-    let prepared = if input.event.is_some() {
-        // One event, newlines and all.
-        send::prepare(
-            [(1, bytes.as_slice())],
-            &input.producer,
-            destination.message_limit(),
-        )
-    } else {
-        send::prepare(
-            send::lines_of(&bytes),
-            &input.producer,
-            destination.message_limit(),
-        )
-    };
+    let prepared = prepare(&input, destination.message_limit())?;
     let send::Prepared {
         mut messages,
         lines,
@@ -114,5 +89,27 @@ pub(super) async fn run_send(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// Reads the event or the file and prepares every event in it.
+fn prepare(input: &EventInput, max_message_bytes: usize) -> Result<send::Prepared, BoxError> {
+    let bytes = match (&input.event, &input.file) {
+        (Some(event), _) => event.clone().into_bytes(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+            buf
+        }
+        (None, Some(path)) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        (None, None) => return Err("give --event or --file".into()),
+    };
+    Ok(if input.event.is_some() {
+        // One event, newlines and all.
+        send::prepare([(1, bytes.as_slice())], &input.producer, max_message_bytes)
+    } else {
+        send::prepare(send::lines_of(&bytes), &input.producer, max_message_bytes)
     })
 }

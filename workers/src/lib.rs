@@ -6,3 +6,4 @@ pub mod dlq;
 pub mod send;
 pub mod stats;
 pub mod telemetry;
+pub mod terminal;

@@ -94,3 +94,26 @@ fn provisioning_reports_an_invalid_topology() {
     assert!(err.contains("visibility timeout exceeds 12 hours"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn provisioning_refuses_a_visibility_the_consumer_refuses() {
+    let dir = std::env::temp_dir().join(unique_name("fleet-provision-short"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topology.toml");
+    let queue = unique_name("short");
+    std::fs::write(
+        &file,
+        format!("[[queue]]\nname = \"{queue}\"\nvisibility_timeout_seconds = 1\n"),
+    )
+    .unwrap();
+    let (ok, out, err) = provision(&file);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!(
+            "queue {queue}: a visibility timeout of 1 s is shorter than the 2 s the consumer needs"
+        )),
+        "{err}"
+    );
+    assert!(!out.contains("created"), "nothing is created: {out}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,6 +1,7 @@
 //! The declaration of queues, topics and subscriptions: one source of truth, read from a TOML file,
 //! applied to any transport by [`provision`].
 
+mod consumer_needs;
 mod provision;
 
 pub use provision::{ProvisionReport, provision};

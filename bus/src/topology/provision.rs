@@ -41,12 +41,14 @@ impl fmt::Display for ProvisionReport {
 /// topics and subscriptions. Running it twice changes nothing the second time.
 ///
 /// # Errors
-/// When the topology is invalid or a call fails; resources applied before the failure stay.
+/// When the topology is invalid (for SQS, or for the consumer: see
+/// [`Topology::check_consumer_needs`]) or a call fails; resources applied before the failure stay.
 pub async fn provision(
     transport: &dyn Transport,
     topology: &Topology,
 ) -> Result<ProvisionReport, BusError> {
     topology.validate()?;
+    topology.check_consumer_needs()?;
     let full = topology.with_implicit_dead_letter_queues();
     let mut report = ProvisionReport::default();
     let mut declarations: Vec<Declaration<'_>> = full

@@ -109,3 +109,34 @@ fn detects_redrive_cycles() {
     };
     assert!(t.queues_in_dependency_order().is_err());
 }
+
+#[tokio::test]
+async fn provisioning_refuses_a_visibility_the_consumer_refuses() {
+    use crate::transport::Transport;
+    let bus = crate::embedded::EmbeddedBus::new();
+    for seconds in [0, 1] {
+        let text = format!(
+            "[[queue]]\nname = \"q{seconds}\"\nvisibility_timeout_seconds = {seconds}\ndead_letter = {{ queue = \"d\", max_receive_count = 3 }}"
+        );
+        let t = Topology::from_toml(&text).expect("SQS itself accepts it");
+        let err = bus
+            .provision(&t)
+            .await
+            .expect_err("the consumer would refuse the queue")
+            .to_string();
+        assert!(
+            err.contains(&format!("queue q{seconds}"))
+                && err.contains("2 s")
+                && err.contains("the consumer"),
+            "{err}"
+        );
+        assert!(
+            bus.queue(&format!("q{seconds}")).await.is_err(),
+            "nothing created"
+        );
+    }
+    let fine = "[[queue]]\nname = \"q2\"\nvisibility_timeout_seconds = 2\ndead_letter = { queue = \"d\", max_receive_count = 3 }";
+    bus.provision(&Topology::from_toml(fine).expect("valid"))
+        .await
+        .expect("2 s is enough");
+}

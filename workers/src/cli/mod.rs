@@ -1,0 +1,207 @@
+//! The `fleet` command line: argument parsing and the commands, each a thin call into the
+//! library.
+
+mod dlq;
+mod send;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aws_sdk_sqs::config::ProvideCredentials;
+use clap::{Parser, Subcommand};
+use fleet_bus::aws::SqsTransport;
+use fleet_bus::producer::BatchProducer;
+use fleet_bus::{Topology, Transport, provision};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::demo::{self, DemoOptions};
+use crate::stats;
+use crate::telemetry::{self, Level, LogFormat, say};
+use dlq::DlqCommand;
+use send::EventInput;
+
+/// Fleet: SQS/SNS workers that never lose a message.
+#[derive(Parser)]
+#[command(
+    name = "fleet",
+    version,
+    about = "Fleet: SQS/SNS workers that never lose a message"
+)]
+pub struct Cli {
+    /// Log line format (logs go to stderr; FLEET_LOG sets levels, e.g. FLEET_LOG=info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole fleet end to end on the embedded transport (no AWS needed) and print what
+    /// happened to every event.
+    Demo {
+        /// Events to publish.
+        #[arg(long, default_value_t = 300)]
+        events: usize,
+        /// Every n-th event fails once and is retried (0: none).
+        #[arg(long, default_value_t = 25)]
+        flaky_every: usize,
+    },
+    /// Create or update the queues, dead-letter queues, topics, subscriptions and queue policies
+    /// of a topology on AWS (or wherever AWS_ENDPOINT_URL points). Idempotent: a second run
+    /// changes nothing and says so.
+    Provision {
+        /// The topology file.
+        #[arg(long, default_value = "deploy/topology.toml")]
+        topology: PathBuf,
+    },
+    /// Send events to a queue: one from --event, or many from an NDJSON file with a progress bar.
+    /// Every event is validated as a consumer will decode it before anything is sent.
+    Send {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+        #[command(flatten)]
+        input: EventInput,
+    },
+    /// Publish events to a topic: one from --event, or many from an NDJSON file with a progress
+    /// bar. Every event is validated as a consumer will decode it before anything is sent.
+    Publish {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        input: EventInput,
+    },
+    /// Inspect or redrive a dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Depth, in-flight, delayed and oldest-message age of every queue of a topology.
+    Stats {
+        /// The topology file.
+        #[arg(long, default_value = "deploy/topology.toml")]
+        topology: PathBuf,
+        /// Skip CloudWatch (the oldest-message age then shows n/a).
+        #[arg(long)]
+        no_cloudwatch: bool,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "error"
+    } else {
+        "warn"
+    };
+    telemetry::init(cli.log_format, default_level);
+    match run(cli.command).await {
+        Ok(code) => code,
+        Err(e) => {
+            say(
+                Level::Error,
+                &format!("fleet: {}", fleet_bus::chain_text(&*e)),
+                &[],
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type CliResult = Result<ExitCode, BoxError>;
+
+async fn run(command: Command) -> CliResult {
+    match command {
+        Command::Demo {
+            events,
+            flaky_every,
+        } => {
+            let summary = demo::run(DemoOptions {
+                events,
+                flaky_every,
+                ..DemoOptions::default()
+            })
+            .await?;
+            println!("{summary}");
+            Ok(if summary.lost() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Provision { topology } => {
+            let topology = Topology::from_file(&topology)?;
+            let report = provision(&aws().await?.0, &topology).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats {
+            topology,
+            no_cloudwatch,
+        } => {
+            let topology = Topology::from_file(&topology)?;
+            let (transport, config) = aws().await?;
+            let cloudwatch = (!no_cloudwatch).then(|| aws_sdk_cloudwatch::Client::new(&config));
+            print!(
+                "{}",
+                stats::table(&stats::collect(&transport, &topology, cloudwatch.as_ref()).await?)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq { command } => dlq::run_dlq(command).await,
+        Command::Send { queue, input } => {
+            let (transport, _) = aws().await?;
+            let handle = transport.queue(&queue).await?;
+            send::run_send(
+                BatchProducer::to_queue(&queue, handle.sender()),
+                &queue,
+                input,
+            )
+            .await
+        }
+        Command::Publish { topic, input } => {
+            let (transport, _) = aws().await?;
+            let publisher = transport.topic(&topic).await?;
+            send::run_send(BatchProducer::to_topic(&topic, publisher), &topic, input).await
+        }
+    }
+}
+
+/// What to set when no credentials are found.
+const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_PROFILE (after `aws sso login` for an SSO profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role (ECS task role, EC2 instance profile)";
+
+/// The AWS configuration from the environment, refused with what to set when it has no region
+/// or no credentials (the SDK would only fail at the first call, with a dispatch error).
+async fn aws() -> Result<(SqsTransport, aws_config::SdkConfig), BoxError> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    if config.region().is_none() {
+        return Err("no AWS region: set AWS_REGION (for example AWS_REGION=eu-west-1), or AWS_PROFILE to a profile that has a region".into());
+    }
+    let Some(credentials) = config.credentials_provider() else {
+        return Err(NO_CREDENTIALS.into());
+    };
+    if let Err(e) = credentials.provide_credentials().await {
+        let why = fleet_bus::chain_text(&e);
+        let why: Vec<&str> = why.split_whitespace().collect();
+        return Err(format!("{NO_CREDENTIALS} ({})", why.join(" ")).into());
+    }
+    Ok((SqsTransport::new(&config), config))
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(total: u64, what: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -89,4 +90,47 @@ async fn a_batch_handler_that_miscounts_its_outcomes_retries_the_whole_batch() {
     wait_drained(&bus, "miscount", Duration::from_secs(60)).await;
     let report = running.stop().await;
     assert_eq!((report.retried, report.acked), (5, 5), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_handler_is_cancelled_when_a_lease_of_its_batch_is_given_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bus = bus_with_queue("batch-lease", 5, Duration::from_secs(10)).await;
+    send_all(&bus, "batch-lease", vec![OutgoingMessage::new("work")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    // Every extension hangs: the lease is given up before it runs out.
+    faulty.inject(
+        faults::Op::ChangeVisibility,
+        faults::Fault::Hang(Duration::from_secs(3600)),
+        None,
+    );
+    let finished = Arc::new(AtomicBool::new(false));
+    let batch = {
+        let finished = finished.clone();
+        batch_handler_fn(move |ds: Vec<Delivery>| {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                finished.store(true, Ordering::SeqCst);
+                Ok(ds.iter().map(|_| Ok(())).collect())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(faulty.clone(), "batch-lease")
+            .handler(batch)
+            .configure(|c| c.pollers = 1),
+    );
+    // The message is visible again at 10 s; by then the batch must have stopped.
+    tokio::time::sleep(Duration::from_millis(9500)).await;
+    assert!(!finished.load(Ordering::SeqCst));
+    faulty.clear();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the batch handler ran on after its lease was given up"
+    );
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    assert!(report.lease_lost >= 1, "{report}");
 }

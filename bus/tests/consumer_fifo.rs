@@ -183,10 +183,11 @@ async fn a_failing_head_does_not_spend_the_attempts_of_the_messages_behind_it() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failing_group_holds_back_only_itself() {
+async fn failing_groups_hold_back_only_themselves() {
     let bus = bus_with_queue("stall.fifo", 5, Duration::from_secs(30)).await;
     let mut messages = Vec::new();
-    for g in ["a", "b"] {
+    // Eight failing groups of ten: four times the default in-flight limit of 20.
+    for g in ["a", "b", "d", "e", "f", "h", "i", "j"] {
         for i in 0..10 {
             messages.push(
                 OutgoingMessage::new(format!("{g}{i}"))
@@ -203,8 +204,8 @@ async fn a_failing_group_holds_back_only_itself() {
             let handled = handled.clone();
             async move {
                 let body = d.message.body.clone();
-                // The heads of groups a and b fail and ask for five minutes.
-                if (body == "a0" || body == "b0") && d.attempt == 1 {
+                // The head of every group but c fails and asks for five minutes.
+                if body.ends_with('0') && !body.starts_with('c') && d.attempt == 1 {
                     return Err(
                         HandlerError::transient("not yet").retry_after(Duration::from_secs(300))
                     );
@@ -248,11 +249,93 @@ async fn a_failing_group_holds_back_only_itself() {
         .unwrap();
     assert!(
         c_done - sent_c <= Duration::from_secs(5),
-        "group c waited {:?} behind groups a and b",
+        "group c waited {:?} behind the failing groups",
         c_done - sent_c
     );
     wait_drained(&bus, "stall.fifo", Duration::from_secs(900)).await;
     let report = running.stop().await;
     assert_eq!(report.received, report.settled(), "{report}");
-    assert_eq!(report.acked, 25, "{report}");
+    assert_eq!(report.acked, 85, "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_requested_delay_does_not_wedge_its_group() {
+    let bus = bus_with_queue("huge.fifo", 5, Duration::from_secs(30)).await;
+    let one = |b: &str| OutgoingMessage::new(b).group("a").deduplication_id(b);
+    send_all(&bus, "huge.fifo", vec![one("a0")]).await;
+    let handled: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handler = {
+        let handled = handled.clone();
+        handler_fn(move |d: Delivery| {
+            let handled = handled.clone();
+            async move {
+                if d.message.body == "a0" && d.attempt == 1 {
+                    return Err(HandlerError::transient("later").retry_after(Duration::MAX));
+                }
+                handled.lock().unwrap().push(d.message.body.clone());
+                Ok(())
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(bus.clone(), "huge.fifo")
+            .handler(handler)
+            .configure(|c| c.shutdown_timeout = Duration::from_secs(5)),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    // The head waits in place (at most the 12-hour limit); at shutdown it is handed back with
+    // what is left of its delay: retried, not released by a crashed group task.
+    assert_eq!(
+        (report.received, report.retried, report.released),
+        (1, 1, 0),
+        "{report}"
+    );
+    assert!(handled.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn panics_and_timeouts_retried_in_place_are_counted() {
+    let bus = bus_with_queue("counted.fifo", 5, Duration::from_secs(30)).await;
+    send_all(
+        &bus,
+        "counted.fifo",
+        vec![OutgoingMessage::new("x").group("g").deduplication_id("x")],
+    )
+    .await;
+    let handler = handler_fn(|d: Delivery| async move {
+        match d.attempt {
+            1 => panic!("first try"),
+            2 => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    });
+    let running = spawn(
+        Consumer::new(bus.clone(), "counted.fifo")
+            .handler(handler)
+            .configure(|c| {
+                c.handler_timeout = Duration::from_secs(10);
+                c.retry = RetryPolicy {
+                    base: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                    jitter: Jitter::None,
+                };
+            }),
+    );
+    wait_drained(&bus, "counted.fifo", Duration::from_secs(120)).await;
+    let report = running.stop().await;
+    assert_eq!(
+        (
+            report.acked,
+            report.retried_in_place,
+            report.panics,
+            report.timeouts
+        ),
+        (1, 2, 1, 1),
+        "{report:?}"
+    );
 }

@@ -406,3 +406,49 @@ async fn a_throttled_delete_is_retried_while_the_lease_is_kept() {
     assert_eq!(report.received, report.settled(), "{report}");
     assert!(report.extensions >= 5, "the lease was kept: {report:?}");
 }
+
+/// Ends the whole test binary if a test runs longer than `secs` of real time: on a paused clock a
+/// task that spins keeps time from advancing, and the test would hang instead of failing.
+fn watchdog(test: &'static str, secs: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("{test}: still running after {secs} s of real time; a task is spinning");
+        std::process::exit(101);
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waiting_behind_a_hung_extension_does_not_spin() {
+    watchdog("a_retry_waiting_behind_a_hung_extension_does_not_spin", 60);
+    let bus = bus_with_queue("spin", 5, SECS(10)).await;
+    send_all(&bus, "spin", vec![OutgoingMessage::new("x")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    // The retry's visibility change is throttled once (it backs off), and meanwhile the lease's
+    // extension hangs.
+    faulty.inject(
+        faults::Op::ChangeVisibility,
+        faults::Fault::throttled(),
+        Some(1),
+    );
+    faulty.inject(
+        faults::Op::ChangeVisibility,
+        faults::Fault::Hang(SECS(40)),
+        Some(1),
+    );
+    let handler = handler_fn(|d: Delivery| async move {
+        if d.attempt == 1 {
+            tokio::time::sleep(Duration::from_millis(3900)).await;
+            return Err(fleet_bus::HandlerError::transient("later"));
+        }
+        Ok(())
+    });
+    let running = spawn(
+        Consumer::new(faulty.clone(), "spin")
+            .handler(handler)
+            .configure(|c| c.pollers = 1),
+    );
+    wait_drained(&bus, "spin", SECS(120)).await;
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    assert_eq!(report.acked, 1, "{report}");
+}

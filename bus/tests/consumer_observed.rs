@@ -27,23 +27,24 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// The sum of a gauge over every series whose `queue` label is `queue`.
-fn gauge_sum(name: &str, queue: &str) -> f64 {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(k, _, _, _)| {
-            k.key().name() == name
-                && k.key()
-                    .labels()
-                    .any(|l| l.key() == "queue" && l.value() == queue)
-        })
-        .map(|(_, _, _, v)| match v {
-            DebugValue::Gauge(g) => g.into_inner(),
-            _ => 0.0,
-        })
-        .sum()
+/// A gauge's value per `consumer` label, over the series whose `queue` label is `queue`.
+fn gauge_by_consumer(name: &str, queue: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    for (k, _, _, v) in snapshotter().snapshot().into_vec() {
+        let key = k.key();
+        let label = |n: &str| {
+            key.labels()
+                .find(|l| l.key() == n)
+                .map(|l| l.value().to_owned())
+        };
+        if key.name() != name || label("queue").as_deref() != Some(queue) {
+            continue;
+        }
+        if let (Some(consumer), DebugValue::Gauge(g)) = (label("consumer"), v) {
+            *by.entry(consumer).or_insert(0.0) += g.into_inner();
+        }
+    }
+    by
 }
 
 #[tokio::test(start_paused = true)]
@@ -75,13 +76,24 @@ async fn two_consumers_of_one_queue_count_their_own_messages_in_flight() {
     tokio::time::sleep(SECS(5)).await;
     // The debugging recorder's snapshot resets what it reads: the second reading is the change
     // since the first.
-    let held = gauge_sum(fleet_bus::events::names::IN_FLIGHT, "gauged");
-    assert_eq!(held, 2.0, "each consumer holds one message");
+    let held = gauge_by_consumer(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    let expected: std::collections::BTreeMap<String, f64> =
+        [("worker-a".to_owned(), 1.0), ("worker-b".to_owned(), 1.0)].into();
+    assert_eq!(
+        held, expected,
+        "each consumer holds one message, in its own series"
+    );
     wait_drained(&bus, "gauged", SECS(120)).await;
     let (ra, rb) = (a.stop().await, b.stop().await);
     assert_eq!(ra.acked + rb.acked, 2, "{ra} / {rb}");
-    let change = gauge_sum(fleet_bus::events::names::IN_FLIGHT, "gauged");
-    assert_eq!(held + change, 0.0, "nothing left in flight");
+    let change = gauge_by_consumer(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    for (consumer, c) in change {
+        assert_eq!(
+            held[&consumer] + c,
+            0.0,
+            "{consumer} holds nothing at the end"
+        );
+    }
 }
 
 /// Log lines written while the guard lives, as text.

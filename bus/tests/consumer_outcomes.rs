@@ -477,3 +477,73 @@ async fn copies_of_one_dead_letter_carry_the_same_source_id() {
     assert_eq!(ids.len(), 2);
     assert!(!ids[0].is_empty() && ids[0] == ids[1], "{ids:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_sent_just_before_its_lease_is_given_up_is_still_deleted() {
+    let bus = bus_with_queue("late-dead-letter", 3, SECS(10)).await;
+    send_all(&bus, "late-dead-letter", vec![OutgoingMessage::new("bad")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    // No extension succeeds, and the dead-letter send lands about 40 ms before the lease is
+    // given up (at 7 s): the source delete queued behind it must still be sent.
+    faulty.inject(
+        faults::Op::ChangeVisibility,
+        faults::Fault::throttled(),
+        None,
+    );
+    faulty.inject_on(
+        Some(&dlq_name("late-dead-letter")),
+        faults::Op::Send,
+        faults::Fault::Hang(Duration::from_millis(60)),
+        None,
+    );
+    let handler = handler_fn(|_d: Delivery| async move {
+        tokio::time::sleep(Duration::from_millis(6800)).await;
+        Err(HandlerError::permanent("bad input").with_label("invalid_input"))
+    });
+    let running = spawn(
+        Consumer::new(faulty.clone(), "late-dead-letter")
+            .handler(handler)
+            .configure(|c| c.pollers = 1),
+    );
+    tokio::time::sleep(SECS(60)).await;
+    let report = running.stop().await;
+    assert_eq!(report.received, report.settled(), "{report}");
+    let dead = peek_all(&bus, &dlq_name("late-dead-letter")).await;
+    assert_eq!(dead.len(), 1, "one dead letter, not copies: {report}");
+    assert_eq!((report.received, report.dead_lettered), (1, 1), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_refused_at_the_last_receive_is_tried_again_not_handed_back() {
+    // maxReceiveCount 1: handing the message back would let the queue's redrive move it with
+    // no reason on its next receive.
+    let bus = bus_with_queue("refused-last", 1, SECS(30)).await;
+    send_all(&bus, "refused-last", vec![OutgoingMessage::new("bad")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    faulty.inject_on(
+        Some(&dlq_name("refused-last")),
+        faults::Op::Send,
+        faults::Fault::Fail {
+            code: "KMS.KMSInvalidStateException",
+            retryable: false,
+        },
+        Some(3),
+    );
+    let handler = handler_fn(|_d: Delivery| async move {
+        Err(HandlerError::permanent("bad input").with_label("invalid_input"))
+    });
+    let running = spawn(Consumer::new(faulty.clone(), "refused-last").handler(handler));
+    wait_for(SECS(120), || async {
+        counts(&bus, &dlq_name("refused-last")).await.visible == 1
+    })
+    .await;
+    wait_drained(&bus, "refused-last", SECS(60)).await;
+    let report = running.stop().await;
+    assert_eq!((report.received, report.dead_lettered), (1, 1), "{report}");
+    let dead = peek_all(&bus, &dlq_name("refused-last")).await;
+    assert_eq!(
+        DeadLetterReason::from_message(&dead[0]).map(|r| r.kind),
+        Some("invalid_input".to_owned()),
+        "the dead letter carries its reason"
+    );
+}

@@ -214,7 +214,8 @@ async fn shutdown_has_one_deadline_even_when_every_call_hangs() {
             .collect(),
     )
     .await;
-    let faulty = faults::Faulty::new(bus.clone());
+    // As on SQS, a receive on the wire is let finish, not dropped: the deadline must hold anyway.
+    let faulty = faults::Faulty::new(bus.clone()).receives_not_cancel_safe();
     let runs = Runs::default();
     let running = spawn(
         Consumer::new(faulty.clone(), "blackhole")
@@ -277,4 +278,33 @@ async fn a_started_consumer_reports_its_status_until_it_is_shut_down() {
     assert!(since <= Duration::from_secs(5), "{since:?}");
     let report = handle.shutdown().await.unwrap();
     assert_eq!((report.received, report.acked), (1, 1), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_run_during_its_graceful_shutdown_still_stops_the_engine() {
+    let bus = bus_with_queue("dropped-late", 5, Duration::from_secs(30)).await;
+    send_all(
+        &bus,
+        "dropped-late",
+        (0..5)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect(),
+    )
+    .await;
+    let runs = Runs::default();
+    let consumer =
+        Consumer::new(bus.clone(), "dropped-late").handler(runs.handler(Duration::from_secs(3600)));
+    let token = tokio_util::sync::CancellationToken::new();
+    let sigterm = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sigterm.cancel();
+    });
+    // The graceful shutdown starts at 1 s; the future is dropped at 3 s, in the middle of it.
+    let cut = tokio::time::timeout(Duration::from_secs(3), consumer.run(token)).await;
+    assert!(cut.is_err(), "run was still shutting down");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runs.counts(), (5, 5), "the handlers were cancelled");
+    let after = counts(&bus, "dropped-late").await;
+    assert_eq!((after.visible, after.in_flight), (5, 0), "released at once");
 }

@@ -147,10 +147,18 @@ impl ConsumerConfig {
                 self.concurrency_limit()
             )));
         }
-        if self.shutdown_timeout < Duration::from_secs(1) {
+        if self.shutdown_timeout < Duration::from_secs(1)
+            || self.shutdown_timeout > Duration::from_secs(3600)
+        {
             return bad(
-                "shutdown_timeout must be at least 1 s: settling what is held takes a round trip",
+                "shutdown_timeout must be 1 s to 1 hour: settling what is held takes a round trip, and no platform waits longer",
             );
+        }
+        if self.flush_interval.is_zero() || self.flush_interval > Duration::from_secs(10) {
+            return bad("flush_interval must be above 0 and at most 10 s");
+        }
+        if self.receive_fill_wait > MAX_WAIT_TIME {
+            return bad("receive_fill_wait must be at most 20 s");
         }
         if self.handler_timeout.is_zero() {
             return bad("handler_timeout must be positive");

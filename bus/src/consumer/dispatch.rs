@@ -47,7 +47,7 @@ fn holds_back_group(v: &Verdict) -> bool {
 
 /// Runs the handler once for a job, unless shutdown or a lost lease came first.
 async fn run_job(ctx: &JobContext, handler: MessageHandler, job: &Job) -> Ran {
-    match ctx.slot(1).await {
+    match ctx.slot(1, &job.cancel).await {
         None => Ran::Cancelled,
         Some(_slot) if job.cancel.is_cancelled() => Ran::Cancelled,
         Some(_slot) => run_one(ctx, handler, job).await,
@@ -100,6 +100,10 @@ impl Dispatcher {
     fn spawn_group(&self, handler: MessageHandler, group: String) {
         let (ctx, groups) = (self.ctx.clone(), self.groups.clone());
         self.tracker.spawn(async move {
+            let _end = GroupEnd {
+                groups: groups.clone(),
+                group: group.clone(),
+            };
             loop {
                 let mut next = {
                     let mut g = lock(&groups);
@@ -135,9 +139,10 @@ impl Dispatcher {
             .unwrap_or(u32::MAX)
             .clamp(1, self.concurrency_limit);
         self.tracker.spawn(async move {
-            let rans = match ctx.slot(slots).await {
+            // Every job's token is a child of the hard stop: it cancels the wait for slots too.
+            let rans = match ctx.slot(slots, &hard_stop).await {
                 None => jobs.iter().map(|_| Ran::Cancelled).collect(),
-                Some(_slots) => run_batch(&ctx, handler, &jobs, &hard_stop).await,
+                Some(_slots) => run_batch(&ctx, handler, &jobs).await,
             };
             let mut held: HashSet<String> = HashSet::new();
             for (job, ran) in jobs.into_iter().zip(rans) {
@@ -153,6 +158,21 @@ impl Dispatcher {
                 job.settle(verdict);
             }
         });
+    }
+}
+
+/// Removes a group's entry when its task ends, however it ends: a task that died (a bug) must
+/// not leave an entry that later messages of the group queue behind with nobody to run them.
+/// What is still queued there is dropped, and each job releases its message as it drops.
+struct GroupEnd {
+    groups: Groups,
+    group: String,
+}
+
+impl Drop for GroupEnd {
+    fn drop(&mut self) {
+        let rest = lock(&self.groups).remove(&self.group);
+        drop(rest);
     }
 }
 
@@ -172,9 +192,11 @@ async fn run_in_place(
     loop {
         let ran = run_job(ctx, handler.clone(), job).await;
         let verdict = ctx.verdict(job, ran);
-        let Verdict::Retry { delay, .. } = &verdict else {
+        let Verdict::Retry { delay, cause, .. } = &verdict else {
             return verdict;
         };
+        let cause = *cause;
+        // The delay is at most the 12-hour limit (see `JobContext::verdict`).
         let until = Instant::now() + *delay;
         tracing::info!(queue = %ctx.queue, message_id = %job.message.id, attempt = job.attempt(), delay_ms = delay.as_millis() as u64, "FIFO message will be retried in place");
         job.park();
@@ -188,7 +210,7 @@ async fn run_in_place(
             () = job.cancel.cancelled() => return Verdict::Release("lease lost while waiting to retry"),
         }
         job.retries_in_place += 1;
-        let _ = ctx.events.send(Event::RetriedInPlace);
+        let _ = ctx.events.send(Event::RetriedInPlace(cause));
     }
 }
 

@@ -86,12 +86,15 @@ pub(crate) struct Engine {
     pub shutdown_timeout: Duration,
     pub handler_grace: Duration,
     pub status: Arc<Status>,
+    /// The graceful shutdown ran to its end; until then, dropping the engine kills it.
+    pub finished: bool,
 }
 
 impl Engine {
     /// The graceful shutdown, within `shutdown_timeout` (see the module documentation of
-    /// `consumer`).
-    async fn finish(self) -> Result<ShutdownReport, BusError> {
+    /// `consumer`). If this future is dropped before it ends, the engine is killed as if its
+    /// handle had been dropped.
+    async fn finish(&mut self) -> Result<ShutdownReport, BusError> {
         let start = Instant::now();
         let deadline = start + self.shutdown_timeout;
         let handlers_by = start + self.handler_grace;
@@ -132,7 +135,8 @@ impl Engine {
         }
         self.stop_now.cancel();
         let _ = self.events.send(Event::Drain { deadline });
-        let report = match tokio::time::timeout_at(deadline + REPORT_GRACE, self.settler).await {
+        let report = match tokio::time::timeout_at(deadline + REPORT_GRACE, &mut self.settler).await
+        {
             Ok(Ok(report)) => report,
             Ok(Err(e)) => return Err(BusError::Internal(format!("the settler task failed: {e}"))),
             Err(_) => {
@@ -141,28 +145,51 @@ impl Engine {
                 ));
             }
         };
+        self.finished = true;
         tracing::info!(%report, "consumer stopped");
         Ok(report)
     }
+}
 
-    /// Stops everything at once: pollers stop, handlers are cancelled, and the settler releases
-    /// what it holds within a few seconds, on its own.
-    fn kill(self) {
+impl Drop for Engine {
+    /// Stops everything at once unless the graceful shutdown ran to its end: pollers stop,
+    /// handlers are cancelled, and the settler releases what it holds within a few seconds, on
+    /// its own. The settler is told to drain only once the pollers have stopped, so no receive
+    /// lands after it is gone.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
         self.status.stopping.store(true, Ordering::Relaxed);
         self.shutdown.cancel();
         self.hard_stop.cancel();
         self.stop_now.cancel();
+        self.pollers.close();
         let deadline = Instant::now() + KILL_GRACE;
-        let _ = self.events.send(Event::Drain { deadline });
+        let (pollers, events) = (self.pollers.clone(), self.events.clone());
+        let drain = async move {
+            let _ = tokio::time::timeout_at(deadline, pollers.wait()).await;
+            let _ = events.send(Event::Drain { deadline });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(drain);
+            }
+            // No runtime to run on: the engine's tasks are gone with it.
+            Err(_) => {
+                let _ = self.events.send(Event::Drain { deadline });
+            }
+        }
         tracing::warn!(
-            "consumer dropped without shutdown: handlers cancelled, held messages released"
+            "consumer dropped before its shutdown finished: handlers cancelled, held messages released"
         );
     }
 }
 
 /// A running consumer. [`shutdown`](ConsumerHandle::shutdown) stops it gracefully and returns
-/// its report; dropping the handle stops it at once: pollers stop, handlers are cancelled, and
-/// every held message is released (visibility 0), within a few seconds, in the background.
+/// its report; dropping the handle (or the `shutdown` future before it ends) stops it at once:
+/// pollers stop, handlers are cancelled, and every held message is released (visibility 0),
+/// within a few seconds, in the background.
 pub struct ConsumerHandle {
     engine: Option<Engine>,
     status: Arc<Status>,
@@ -203,19 +230,11 @@ impl ConsumerHandle {
     /// # Errors
     /// `Internal` when the engine's settler task failed (a bug).
     pub async fn shutdown(mut self) -> Result<ShutdownReport, BusError> {
-        match self.engine.take() {
+        match self.engine.as_mut() {
             Some(engine) => engine.finish().await,
             None => Err(BusError::Internal(
                 "the consumer was already stopped".to_owned(),
             )),
-        }
-    }
-}
-
-impl Drop for ConsumerHandle {
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            engine.kill();
         }
     }
 }

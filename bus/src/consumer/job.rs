@@ -17,6 +17,7 @@ use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
 use super::observe::Observer;
 use super::settler::{Cause, Event, Verdict};
+use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
 
@@ -177,10 +178,10 @@ impl JobContext {
         let Verdict::Release(why) = verdict else {
             return verdict;
         };
-        let receives = message.system.receive_count;
-        if !self.redrive || receives < self.max_attempts {
+        if !self.at_last_receive(message) {
             return verdict;
         }
+        let receives = message.system.receive_count;
         let reason = DeadLetterReason {
             kind: "released_at_last_receive".to_owned(),
             message: format!(
@@ -195,8 +196,14 @@ impl JobContext {
         Verdict::DeadLetter {
             message: Box::new(message.clone()),
             reason,
-            cause: Cause::Handler,
+            cause: Cause::Engine,
+            last_receive: true,
         }
+    }
+
+    /// Whether the queue's redrive policy moves this message on its next receive.
+    fn at_last_receive(&self, message: &Message) -> bool {
+        self.redrive && message.system.receive_count >= self.max_attempts
     }
 
     pub fn delivery(&self, job: &Job) -> Delivery {
@@ -246,9 +253,13 @@ impl JobContext {
                         message: Box::new(message.clone()),
                         reason,
                         cause,
+                        last_receive: self.at_last_receive(message),
                     }
                 } else {
-                    let delay = delay.unwrap_or_else(|| self.retry.delay_for(attempt));
+                    // A handler may ask for any delay; SQS holds a message 12 hours at most.
+                    let delay = delay
+                        .unwrap_or_else(|| self.retry.delay_for(attempt))
+                        .min(MAX_VISIBILITY_TIMEOUT);
                     Verdict::Retry {
                         delay,
                         attempt,
@@ -260,11 +271,13 @@ impl JobContext {
         }
     }
 
-    /// Waits for a handler slot; `None` if shutdown began first (the message is then released).
-    pub async fn slot(&self, n: u32) -> Option<OwnedSemaphorePermit> {
+    /// Waits for a handler slot; `None` if shutdown began first, or `cancel` fired (a lost
+    /// lease): the message is then released without running.
+    pub async fn slot(&self, n: u32, cancel: &CancellationToken) -> Option<OwnedSemaphorePermit> {
         tokio::select! {
             biased;
             () = self.shutdown.cancelled() => None,
+            () = cancel.cancelled() => None,
             p = self.concurrency.clone().acquire_many_owned(n) => p.ok(),
         }
     }
@@ -296,13 +309,19 @@ pub(crate) async fn run_one(ctx: &JobContext, handler: MessageHandler, job: &Job
     ran
 }
 
-/// Runs a batch handler over the jobs of one receive; one outcome per job.
-pub(crate) async fn run_batch(
-    ctx: &JobContext,
-    handler: BatchHandler,
-    jobs: &[Job],
-    cancel: &CancellationToken,
-) -> Vec<Ran> {
+/// Completes when the first job's cancellation fires (never for no jobs).
+async fn any_cancelled(jobs: &[Job]) {
+    if jobs.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(jobs.iter().map(|j| Box::pin(j.cancel.cancelled()))).await;
+}
+
+/// Runs a batch handler over the jobs of one receive; one outcome per job. The whole batch is
+/// cancelled as soon as any of its messages' leases is given up (or shutdown's deadline passes):
+/// a batch handler cannot be stopped for one message alone, and that message must not be handled
+/// on after another consumer may have it.
+pub(crate) async fn run_batch(ctx: &JobContext, handler: BatchHandler, jobs: &[Job]) -> Vec<Ran> {
     let deliveries: Vec<Delivery> = jobs.iter().map(|j| ctx.delivery(j)).collect();
     let n = deliveries.len();
     let started = Instant::now();
@@ -322,7 +341,7 @@ pub(crate) async fn run_batch(
             }
             Ok(Ok(Ok(results))) => results.into_iter().map(|r| match r { Ok(()) => Ran::Ok, Err(e) => Ran::from_error(&e) }).collect(),
         },
-        () = cancel.cancelled() => all(&|| Ran::Cancelled),
+        () = any_cancelled(jobs) => all(&|| Ran::Cancelled),
     };
     ctx.obs.handler_time(started.elapsed());
     // A message whose own lease was lost is not settled from the batch's outcome.

@@ -58,7 +58,8 @@ use poller::Poller;
 use settler::{Settler, SettlerSetup};
 
 /// Messages held until their settlement is confirmed, per slot of the in-flight limit: room for
-/// settlements that wait to fill a batch, and a bound when they cannot complete.
+/// settlements that wait to fill a batch, and a bound when they cannot complete. FIFO messages
+/// parked behind a head that waits out its backoff get as much room.
 const HELD_PER_IN_FLIGHT: usize = 10;
 
 /// A consumer of one queue: configure it, give it a handler, run it until a token is cancelled.
@@ -233,7 +234,7 @@ impl Consumer {
             handler_name: c.handler_name.clone(),
             retry: c.retry,
             concurrency: Arc::new(Semaphore::new(c.concurrency_limit())),
-            parking: Arc::new(Semaphore::new(c.in_flight_limit())),
+            parking: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
             shutdown: shutdown.clone(),
             events: tx.clone(),
         });
@@ -283,6 +284,7 @@ impl Consumer {
             shutdown_timeout: c.shutdown_timeout,
             handler_grace: c.handler_grace(),
             status: status.clone(),
+            finished: false,
         };
         ConsumerHandle::new(engine, status, &self.queue, dead_letter.name())
     }

@@ -173,7 +173,7 @@ impl Observer {
         let kind = match cause {
             Cause::Panic => "panic",
             Cause::Timeout => "timeout",
-            Cause::Handler => kind.as_str(),
+            Cause::Handler | Cause::Engine => kind.as_str(),
         };
         tracing::warn!(queue = %self.queue, message_id, kind, error, "handler failed");
         let i = FAILURE_KINDS.iter().position(|k| *k == kind).unwrap_or(0);

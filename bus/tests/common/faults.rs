@@ -55,6 +55,9 @@ struct Rule {
 pub struct Faulty {
     pub bus: EmbeddedBus,
     rules: Arc<Mutex<Vec<Rule>>>,
+    /// Whether a receive may be dropped without taking messages (as the embedded queue's may;
+    /// SQS's may not).
+    cancel_safe: bool,
 }
 
 impl Faulty {
@@ -62,7 +65,14 @@ impl Faulty {
         Self {
             bus,
             rules: Arc::default(),
+            cancel_safe: true,
         }
+    }
+
+    /// Receives behave as on SQS: the consumer may not drop one that is on the wire.
+    pub fn receives_not_cancel_safe(mut self) -> Self {
+        self.cancel_safe = false;
+        self
     }
 
     /// Makes the next `times` calls of `op` (every call when `None`) fault, on every queue.
@@ -150,7 +160,7 @@ impl Queue for FaultyQueue {
         self.inner.queue().change_visibility_batch(c).await
     }
     fn receive_is_cancel_safe(&self) -> bool {
-        self.inner.queue().receive_is_cancel_safe()
+        self.faults.cancel_safe && self.inner.queue().receive_is_cancel_safe()
     }
 }
 

@@ -34,6 +34,8 @@ pub(crate) enum Op {
         then: Option<Box<OutgoingMessage>>,
         /// The attempt that failed last (for the backoff if the send fails).
         attempt: u32,
+        /// A refused send is tried again while the lease lasts, never handed back.
+        last_receive: bool,
     },
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::calls::{ChangeEnds, ChangeEntry, Completed, Op};
+use super::lease::visibility_budget;
 use super::lease::{Phase, Settle, State};
 use super::{Outcome, RECEIPT_GONE, Settler};
 use crate::consumer::observe::Operation;
@@ -93,7 +94,13 @@ impl Settler {
         let State::Settling(s) = &mut lease.state else {
             return;
         };
-        let Op::DeadLetter { then, attempt, .. } = &mut s.op else {
+        let Op::DeadLetter {
+            then,
+            attempt,
+            last_receive,
+            ..
+        } = &mut s.op
+        else {
             return;
         };
         let next = match then.take() {
@@ -101,6 +108,7 @@ impl Settler {
                 out: letter,
                 then: None,
                 attempt: *attempt,
+                last_receive: *last_receive,
             },
             None => Op::Delete {
                 dead_lettered: true,
@@ -125,7 +133,20 @@ impl Settler {
             return;
         };
         let gone = RECEIPT_GONE.contains(&e.code.as_str());
-        if !(s.given_up || e.sender_fault || gone) {
+        // At its last receive a message the dead-letter queue refuses is not handed back: the
+        // queue's redrive would move it with no reason. Its send is tried again instead.
+        let last_chance = matches!(
+            s.op,
+            Op::DeadLetter {
+                last_receive: true,
+                ..
+            }
+        );
+        if !(s.given_up || gone) && (!e.sender_fault || last_chance) {
+            if last_chance && e.sender_fault {
+                tracing::error!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code, error = %e.message,
+                    "the dead-letter queue refuses a message at its last receive; trying again while its lease lasts");
+            }
             s.failures += 1;
             s.phase = Phase::Backoff(now + pause(s.failures));
             return;
@@ -134,7 +155,9 @@ impl Settler {
             Op::DeadLetter { attempt, .. } if !s.given_up && !gone => {
                 // The dead-letter queue refused it: it comes back after a backoff and is tried
                 // again, and counts as a failed settlement, not as a retry.
-                let timeout = retry.delay_for(*attempt);
+                let timeout = retry
+                    .delay_for(*attempt)
+                    .min(visibility_budget(lease.budget_from, now));
                 tracing::debug!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code, "dead-letter send failed; the message comes back after a backoff");
                 *s = Settle::new(Op::Change {
                     timeout,

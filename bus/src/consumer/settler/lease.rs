@@ -174,7 +174,11 @@ impl Lease {
         if matches!(self.state, State::Lost) {
             return None;
         }
-        let give_up = self.give_up_at();
+        // Once a settlement is given up its last call is on the wire or queued: nothing to wake for.
+        let give_up = match &self.state {
+            State::Settling(s) if s.given_up => None,
+            _ => Some(self.give_up_at()),
+        };
         let extend =
             (!self.extending && !self.capped && self.extendable()).then(|| self.extension_due());
         let backoff = match &self.state {
@@ -184,7 +188,7 @@ impl Lease {
             }) => Some(*at),
             _ => None,
         };
-        [Some(give_up), extend, backoff].into_iter().flatten().min()
+        [give_up, extend, backoff].into_iter().flatten().min()
     }
 
     /// Whether the lease may be extended now and is within `part` quarters of its visibility of

@@ -31,12 +31,15 @@ use crate::message::{Message, Receipt};
 use crate::retry::RetryPolicy;
 use crate::transport::{Queue, Sender};
 
-/// Why a handler failed, for the report.
+/// Why a message failed, for the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cause {
+    /// The handler returned an error.
     Handler,
     Panic,
     Timeout,
+    /// The engine decided (a release at the last receive).
+    Engine,
 }
 
 /// How the engine decided to settle one message.
@@ -56,6 +59,9 @@ pub(crate) enum Verdict {
         message: Box<Message>,
         reason: DeadLetterReason,
         cause: Cause,
+        /// The queue's redrive would move the message on its next receive: a refused
+        /// dead-letter send is tried again while the lease lasts, never handed back.
+        last_receive: bool,
     },
     /// Hand it back unprocessed (visibility 0).
     Release(&'static str),
@@ -83,8 +89,8 @@ pub(crate) enum Event {
         verdict: Verdict,
     },
     Done(Completed),
-    /// A FIFO message failed and is being tried again in place.
-    RetriedInPlace,
+    /// A FIFO message failed (for this cause) and is being tried again in place.
+    RetriedInPlace(Cause),
     /// No more messages will be received: settle what is held, and stop when it is settled or at
     /// `deadline`, whichever comes first.
     Drain {
@@ -126,6 +132,8 @@ pub(crate) struct Settler {
     changes: Pending<ChangeEntry>,
     dead: Pending<u64>,
     drain_by: Option<Instant>,
+    /// Send whatever is pending at the next flush, full batch or not (a lease was given up).
+    flush_now: bool,
     report: ShutdownReport,
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
@@ -144,6 +152,7 @@ impl Settler {
             changes: Pending::new(),
             dead: Pending::new(),
             drain_by: None,
+            flush_now: false,
             report: ShutdownReport::default(),
             tx,
             rx,
@@ -223,7 +232,8 @@ impl Settler {
             }
             Event::Decided { id, verdict } => self.on_decided(id, verdict, now),
             Event::Done(done) => self.on_completed(done, now),
-            Event::RetriedInPlace => {
+            Event::RetriedInPlace(cause) => {
+                self.count_cause(cause);
                 self.report.retried_in_place += 1;
                 self.setup.obs.retried_in_place();
             }
@@ -276,6 +286,7 @@ impl Settler {
                 message,
                 reason,
                 cause,
+                last_receive,
             } => {
                 self.count_cause(cause);
                 let out = dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
@@ -294,6 +305,7 @@ impl Settler {
                     out,
                     then,
                     attempt: reason.attempt,
+                    last_receive,
                 }
             }
         };
@@ -317,7 +329,12 @@ impl Settler {
             Phase::Backoff(at) => at <= now,
             Phase::Queued | Phase::InFlight => false,
         };
-        if !turn || (!s.op.keeps_lease() && lease.extending) {
+        if !turn {
+            return;
+        }
+        if !s.op.keeps_lease() && lease.extending {
+            // Waits for the extension to land (`on_extended` queues it then).
+            s.phase = Phase::Ready;
             return;
         }
         s.phase = Phase::Queued;
@@ -339,7 +356,7 @@ impl Settler {
 
     fn count_cause(&mut self, cause: Cause) {
         match cause {
-            Cause::Handler => {}
+            Cause::Handler | Cause::Engine => {}
             Cause::Panic => self.report.panics += 1,
             Cause::Timeout => self.report.timeouts += 1,
         }
@@ -408,7 +425,6 @@ impl Settler {
     fn tend_leases(&mut self, now: Instant) {
         let coalesce = self.leases.values().any(|l| l.within(now, 2));
         let mut lost: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        let mut unsettled = Vec::new();
         let mut turn = Vec::new();
         for (id, lease) in &mut self.leases {
             match lease.plan(now, coalesce) {
@@ -429,9 +445,15 @@ impl Settler {
                         lease.cancel.cancel();
                         lost.entry(why).or_default().push(lease.message_id.clone());
                     }
-                    State::Settling(s) if s.phase == Phase::InFlight => s.given_up = true,
-                    State::Settling(s) => unsettled.push((*id, s.op.operation())),
-                    State::Lost => {}
+                    // One last try, sent at once; its answer decides.
+                    State::Settling(s) if !s.given_up => {
+                        s.given_up = true;
+                        self.flush_now = true;
+                        if matches!(s.phase, Phase::Ready | Phase::Backoff(_)) {
+                            s.phase = Phase::Ready;
+                        }
+                    }
+                    State::Settling(_) | State::Lost => {}
                 },
                 Plan::Wait => {}
             }
@@ -445,10 +467,6 @@ impl Settler {
         }
         for (why, ids) in lost {
             self.setup.obs.leases_lost(&ids, why);
-        }
-        for (id, op) in unsettled {
-            tracing::debug!(queue = %self.setup.obs.queue, id, "the lease ran out before the message could be settled");
-            self.finish(id, Outcome::SettleFailed(op));
         }
         for id in turn {
             self.ready(id, now);
@@ -481,7 +499,7 @@ impl Settler {
 
     fn flush(&mut self, now: Instant) {
         let interval = self.setup.flush_interval;
-        let draining = self.drain_by.is_some();
+        let draining = self.drain_by.is_some() || std::mem::take(&mut self.flush_now);
         let urgent = self.changes.items.iter().any(|c| c.extension);
         if self.changes.due(interval, now, draining || urgent) {
             let entries: Vec<ChangeEntry> = self

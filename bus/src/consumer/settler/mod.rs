@@ -9,6 +9,8 @@
 
 mod calls;
 mod completions;
+mod decide;
+mod flush;
 mod lease;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,11 +22,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use calls::{CALL_TIMEOUT, ChangeEntry, Pending, distinct_batches};
-pub(crate) use calls::{ChangeEnds, Completed, Op};
-use lease::{Lease, Phase, Plan, Settle, State, visibility_budget};
+pub(crate) use calls::Completed;
+use calls::{ChangeEntry, Pending};
+use lease::{Lease, Phase, Plan, State};
 
-use super::dead_letter::{DeadLetterReason, dead_letter_message};
+use super::dead_letter::DeadLetterReason;
 use super::observe::{Observer, Operation};
 use super::report::ShutdownReport;
 use crate::message::{Message, Receipt};
@@ -241,119 +243,6 @@ impl Settler {
         }
     }
 
-    fn on_decided(&mut self, id: u64, verdict: Verdict, now: Instant) {
-        let Some(lease) = self.leases.get_mut(&id) else {
-            tracing::error!(id, "a verdict for a message that is not held; ignored");
-            return;
-        };
-        match lease.state {
-            State::Lost => return self.finish(id, Outcome::LeaseLost),
-            State::Settling(_) => {
-                tracing::error!(id, message_id = %lease.message_id, "a message was decided twice; the second verdict is ignored");
-                return;
-            }
-            State::Running => {}
-        }
-        let (message_id, budget_from) = (lease.message_id.clone(), lease.budget_from);
-        let op = match verdict {
-            Verdict::Ack => Op::Delete {
-                dead_lettered: false,
-            },
-            Verdict::Retry {
-                delay,
-                attempt,
-                reason,
-                cause,
-            } => {
-                self.count_cause(cause);
-                let delay = delay.min(visibility_budget(budget_from, now));
-                self.setup
-                    .obs
-                    .retry_decided(&message_id, attempt, delay, &reason);
-                Op::Change {
-                    timeout: delay,
-                    ends: ChangeEnds::Retried,
-                }
-            }
-            Verdict::Release(why) => {
-                tracing::debug!(queue = %self.setup.obs.queue, message_id, why, "releasing message");
-                Op::Change {
-                    timeout: Duration::ZERO,
-                    ends: ChangeEnds::Released,
-                }
-            }
-            Verdict::DeadLetter {
-                message,
-                reason,
-                cause,
-                last_receive,
-            } => {
-                self.count_cause(cause);
-                let out = dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
-                if out.note.is_some() {
-                    tracing::warn!(queue = %self.setup.obs.queue, message_id, kind = %reason.kind,
-                        "the dead-letter reason does not fit on the message; it goes in a note just before it");
-                }
-                self.setup
-                    .obs
-                    .dead_letter_decided(&message_id, &reason.kind, &reason.message);
-                let (out, then) = match out.note {
-                    Some(note) => (Box::new(note), Some(Box::new(out.message))),
-                    None => (Box::new(out.message), None),
-                };
-                Op::DeadLetter {
-                    out,
-                    then,
-                    attempt: reason.attempt,
-                    last_receive,
-                }
-            }
-        };
-        if let Some(lease) = self.leases.get_mut(&id) {
-            lease.state = State::Settling(Settle::new(op));
-        }
-        self.ready(id, now);
-    }
-
-    /// Queues a settlement whose turn has come, unless a visibility change would race an
-    /// extension in flight (it is queued when the extension lands).
-    fn ready(&mut self, id: u64, now: Instant) {
-        let Some(lease) = self.leases.get_mut(&id) else {
-            return;
-        };
-        let State::Settling(s) = &mut lease.state else {
-            return;
-        };
-        let turn = match s.phase {
-            Phase::Ready => true,
-            Phase::Backoff(at) => at <= now,
-            Phase::Queued | Phase::InFlight => false,
-        };
-        if !turn {
-            return;
-        }
-        if !s.op.keeps_lease() && lease.extending {
-            // Waits for the extension to land (`on_extended` queues it then).
-            s.phase = Phase::Ready;
-            return;
-        }
-        s.phase = Phase::Queued;
-        match &s.op {
-            Op::Delete { .. } => self.deletes.push(id, now),
-            Op::DeadLetter { .. } => self.dead.push(id, now),
-            Op::Change { timeout, .. } => {
-                let entry = ChangeEntry {
-                    id,
-                    receipt: lease.receipt.clone(),
-                    timeout: *timeout,
-                    extension: false,
-                    issued: now,
-                };
-                self.changes.push(entry, now);
-            }
-        }
-    }
-
     fn count_cause(&mut self, cause: Cause) {
         match cause {
             Cause::Handler | Cause::Engine => {}
@@ -470,112 +359,6 @@ impl Settler {
         }
         for id in turn {
             self.ready(id, now);
-        }
-    }
-
-    /// How long a call for these leases may take: until the first of them must be given up.
-    fn call_limit(&self, ids: impl Iterator<Item = u64>, now: Instant) -> Duration {
-        let by_lease = ids
-            .filter_map(|id| self.leases.get(&id))
-            .map(|l| l.give_up_at().saturating_duration_since(now))
-            .min()
-            .unwrap_or(CALL_TIMEOUT);
-        let by_drain = self
-            .drain_by
-            .map_or(CALL_TIMEOUT, |d| d.saturating_duration_since(now));
-        by_lease.min(by_drain).min(CALL_TIMEOUT).max(MIN_CALL_TIME)
-    }
-
-    /// Marks a queued settlement as on the wire; false if it is no longer queued.
-    fn take_queued(&mut self, id: u64) -> bool {
-        match self.leases.get_mut(&id).map(|l| &mut l.state) {
-            Some(State::Settling(s)) if s.phase == Phase::Queued => {
-                s.phase = Phase::InFlight;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn flush(&mut self, now: Instant) {
-        let interval = self.setup.flush_interval;
-        let draining = self.drain_by.is_some() || std::mem::take(&mut self.flush_now);
-        let urgent = self.changes.items.iter().any(|c| c.extension);
-        if self.changes.due(interval, now, draining || urgent) {
-            let entries: Vec<ChangeEntry> = self
-                .changes
-                .take()
-                .into_iter()
-                .filter(|c| {
-                    if c.extension {
-                        self.leases
-                            .get(&c.id)
-                            .is_some_and(|l| l.extending && !matches!(l.state, State::Lost))
-                    } else {
-                        true
-                    }
-                })
-                .collect();
-            let entries: Vec<ChangeEntry> = entries
-                .into_iter()
-                .filter(|c| c.extension || self.take_queued(c.id))
-                .collect();
-            for batch in distinct_batches(entries, |c| c.id, |_| 0) {
-                let limit = self.call_limit(batch.iter().map(|c| c.id), now);
-                let (queue, obs, tx) = self.call_parts();
-                calls::spawn_changes(queue, obs, tx, batch, limit);
-            }
-        }
-        if self.dead.due(interval, now, draining) {
-            let ids: Vec<u64> = self.dead.take();
-            let mut entries = Vec::new();
-            for id in ids {
-                if self.take_queued(id) {
-                    if let Some(out) = self.dead_letter_of(id) {
-                        entries.push((id, out));
-                    }
-                }
-            }
-            for batch in distinct_batches(entries, |e| e.0, |e| e.1.size()) {
-                let limit = self.call_limit(batch.iter().map(|e| e.0), now);
-                let (_, obs, tx) = self.call_parts();
-                let dlq = self.setup.dead_letter.clone();
-                calls::spawn_dead_letters(dlq, obs, tx, batch, limit);
-            }
-        }
-        if self.deletes.due(interval, now, draining) {
-            let ids: Vec<u64> = self.deletes.take();
-            let mut entries = Vec::new();
-            for id in ids {
-                if self.take_queued(id) {
-                    if let Some(l) = self.leases.get(&id) {
-                        entries.push((id, l.receipt.clone()));
-                    }
-                }
-            }
-            for batch in distinct_batches(entries, |e| e.0, |_| 0) {
-                let limit = self.call_limit(batch.iter().map(|e| e.0), now);
-                let (queue, obs, tx) = self.call_parts();
-                calls::spawn_deletes(queue, obs, tx, batch, limit);
-            }
-        }
-    }
-
-    fn call_parts(&self) -> (Arc<dyn Queue>, Arc<Observer>, UnboundedSender<Event>) {
-        (
-            self.setup.queue.clone(),
-            self.setup.obs.clone(),
-            self.tx.clone(),
-        )
-    }
-
-    fn dead_letter_of(&self, id: u64) -> Option<crate::message::OutgoingMessage> {
-        match &self.leases.get(&id)?.state {
-            State::Settling(Settle {
-                op: Op::DeadLetter { out, .. },
-                ..
-            }) => Some(out.as_ref().clone()),
-            _ => None,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod fifo;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -165,16 +166,24 @@ impl BatchProducer {
     ) -> SendReport {
         let mut report = SendReport::default();
         let mut ready = Vec::new();
+        // The first message of each group refused here: the rest of its group must wait for it.
+        let mut refused_groups: HashMap<String, usize> = HashMap::new();
         for (i, m) in messages.into_iter().enumerate() {
             match self.check(&m) {
-                Some(e) => report.failed.push((i, e)),
+                Some(e) => {
+                    if let Some(g) = m.group_id {
+                        refused_groups.entry(g).or_insert(i);
+                    }
+                    report.failed.push((i, e));
+                }
                 None => ready.push((i, m)),
             }
         }
         if !report.failed.is_empty() {
             progress(report.failed.len());
         }
-        if self.is_fifo(&ready) {
+        if !refused_groups.is_empty() || self.is_fifo(&ready) {
+            let ready = fifo::hold_back(ready, &refused_groups, &mut report, &mut progress);
             fifo::send_in_group_order(self, ready, &mut report, &mut progress).await;
         } else {
             self.send_unordered(ready, &mut report, &mut progress).await;

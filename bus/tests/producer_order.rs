@@ -256,3 +256,34 @@ async fn a_group_sent_to_an_embedded_fifo_queue_is_received_in_order() {
     }
     assert_eq!(received, bodies("g", 0..40));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_refused_before_sending_holds_back_the_rest_of_its_group() {
+    let queue = SlowQueue::new(5);
+    let mut messages = in_group("g", 5);
+    messages[2].body = "x".repeat(2000);
+    messages.extend(in_group("h", 3));
+    let report = BatchProducer::to_queue("orders.fifo", queue.clone())
+        .max_message_bytes(1000)
+        .send_all(messages, |_| {})
+        .await;
+    let failed: Vec<(usize, &str)> = report
+        .failed
+        .iter()
+        .map(|(i, e)| (*i, e.code.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (2, fleet_bus::producer::TOO_LARGE),
+            (3, HELD_BACK),
+            (4, HELD_BACK)
+        ]
+    );
+    assert!(report.failed[1].1.message.contains("entry 2"));
+    let mut want = bodies("g", 0..2);
+    want.extend(bodies("h", 0..3));
+    let mut accepted = queue.accepted();
+    accepted.sort();
+    assert_eq!(accepted, want);
+}

@@ -9,7 +9,8 @@
 //!   could put them back in order.
 //! - A failed entry is tried again first (the batch call retries entries that failed on the
 //!   service side); if it still fails, the rest of its group is not sent at all and is reported
-//!   as [`HELD_BACK`], naming the entry that held it.
+//!   as [`HELD_BACK`], naming the entry that held it. A message refused before sending (too
+//!   large) holds back the rest of its group the same way.
 //!
 //! Different groups fill the same batches (up to 10 groups a call) and up to `concurrency` calls
 //! run at once. One group alone therefore goes one message a call, at the latency of a call; a
@@ -114,6 +115,32 @@ fn held_back(failed: usize) -> EntryError {
         // Not the request's fault: sent again in order, after the failed entry, it can succeed.
         sender_fault: false,
     }
+}
+
+/// Reports as held back the messages of `ready` that come after a message of their group that
+/// was refused before sending (`refused`: group to its first refused input index); returns the
+/// rest.
+pub(super) fn hold_back(
+    ready: Vec<(usize, OutgoingMessage)>,
+    refused: &HashMap<String, usize>,
+    report: &mut SendReport,
+    progress: &mut impl FnMut(usize),
+) -> Vec<(usize, OutgoingMessage)> {
+    let mut held = 0;
+    let mut rest = Vec::with_capacity(ready.len());
+    for (i, m) in ready {
+        match m.group_id.as_ref().and_then(|g| refused.get(g)) {
+            Some(&first) if first < i => {
+                report.failed.push((i, held_back(first)));
+                held += 1;
+            }
+            _ => rest.push((i, m)),
+        }
+    }
+    if held > 0 {
+        progress(held);
+    }
+    rest
 }
 
 /// Sends `ready` group by group in order; records outcomes in `report`.

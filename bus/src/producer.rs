@@ -1,7 +1,14 @@
 //! Sending many messages well: oversize messages are refused before any call, the rest go in
 //! batches of up to 10 within the batch size limit, several batches at a time, and entries that
 //! fail on the service side are tried again.
+//!
+//! To a FIFO destination (a name ending in `.fifo`, or messages with a group id) each group keeps
+//! its order: one message of a group per call, one call per group in flight, and a failed entry
+//! holds back the rest of its group (`producer/fifo.rs` says why).
 
+mod fifo;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -27,6 +34,9 @@ pub enum Destination {
 
 /// The error code of a message refused before sending because it is too large.
 pub const TOO_LARGE: &str = "MessageTooLong";
+
+/// The error code of a FIFO message not sent because an earlier message of its group failed.
+pub const HELD_BACK: &str = "HeldBack";
 
 /// Sends messages to one queue or topic in full batches, with retries.
 #[derive(Clone)]
@@ -137,7 +147,18 @@ impl BatchProducer {
         }
     }
 
+    /// Whether these messages go to a FIFO destination, where groups must keep their order.
+    fn is_fifo(&self, messages: &[(usize, OutgoingMessage)]) -> bool {
+        crate::topology::is_fifo_name(&self.name)
+            || messages.iter().any(|(_, m)| m.group_id.is_some())
+    }
+
     /// Sends every message; `progress` is told how many were settled after each batch.
+    ///
+    /// On a standard destination up to `concurrency` batches are in flight and failed entries
+    /// are tried again after the rest. On a FIFO destination each group arrives in input order:
+    /// a group's messages go one per call, and when one fails for good the later messages of its
+    /// group are not sent and are reported with the code [`HELD_BACK`].
     pub async fn send_all(
         &self,
         messages: Vec<OutgoingMessage>,
@@ -145,15 +166,40 @@ impl BatchProducer {
     ) -> SendReport {
         let mut report = SendReport::default();
         let mut ready = Vec::new();
+        // The first message of each group refused here: the rest of its group must wait for it.
+        let mut refused_groups: HashMap<String, usize> = HashMap::new();
         for (i, m) in messages.into_iter().enumerate() {
             match self.check(&m) {
-                Some(e) => report.failed.push((i, e)),
+                Some(e) => {
+                    if let Some(g) = m.group_id {
+                        refused_groups.entry(g).or_insert(i);
+                    }
+                    report.failed.push((i, e));
+                }
                 None => ready.push((i, m)),
             }
         }
         if !report.failed.is_empty() {
             progress(report.failed.len());
         }
+        if !refused_groups.is_empty() || self.is_fifo(&ready) {
+            let ready = fifo::hold_back(ready, &refused_groups, &mut report, &mut progress);
+            fifo::send_in_group_order(self, ready, &mut report, &mut progress).await;
+        } else {
+            self.send_unordered(ready, &mut report, &mut progress).await;
+        }
+        report.sent.sort_by_key(|(i, _)| *i);
+        report.failed.sort_by_key(|(i, _)| *i);
+        report
+    }
+
+    /// Full batches, `concurrency` at a time, in whatever order they complete.
+    async fn send_unordered(
+        &self,
+        ready: Vec<(usize, OutgoingMessage)>,
+        report: &mut SendReport,
+        progress: &mut impl FnMut(usize),
+    ) {
         let batches = pack(ready, self.batch_limit());
         let mut calls = futures::stream::iter(batches)
             .map(|batch| self.send_batch(batch))
@@ -168,9 +214,6 @@ impl BatchProducer {
             }
             progress(n);
         }
-        report.sent.sort_by_key(|(i, _)| *i);
-        report.failed.sort_by_key(|(i, _)| *i);
-        report
     }
 
     async fn send_batch(

@@ -61,11 +61,14 @@ pub trait Sender: Send + Sync {
 
     /// Sends one message.
     ///
+    /// The default cannot name the queue in the entry's error; the senders of a
+    /// [`QueueHandle`] and the transports' own types do (through [`single_entry`]).
+    ///
     /// # Errors
     /// As `send_batch`, plus the entry's own failure.
     async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {
         let mut results = self.send_batch(std::slice::from_ref(&message)).await?;
-        single_entry("SendMessage", results.pop())
+        single_entry("", "SendMessage", results.pop())
     }
 }
 
@@ -83,22 +86,32 @@ pub trait Publisher: Send + Sync {
 
     /// Publishes one message.
     ///
+    /// The default cannot name the topic in the entry's error; the transports' own types do
+    /// (through [`single_entry`]).
+    ///
     /// # Errors
     /// As `publish_batch`, plus the entry's own failure.
     async fn publish(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {
         let mut results = self.publish_batch(std::slice::from_ref(&message)).await?;
-        single_entry("Publish", results.pop())
+        single_entry("", "Publish", results.pop())
     }
 }
 
-fn single_entry(
+/// The outcome of a one-message send or publish (`operation`) to `resource`, from the one result
+/// of its batch call: for implementations of [`Sender::send`] and [`Publisher::publish`] that
+/// know their queue's or topic's name.
+///
+/// # Errors
+/// The entry's failure, or a missing result, as a `BusError::Api` on `resource`.
+pub fn single_entry(
+    resource: &str,
     operation: &'static str,
     result: Option<EntryResult<SendReceipt>>,
 ) -> Result<SendReceipt, BusError> {
     match result {
         Some(Ok(receipt)) => Ok(receipt),
         Some(Err(e)) => Err(BusError::Api {
-            resource: String::new(),
+            resource: resource.to_owned(),
             operation,
             code: e.code,
             message: e.message,
@@ -106,7 +119,7 @@ fn single_entry(
             source: None,
         }),
         None => Err(BusError::Api {
-            resource: String::new(),
+            resource: resource.to_owned(),
             operation,
             code: "EmptyResult".to_owned(),
             message: "the batch call returned no entry".to_owned(),
@@ -224,14 +237,39 @@ impl QueueHandle {
         self.api.clone()
     }
 
-    /// The producing side.
+    /// The producing side; its errors name the queue.
     pub fn sender(&self) -> Arc<dyn Sender> {
-        self.api.clone()
+        Arc::new(NamedSender {
+            name: self.name.clone(),
+            inner: self.api.clone(),
+        })
     }
 
     /// Configuration and counts.
     pub fn admin(&self) -> Arc<dyn QueueAdmin> {
         self.api.clone()
+    }
+}
+
+/// A queue's sender that knows the queue's name, so a refused [`Sender::send`] says which queue
+/// refused it whatever the transport.
+struct NamedSender {
+    name: Arc<str>,
+    inner: Arc<dyn QueueApi>,
+}
+
+#[async_trait]
+impl Sender for NamedSender {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
+        self.inner.send_batch(messages).await
+    }
+
+    async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {
+        let mut results = self.send_batch(std::slice::from_ref(&message)).await?;
+        single_entry(&self.name, "SendMessage", results.pop())
     }
 }
 

@@ -73,3 +73,42 @@ async fn an_unreachable_endpoint_is_a_retryable_network_error() {
     assert_eq!(err.code(), Some("NetworkError"), "{err}");
     assert!(err.to_string().contains("GetQueueUrl on anything"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_send_or_publish_names_its_queue_or_topic() {
+    let t = fleet_tests::moto::transport().await;
+    let queue = unique_name("refusing");
+    t.declare(&Declaration::Queue(&QueueDecl::new(&queue)))
+        .await
+        .unwrap();
+    let err = t
+        .queue(&queue)
+        .await
+        .unwrap()
+        .sender()
+        .send(fleet_bus::OutgoingMessage::new("later").delay(Duration::from_secs(901)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("SendMessage on {queue} failed")),
+        "{err}"
+    );
+
+    let topic = unique_name("refusing");
+    t.declare(&Declaration::Topic(&fleet_bus::TopicDecl::new(&topic)))
+        .await
+        .unwrap();
+    let err = t
+        .topic(&topic)
+        .await
+        .unwrap()
+        .publish(fleet_bus::OutgoingMessage::new("later").delay(Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Publish on {topic} failed")),
+        "{err}"
+    );
+}

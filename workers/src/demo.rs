@@ -1,7 +1,9 @@
 //! `fleet demo`: the whole fleet end to end on the embedded transport. Synthetic events are
 //! published to the topic of `deploy/topology.toml`, fanned out to the worker queues by their
 //! filter policies, and consumed by the engine; a few fail once and are retried, one is poison and
-//! is dead-lettered. The summary accounts for every delivery: nothing may be lost.
+//! is dead-lettered. The summary accounts for every delivery against the demo's own table of the
+//! event types each queue subscribes to (`demo/plan.rs`), not against the filter matcher that
+//! routed them: nothing may be lost, and nothing may arrive where it does not belong.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -11,22 +13,20 @@ use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::retry::{Jitter, RetryPolicy};
-use fleet_bus::{AttributeValue, Consumer, OutgoingMessage, ShutdownReport, Topology, Transport};
+use fleet_bus::{
+    AttributeValue, BusError, Consumer, OutgoingMessage, ShutdownReport, Topology, Transport,
+};
 use tokio_util::sync::CancellationToken;
+
+mod plan;
+mod summary;
+
+pub use summary::{DemoSummary, QueueSummary};
+
+use plan::{Event, SUBSCRIBED, expected_at, plan};
 
 /// The deployment topology, compiled in so the demo runs from any directory.
 pub const TOPOLOGY: &str = include_str!("../../deploy/topology.toml");
-
-const EVENT_TYPES: [&str; 8] = [
-    "order.placed",
-    "analytics.page_view",
-    "order.paid",
-    "email.requested",
-    "analytics.signup",
-    "order.shipped",
-    "email.requested",
-    "order.cancelled",
-];
 
 /// What the demo publishes.
 #[derive(Clone, Copy, Debug)]
@@ -49,68 +49,12 @@ impl Default for DemoOptions {
     }
 }
 
-/// How one queue fared.
-#[derive(Clone, Debug, Default)]
-pub struct QueueSummary {
-    /// The queue.
-    pub name: String,
-    /// Its dead-letter queue.
-    pub dead_letter_queue: String,
-    /// Events its subscription's filter policy lets through.
-    pub expected: usize,
-    /// Events its handler processed.
-    pub processed: usize,
-    /// Events found in its dead-letter queue, with their reasons.
-    pub dead_letters: Vec<(String, DeadLetterReason)>,
-    /// Expected events neither processed nor dead-lettered.
-    pub lost: usize,
-    /// Events that arrived although the filter should have kept them out.
-    pub unexpected: usize,
-    /// The consumer's own accounting.
-    pub report: ShutdownReport,
-}
-
-/// The demo's result.
-#[derive(Clone, Debug, Default)]
-pub struct DemoSummary {
-    /// Events published.
-    pub published: usize,
-    /// Events made to fail once.
-    pub flaky: usize,
-    /// Per queue.
-    pub queues: Vec<QueueSummary>,
-}
-
-impl DemoSummary {
-    /// Deliveries lost across all queues.
-    pub fn lost(&self) -> usize {
-        self.queues.iter().map(|q| q.lost + q.unexpected).sum()
-    }
-}
-
 /// Everything that can stop the demo.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// The bus refused something.
     #[error(transparent)]
     Bus(#[from] fleet_bus::BusError),
-}
-
-fn event(i: usize, flaky: bool) -> OutgoingMessage {
-    let kind = EVENT_TYPES[i % EVENT_TYPES.len()];
-    let id = format!("evt-{i:05}");
-    let body =
-        serde_json::json!({ "id": id, "type": kind, "amount": (i * 7) % 300, "flaky": flaky });
-    OutgoingMessage::new(body.to_string())
-        .attribute("type", AttributeValue::string(kind))
-        .attribute("event_id", AttributeValue::string(&id))
-}
-
-fn poison() -> OutgoingMessage {
-    // Truncated JSON: no retry will ever parse it.
-    OutgoingMessage::new("{\"id\": \"evt-poison\", \"type\": \"order.placed\", \"amount\": ")
-        .attribute("type", AttributeValue::string("order.placed"))
-        .attribute("event_id", AttributeValue::string("evt-poison"))
 }
 
 type Seen = Arc<Mutex<BTreeSet<String>>>;
@@ -150,113 +94,139 @@ fn worker(seen: Seen) -> fleet_bus::consumer::MessageHandler {
 /// # Errors
 /// When the topology or the bus refuses something (a bug, on the embedded transport).
 pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
-    let topology = Topology::from_toml(TOPOLOGY)?;
+    run_on(TOPOLOGY, options).await
+}
+
+/// Runs the demo on another topology (a routing mistake must show as lost or unexpected).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_on(topology: &str, options: DemoOptions) -> Result<DemoSummary, DemoError> {
+    let topology = Topology::from_toml(topology)?;
     let bus = EmbeddedBus::new();
     bus.provision(&topology).await?;
-    let topic_decl = &topology.topics[0];
-    let topic = bus.topic(&topic_decl.name).await?;
+    let topic = topology
+        .topics
+        .first()
+        .ok_or_else(|| BusError::Topology("the demo needs a topic to publish to".to_owned()))?;
+    let events = plan(options);
+    publish(&bus, &topic.name, &events).await?;
 
-    let mut messages: Vec<OutgoingMessage> = (0..options.events)
-        .map(|i| event(i, options.flaky_every > 0 && i % options.flaky_every == 7))
+    let queues: Vec<String> = topic
+        .subscriptions
+        .iter()
+        .map(|s| s.queue.clone())
         .collect();
-    messages.insert(options.events / 2, poison());
-    for chunk in messages.chunks(10) {
-        for (m, r) in chunk.iter().zip(topic.publish_batch(chunk).await?) {
-            r.map_err(|e| fleet_bus::BusError::Config(format!("publish refused {}: {e}", m.body)))?;
-        }
-    }
-
     let shutdown = CancellationToken::new();
-    let mut running = Vec::new();
-    for sub in &topic_decl.subscriptions {
-        let seen: Seen = Arc::default();
-        let consumer = Consumer::new(bus.clone(), &sub.queue)
-            .handler(worker(seen.clone()))
-            .configure(|c| {
-                c.wait_time = Duration::from_secs(1);
-                c.flush_interval = Duration::from_millis(20);
-                c.retry = RetryPolicy {
-                    base: Duration::from_millis(200),
-                    max: Duration::from_secs(2),
-                    jitter: Jitter::Equal,
-                };
-                c.handler_name = format!("demo-{}", sub.queue);
-            });
-        running.push((
-            sub,
-            seen,
-            tokio::spawn(consumer.run(shutdown.child_token())),
-        ));
-    }
-    wait_until_drained(
-        &bus,
-        &topic_decl
-            .subscriptions
-            .iter()
-            .map(|s| s.queue.clone())
-            .collect::<Vec<_>>(),
-        options.timeout,
-    )
-    .await?;
+    let running: Vec<_> = queues
+        .iter()
+        .map(|queue| {
+            let seen = Seen::default();
+            let consumer = demo_consumer(&bus, queue, seen.clone());
+            (
+                queue,
+                seen,
+                tokio::spawn(consumer.run(shutdown.child_token())),
+            )
+        })
+        .collect();
+    wait_until_drained(&bus, &queues, options.timeout).await?;
     shutdown.cancel();
 
     let mut summary = DemoSummary {
-        published: messages.len(),
-        flaky: messages
-            .iter()
-            .filter(|m| m.body.contains("\"flaky\":true"))
-            .count(),
+        published: events.len(),
+        flaky: events.iter().filter(|e| e.flaky).count(),
         queues: Vec::new(),
     };
-    for (sub, seen, handle) in running {
+    for (queue, seen, handle) in running {
         let report = handle
             .await
-            .map_err(|e| fleet_bus::BusError::Config(e.to_string()))??;
-        let filter = sub.parsed_filter()?;
-        let expected: BTreeSet<String> = messages
-            .iter()
-            .filter(|m| {
-                filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&m.attributes, &m.body))
-            })
-            .filter_map(|m| {
-                m.attributes
-                    .get("event_id")
-                    .and_then(AttributeValue::as_str)
-                    .map(str::to_owned)
-            })
-            .collect();
-        let processed = seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let queue = bus.queue(&sub.queue).await?;
-        let dlq_name = queue
-            .admin()
-            .describe()
-            .await?
-            .redrive
-            .map(|r| r.dead_letter_queue_name().to_owned())
-            .unwrap_or_default();
-        let dead_letters = dead_letters(&bus, &dlq_name).await?;
-        let observed: BTreeSet<String> = processed
-            .iter()
-            .cloned()
-            .chain(dead_letters.iter().map(|(id, _)| id.clone()))
-            .collect();
+            .map_err(|e| BusError::Internal(format!("the consumer of {queue} failed: {e}")))??;
+        summary
+            .queues
+            .push(summarize(&bus, queue, &events, &seen, report).await?);
+    }
+    // A queue that should get events but is not subscribed at all lost every one of them.
+    for (queue, _) in SUBSCRIBED
+        .iter()
+        .filter(|(q, _)| !queues.iter().any(|n| n == q))
+    {
+        let expected = expected_at(queue, &events).len();
         summary.queues.push(QueueSummary {
-            name: sub.queue.clone(),
-            dead_letter_queue: dlq_name.clone(),
-            expected: expected.len(),
-            processed: processed.len(),
-            lost: expected.difference(&observed).count(),
-            unexpected: observed.difference(&expected).count(),
-            dead_letters,
-            report,
+            name: (*queue).to_owned(),
+            expected,
+            lost: expected,
+            ..QueueSummary::default()
         });
     }
     Ok(summary)
+}
+
+async fn publish(bus: &EmbeddedBus, topic: &str, events: &[Event]) -> Result<(), DemoError> {
+    let topic = bus.topic(topic).await?;
+    for chunk in events.chunks(10) {
+        let messages: Vec<OutgoingMessage> = chunk.iter().map(|e| e.message.clone()).collect();
+        for (e, r) in chunk.iter().zip(topic.publish_batch(&messages).await?) {
+            r.map_err(|err| BusError::Internal(format!("publish refused {}: {err}", e.id)))?;
+        }
+    }
+    Ok(())
+}
+
+fn demo_consumer(bus: &EmbeddedBus, queue: &str, seen: Seen) -> Consumer {
+    Consumer::new(bus.clone(), queue)
+        .handler(worker(seen))
+        .configure(|c| {
+            c.wait_time = Duration::from_secs(1);
+            c.flush_interval = Duration::from_millis(20);
+            c.retry = RetryPolicy {
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+                jitter: Jitter::Equal,
+            };
+            c.handler_name = format!("demo-{queue}");
+        })
+}
+
+/// What became of the events `queue` should have received: processed, dead-lettered or lost,
+/// and what arrived although it should not have.
+async fn summarize(
+    bus: &EmbeddedBus,
+    queue: &str,
+    events: &[Event],
+    seen: &Seen,
+    report: ShutdownReport,
+) -> Result<QueueSummary, DemoError> {
+    let expected = expected_at(queue, events);
+    let processed = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let dlq_name = bus
+        .queue(queue)
+        .await?
+        .admin()
+        .describe()
+        .await?
+        .redrive
+        .map(|r| r.dead_letter_queue_name().to_owned())
+        .unwrap_or_default();
+    let dead_letters = dead_letters(bus, &dlq_name).await?;
+    let observed: BTreeSet<String> = processed
+        .iter()
+        .cloned()
+        .chain(dead_letters.iter().map(|(id, _)| id.clone()))
+        .collect();
+    Ok(QueueSummary {
+        name: queue.to_owned(),
+        dead_letter_queue: dlq_name,
+        expected: expected.len(),
+        processed: processed.len(),
+        lost: expected.difference(&observed).count(),
+        unexpected: observed.difference(&expected).count(),
+        dead_letters,
+        report,
+    })
 }
 
 async fn wait_until_drained(
@@ -307,61 +277,6 @@ async fn dead_letters(
         .collect())
 }
 
-impl std::fmt::Display for DemoSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
-        writeln!(
-            f,
-            "Fleet demo on the embedded transport (topology: deploy/topology.toml)"
-        )?;
-        writeln!(f, "topic fleet-events -> {}", names.join(", "))?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "published      {} events ({} fail once, 1 poison)",
-            self.published, self.flaky
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "{:<18}{:>10}{:>11}{:>9}{:>15}{:>6}",
-            "queue", "delivered", "processed", "retried", "dead-lettered", "lost"
-        )?;
-        for q in &self.queues {
-            writeln!(
-                f,
-                "{:<18}{:>10}{:>11}{:>9}{:>15}{:>6}",
-                q.name,
-                q.expected,
-                q.processed,
-                q.report.retried,
-                q.dead_letters.len(),
-                q.lost + q.unexpected
-            )?;
-        }
-        writeln!(f)?;
-        for q in &self.queues {
-            for (id, r) in &q.dead_letters {
-                writeln!(
-                    f,
-                    "dead letter    {}  {id}  {} (attempt {}): {}",
-                    q.dead_letter_queue, r.kind, r.attempt, r.message
-                )?;
-            }
-        }
-        let processed: usize = self.queues.iter().map(|q| q.processed).sum();
-        let retried: u64 = self.queues.iter().map(|q| q.report.retried).sum();
-        let dead: usize = self.queues.iter().map(|q| q.dead_letters.len()).sum();
-        writeln!(f)?;
-        write!(
-            f,
-            "published {} | processed {processed} | retried {retried} | dead-lettered {dead} | lost {}",
-            self.published,
-            self.lost()
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,7 +296,15 @@ mod tests {
             total_dead, 2,
             "the poison event reaches orders and analytics: {summary}"
         );
-        assert!(summary.queues.iter().all(|q| q.report.is_balanced()));
+        for q in &summary.queues {
+            assert_eq!(
+                q.report.received,
+                q.report.settled(),
+                "{}: {}",
+                q.name,
+                q.report
+            );
+        }
         assert!(summary.queues.iter().map(|q| q.report.retried).sum::<u64>() > 0);
         for q in &summary.queues {
             for (id, r) in &q.dead_letters {
@@ -391,5 +314,53 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_routing_mistake_shows_as_lost_and_unexpected_deliveries() {
+        let orders = r#"filter_policy = { type = [{ prefix = "order." }] }"#;
+        let analytics = r#"filter_policy = { type = [{ anything-but = { prefix = "email." } }] }"#;
+        assert!(TOPOLOGY.contains(orders) && TOPOLOGY.contains(analytics));
+        // fleet-orders misses order.shipped and order.cancelled; fleet-analytics gets email too.
+        let wrong = TOPOLOGY
+            .replace(
+                orders,
+                r#"filter_policy = { type = [{ prefix = "order.p" }] }"#,
+            )
+            .replace(
+                analytics,
+                r#"filter_policy = { type = [{ exists = true }] }"#,
+            );
+        let summary = run_on(
+            &wrong,
+            DemoOptions {
+                events: 80,
+                flaky_every: 0,
+                timeout: Duration::from_secs(60),
+            },
+        )
+        .await
+        .expect("demo runs");
+        let queue = |name: &str| {
+            summary
+                .queues
+                .iter()
+                .find(|q| q.name == name)
+                .expect("queue in the summary")
+        };
+        // Of 80 events, types cycle with period 8: order.shipped at 5, order.cancelled at 7,
+        // email.requested at 3 and 6; 10 of each per position.
+        assert_eq!(
+            (queue("fleet-orders").lost, queue("fleet-orders").unexpected),
+            (20, 0)
+        );
+        assert_eq!(
+            (
+                queue("fleet-analytics").lost,
+                queue("fleet-analytics").unexpected
+            ),
+            (0, 20)
+        );
+        assert_eq!(summary.lost(), 40, "{summary}");
     }
 }

@@ -3,6 +3,12 @@
 //! One [`SqsTransport`] holds one SQS and one SNS client built from one shared `aws-config`
 //! (the standard credential chain; `AWS_ENDPOINT_URL` and the other endpoint overrides work).
 //! Clone it freely: clones share the clients and their connection pools.
+//!
+//! A topic is opened by its ARN, never by listing topics (which needs `sns:ListTopics` on `*` and
+//! takes one call per hundred topics): a name is completed with the configured region and the
+//! caller's account (`sts:GetCallerIdentity`, which needs no permission, asked once per
+//! transport), a full ARN is taken as it is, and one `sns:GetTopicAttributes` checks the topic
+//! exists.
 
 mod convert;
 mod error;
@@ -16,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName as Q;
+use tokio::sync::OnceCell;
 
 pub use queue::SqsQueue;
 pub use topic::SnsTopic;
@@ -35,8 +42,20 @@ pub struct SqsTransport {
 struct Inner {
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    sts: aws_sdk_sts::Client,
+    /// The configured region, the middle of every topic ARN.
+    region: Option<String>,
+    /// The caller's partition and account, asked once.
+    caller: OnceCell<Caller>,
     /// Topic ARNs by name, so a topic is looked up once.
     topics: Mutex<HashMap<String, String>>,
+}
+
+/// Where the credentials belong: the partition (`aws`, `aws-cn`, ...) and the account id.
+#[derive(Debug)]
+struct Caller {
+    partition: String,
+    account: String,
 }
 
 impl SqsTransport {
@@ -46,6 +65,9 @@ impl SqsTransport {
             inner: Arc::new(Inner {
                 sqs: aws_sdk_sqs::Client::new(config),
                 sns: aws_sdk_sns::Client::new(config),
+                sts: aws_sdk_sts::Client::new(config),
+                region: config.region().map(ToString::to_string),
+                caller: OnceCell::new(),
                 topics: Mutex::new(HashMap::new()),
             }),
         }
@@ -100,10 +122,12 @@ impl SqsTransport {
             .insert(name.to_owned(), arn.to_owned());
     }
 
-    /// The topic's ARN, or `None` when it does not exist.
+    /// The topic's ARN, or `None` when it does not exist. `name` is a topic name (completed with
+    /// the region and the caller's account) or a full topic ARN.
     ///
     /// # Errors
-    /// When listing topics fails.
+    /// When no region is configured, or `GetCallerIdentity` or `GetTopicAttributes` fails for
+    /// another reason than a missing topic.
     pub async fn topic_arn(&self, name: &str) -> Result<Option<String>, BusError> {
         if let Some(arn) = self
             .inner
@@ -114,30 +138,69 @@ impl SqsTransport {
         {
             return Ok(Some(arn.clone()));
         }
-        let suffix = format!(":{name}");
-        let mut token = None;
-        loop {
-            let out = self
-                .sns()
-                .list_topics()
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| sdk_error(name, "ListTopics", e))?;
-            if let Some(arn) = out
-                .topics()
-                .iter()
-                .filter_map(|t| t.topic_arn())
-                .find(|arn| arn.ends_with(&suffix))
-            {
-                self.remember_topic(name, arn);
-                return Ok(Some(arn.to_owned()));
+        let arn = if name.starts_with("arn:") {
+            name.to_owned()
+        } else {
+            let caller = self.caller(name).await?;
+            let region = self.inner.region.as_deref().ok_or_else(|| {
+                BusError::Config(
+                    "no AWS region is configured: set AWS_REGION or the profile's region"
+                        .to_owned(),
+                )
+            })?;
+            format!(
+                "arn:{}:sns:{region}:{}:{name}",
+                caller.partition, caller.account
+            )
+        };
+        let checked = self
+            .sns()
+            .get_topic_attributes()
+            .topic_arn(&arn)
+            .send()
+            .await;
+        match checked {
+            Ok(_) => {
+                self.remember_topic(name, &arn);
+                Ok(Some(arn))
             }
-            match out.next_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => return Ok(None),
-            }
+            Err(e) => match sdk_error(name, "GetTopicAttributes", e) {
+                e if e.code() == Some("NotFound") => Ok(None),
+                e => Err(e),
+            },
         }
+    }
+
+    /// The caller's partition and account, asked once per transport (`name` is what it is for,
+    /// for the error).
+    async fn caller(&self, name: &str) -> Result<&Caller, BusError> {
+        self.inner
+            .caller
+            .get_or_try_init(|| async {
+                let out = self
+                    .inner
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(name, "GetCallerIdentity", e))?;
+                let missing = || BusError::Api {
+                    resource: name.to_owned(),
+                    operation: "GetCallerIdentity",
+                    code: "UnparseableResponse".to_owned(),
+                    message: "the answer has no account or ARN".to_owned(),
+                    retryable: false,
+                    source: None,
+                };
+                let account = out.account().ok_or_else(missing)?.to_owned();
+                let partition = out
+                    .arn()
+                    .and_then(|arn| arn.split(':').nth(1))
+                    .ok_or_else(missing)?
+                    .to_owned();
+                Ok(Caller { partition, account })
+            })
+            .await
     }
 }
 
@@ -200,6 +263,11 @@ impl Transport for SqsTransport {
                 kind: "topic",
                 name: name.to_owned(),
             })?;
-        Ok(Arc::new(SnsTopic::new(self.inner.sns.clone(), name, &arn)))
+        let short = crate::transport::arn_resource_name(&arn).to_owned();
+        Ok(Arc::new(SnsTopic::new(
+            self.inner.sns.clone(),
+            &short,
+            &arn,
+        )))
     }
 }

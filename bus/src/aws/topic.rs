@@ -9,7 +9,7 @@ use super::error::{build_error, sdk_error};
 use crate::error::BusError;
 use crate::limits::MAX_SNS_BATCH_BYTES;
 use crate::message::{EntryError, EntryResult, OutgoingMessage, SendReceipt};
-use crate::transport::Publisher;
+use crate::transport::{Publisher, single_entry};
 use crate::validate;
 
 /// An SNS topic: its name, ARN and the shared client.
@@ -97,5 +97,10 @@ impl Publisher for SnsTopic {
             })
             .chain(local_failures);
         Ok(by_index(messages.len(), ok, failed))
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {
+        let mut results = self.publish_batch(std::slice::from_ref(&message)).await?;
+        single_entry(&self.name, "Publish", results.pop())
     }
 }

@@ -39,7 +39,7 @@ pub mod names {
     pub const ABANDONED: &str = "fleet_messages_abandoned_total";
 }
 
-/// Labels of a producer's or a one-off call's events; a consumer uses [`ConsumerEvents`].
+/// Labels of a producer's calls; a consumer has its own observer, with handles registered once.
 #[derive(Clone, Debug)]
 pub(crate) struct Scope {
     pub queue: String,

@@ -100,7 +100,7 @@ async fn a_batch_handler_is_cancelled_when_a_lease_of_its_batch_is_given_up() {
     let faulty = faults::Faulty::new(bus.clone());
     // Every extension hangs: the lease is given up before it runs out.
     faulty.inject(
-        faults::Op::ChangeVisibility,
+        faults::Call::ChangeVisibility,
         faults::Fault::Hang(Duration::from_secs(3600)),
         None,
     );

@@ -100,110 +100,16 @@ async fn a_lost_lease_cancels_the_handler_and_is_reported() {
     assert_eq!(report.received, report.settled(), "{report}");
 }
 
-/// The embedded transport with a switch that makes `ChangeMessageVisibilityBatch` fail as a
-/// whole with throttling, as SQS does under load.
-mod throttled {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use async_trait::async_trait;
-    use fleet_bus::embedded::EmbeddedBus;
-    use fleet_bus::{
-        Applied, BusError, Declaration, EntryResult, Message, OutgoingMessage, Publisher, Queue,
-        QueueAdmin, QueueDescription, QueueHandle, Receipt, ReceiveRequest, SendReceipt, Sender,
-        Transport, VisibilityChange,
-    };
-
-    #[derive(Clone)]
-    pub struct Throttled {
-        pub bus: EmbeddedBus,
-        pub throttle: Arc<AtomicBool>,
-    }
-
-    struct Q {
-        inner: QueueHandle,
-        throttle: Arc<AtomicBool>,
-    }
-
-    #[async_trait]
-    impl Queue for Q {
-        async fn receive(&self, r: &ReceiveRequest) -> Result<Vec<Message>, BusError> {
-            self.inner.queue().receive(r).await
-        }
-        async fn delete_batch(&self, r: &[Receipt]) -> Result<Vec<EntryResult<()>>, BusError> {
-            self.inner.queue().delete_batch(r).await
-        }
-        async fn change_visibility_batch(
-            &self,
-            c: &[VisibilityChange],
-        ) -> Result<Vec<EntryResult<()>>, BusError> {
-            if self.throttle.load(Ordering::SeqCst) {
-                let e = BusError::Api {
-                    resource: "q".into(),
-                    operation: "ChangeMessageVisibilityBatch",
-                    code: "ThrottlingException".into(),
-                    message: "rate exceeded".into(),
-                    retryable: true,
-                    source: None,
-                };
-                return Err(e);
-            }
-            self.inner.queue().change_visibility_batch(c).await
-        }
-        fn receive_is_cancel_safe(&self) -> bool {
-            true
-        }
-    }
-
-    #[async_trait]
-    impl Sender for Q {
-        async fn send_batch(
-            &self,
-            m: &[OutgoingMessage],
-        ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
-            self.inner.sender().send_batch(m).await
-        }
-    }
-
-    #[async_trait]
-    impl QueueAdmin for Q {
-        async fn describe(&self) -> Result<QueueDescription, BusError> {
-            self.inner.admin().describe().await
-        }
-    }
-
-    #[async_trait]
-    impl Transport for Throttled {
-        async fn declare(&self, d: &Declaration<'_>) -> Result<Applied, BusError> {
-            self.bus.declare(d).await
-        }
-        async fn queue(&self, name: &str) -> Result<QueueHandle, BusError> {
-            let inner = self.bus.queue(name).await?;
-            let arn = inner.arn().to_owned();
-            Ok(QueueHandle::new(
-                name,
-                &arn,
-                Arc::new(Q {
-                    inner,
-                    throttle: self.throttle.clone(),
-                }),
-            ))
-        }
-        async fn topic(&self, name: &str) -> Result<Arc<dyn Publisher>, BusError> {
-            self.bus.topic(name).await
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_throttled_extension_keeps_the_lease_and_the_finished_work_is_deleted() {
     let bus = bus_with_queue("throttled", 3, SECS(10)).await;
     send_all(&bus, "throttled", vec![OutgoingMessage::new("work")]).await;
-    let throttle = Arc::new(AtomicBool::new(true));
-    let transport = throttled::Throttled {
-        bus: bus.clone(),
-        throttle: throttle.clone(),
-    };
+    let transport = faults::Faulty::new(bus.clone());
+    transport.inject(
+        faults::Call::ChangeVisibility,
+        faults::Fault::throttled(),
+        None,
+    );
     let runs = Arc::new(AtomicU32::new(0));
     let handler = {
         let runs = runs.clone();
@@ -217,9 +123,9 @@ async fn a_throttled_extension_keeps_the_lease_and_the_finished_work_is_deleted(
             }
         })
     };
-    let running = spawn(Consumer::new(transport, "throttled").handler(handler));
+    let running = spawn(Consumer::new(transport.clone(), "throttled").handler(handler));
     tokio::time::sleep(SECS(7)).await;
-    throttle.store(false, Ordering::SeqCst);
+    transport.clear();
     wait_drained(&bus, "throttled", SECS(60)).await;
     let report = running.stop().await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "{report}");
@@ -275,59 +181,12 @@ async fn a_handler_past_the_twelve_hour_limit_is_stopped_before_its_lease_runs_o
     );
 }
 
-/// One handler run as the test saw it: when it started and when it ended (returned, or was
-/// dropped because its lease was lost).
-#[derive(Clone, Debug)]
-struct Run {
-    start: tokio::time::Instant,
-    end: Option<tokio::time::Instant>,
-    finished: bool,
-}
-
-/// Records the end of a run when the handler's future is dropped or completes.
-struct EndOfRun(Arc<std::sync::Mutex<Vec<Run>>>, usize);
-
-impl Drop for EndOfRun {
-    fn drop(&mut self) {
-        self.0.lock().unwrap()[self.1].end = Some(tokio::time::Instant::now());
-    }
-}
-
-/// A handler that works `work` per message and records every run.
-fn recorded(
-    work: Duration,
-) -> (
-    fleet_bus::consumer::MessageHandler,
-    Arc<std::sync::Mutex<Vec<Run>>>,
-) {
-    let runs: Arc<std::sync::Mutex<Vec<Run>>> = Arc::default();
-    let log = runs.clone();
-    let handler = handler_fn(move |_d: Delivery| {
-        let log = log.clone();
-        async move {
-            let i = {
-                let mut l = log.lock().unwrap();
-                l.push(Run {
-                    start: tokio::time::Instant::now(),
-                    end: None,
-                    finished: false,
-                });
-                l.len() - 1
-            };
-            let _end = EndOfRun(log.clone(), i);
-            tokio::time::sleep(work).await;
-            log.lock().unwrap()[i].finished = true;
-            Ok(())
-        }
-    });
-    (handler, runs)
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_message_arriving_late_in_a_long_poll_is_handled_once() {
     // Visibility 10 s, the default 20 s long poll: the message arrives 12 s into the poll.
     let bus = bus_with_queue("late", 3, SECS(10)).await;
-    let (handler, runs) = recorded(SECS(3));
+    let runs = runs::Runs::default();
+    let handler = runs.handler(SECS(3));
     let running = spawn(
         Consumer::new(bus.clone(), "late")
             .handler(handler)
@@ -337,7 +196,7 @@ async fn a_message_arriving_late_in_a_long_poll_is_handled_once() {
     send_all(&bus, "late", vec![OutgoingMessage::new("late")]).await;
     wait_drained(&bus, "late", SECS(120)).await;
     let report = running.stop().await;
-    let runs = runs.lock().unwrap().clone();
+    let runs = runs.all();
     assert_eq!(runs.len(), 1, "handled once: {runs:?}");
     assert!(runs[0].finished, "and to the end: {runs:?}");
     assert_eq!(
@@ -356,16 +215,17 @@ async fn a_hung_extension_never_lets_a_handler_outlive_its_lease() {
     let faulty = faults::Faulty::new(bus.clone());
     // The first extension hangs for 40 s; later ones answer at once.
     faulty.inject(
-        faults::Op::ChangeVisibility,
+        faults::Call::ChangeVisibility,
         faults::Fault::Hang(SECS(40)),
         Some(1),
     );
-    let (handler, runs) = recorded(SECS(30));
+    let runs = runs::Runs::default();
+    let handler = runs.handler(SECS(30));
     let a = spawn(Consumer::new(faulty.clone(), "hung").handler(handler.clone()));
     let b = spawn(Consumer::new(faulty.clone(), "hung").handler(handler));
     wait_drained(&bus, "hung", SECS(300)).await;
     let (ra, rb) = (a.stop().await, b.stop().await);
-    let mut runs = runs.lock().unwrap().clone();
+    let mut runs = runs.all();
     runs.sort_by_key(|r| r.start);
     assert_eq!(
         runs.iter().filter(|r| r.finished).count(),
@@ -389,8 +249,9 @@ async fn a_throttled_delete_is_retried_while_the_lease_is_kept() {
     let bus = bus_with_queue("slow-deletes", 3, SECS(10)).await;
     send_all(&bus, "slow-deletes", vec![OutgoingMessage::new("work")]).await;
     let faulty = faults::Faulty::new(bus.clone());
-    faulty.inject(faults::Op::Delete, faults::Fault::throttled(), None);
-    let (handler, runs) = recorded(SECS(1));
+    faulty.inject(faults::Call::Delete, faults::Fault::throttled(), None);
+    let runs = runs::Runs::default();
+    let handler = runs.handler(SECS(1));
     let running = spawn(Consumer::new(faulty.clone(), "slow-deletes").handler(handler));
     // A minute of throttled deletes: six visibility timeouts.
     tokio::time::sleep(SECS(60)).await;
@@ -398,7 +259,7 @@ async fn a_throttled_delete_is_retried_while_the_lease_is_kept() {
     wait_drained(&bus, "slow-deletes", SECS(60)).await;
     let report = running.stop().await;
     assert_eq!(
-        runs.lock().unwrap().len(),
+        runs.all().len(),
         1,
         "not redelivered while the delete was retried: {report}"
     );
@@ -426,12 +287,12 @@ async fn a_retry_waiting_behind_a_hung_extension_does_not_spin() {
     // The retry's visibility change is throttled once (it backs off), and meanwhile the lease's
     // extension hangs.
     faulty.inject(
-        faults::Op::ChangeVisibility,
+        faults::Call::ChangeVisibility,
         faults::Fault::throttled(),
         Some(1),
     );
     faulty.inject(
-        faults::Op::ChangeVisibility,
+        faults::Call::ChangeVisibility,
         faults::Fault::Hang(SECS(40)),
         Some(1),
     );

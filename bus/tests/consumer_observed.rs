@@ -145,7 +145,7 @@ async fn a_failed_batch_call_is_one_log_line_not_one_per_message() {
     .await;
     let faulty = faults::Faulty::new(bus.clone());
     faulty.inject(
-        faults::Op::Delete,
+        faults::Call::Delete,
         faults::Fault::Fail {
             code: "AccessDenied",
             retryable: false,

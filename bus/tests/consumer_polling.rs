@@ -139,7 +139,7 @@ async fn a_delete_outage_pauses_polling_instead_of_piling_up_messages() {
     )
     .await;
     let faulty = faults::Faulty::new(bus.clone());
-    faulty.inject(faults::Op::Delete, faults::Fault::throttled(), None);
+    faulty.inject(faults::Call::Delete, faults::Fault::throttled(), None);
     let handled = Arc::new(Mutex::new(0usize));
     let handler = {
         let handled = handled.clone();

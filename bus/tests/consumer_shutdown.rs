@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use fleet_bus::consumer::HandlerError;
 use fleet_bus::consumer::{Delivery, handler_fn};
 use fleet_bus::{Consumer, OutgoingMessage};
 use tokio::time::Instant;
@@ -129,40 +128,6 @@ async fn handlers_past_the_shutdown_deadline_are_cancelled_and_their_messages_re
     );
 }
 
-/// Counts handler runs that started and runs that ended (finished or were dropped).
-#[derive(Clone, Default)]
-struct Runs {
-    started: Arc<Mutex<usize>>,
-    ended: Arc<Mutex<usize>>,
-}
-
-struct Ended(Arc<Mutex<usize>>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap() += 1;
-    }
-}
-
-impl Runs {
-    fn handler(&self, work: Duration) -> fleet_bus::consumer::MessageHandler {
-        let runs = self.clone();
-        handler_fn(move |_d: Delivery| {
-            let runs = runs.clone();
-            async move {
-                *runs.started.lock().unwrap() += 1;
-                let _ended = Ended(runs.ended.clone());
-                tokio::time::sleep(work).await;
-                Ok::<(), HandlerError>(())
-            }
-        })
-    }
-
-    fn counts(&self) -> (usize, usize) {
-        (*self.started.lock().unwrap(), *self.ended.lock().unwrap())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn dropping_run_stops_the_engine_and_releases_its_messages() {
     let bus = bus_with_queue("dropped", 5, Duration::from_secs(30)).await;
@@ -174,7 +139,7 @@ async fn dropping_run_stops_the_engine_and_releases_its_messages() {
             .collect(),
     )
     .await;
-    let runs = Runs::default();
+    let runs = runs::Runs::default();
     let consumer =
         Consumer::new(bus.clone(), "dropped").handler(runs.handler(Duration::from_secs(3600)));
     let token = tokio_util::sync::CancellationToken::new();
@@ -216,7 +181,7 @@ async fn shutdown_has_one_deadline_even_when_every_call_hangs() {
     .await;
     // As on SQS, a receive on the wire is let finish, not dropped: the deadline must hold anyway.
     let faulty = faults::Faulty::new(bus.clone()).receives_not_cancel_safe();
-    let runs = Runs::default();
+    let runs = runs::Runs::default();
     let running = spawn(
         Consumer::new(faulty.clone(), "blackhole")
             .handler(runs.handler(Duration::from_secs(5)))
@@ -225,10 +190,10 @@ async fn shutdown_has_one_deadline_even_when_every_call_hangs() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The endpoint stops answering: every call hangs for an hour.
     for op in [
-        faults::Op::Receive,
-        faults::Op::Delete,
-        faults::Op::ChangeVisibility,
-        faults::Op::Send,
+        faults::Call::Receive,
+        faults::Call::Delete,
+        faults::Call::ChangeVisibility,
+        faults::Call::Send,
     ] {
         faulty.inject(op, faults::Fault::Hang(Duration::from_secs(3600)), None);
     }
@@ -251,7 +216,7 @@ async fn shutdown_has_one_deadline_even_when_every_call_hangs() {
 async fn a_started_consumer_reports_its_status_until_it_is_shut_down() {
     let bus = bus_with_queue("watched", 3, Duration::from_secs(30)).await;
     send_all(&bus, "watched", vec![OutgoingMessage::new("one")]).await;
-    let runs = Runs::default();
+    let runs = runs::Runs::default();
     let handle = Consumer::new(bus.clone(), "watched")
         .handler(runs.handler(Duration::from_millis(10)))
         .configure(|c| c.wait_time = Duration::from_secs(5))
@@ -291,7 +256,7 @@ async fn dropping_run_during_its_graceful_shutdown_still_stops_the_engine() {
             .collect(),
     )
     .await;
-    let runs = Runs::default();
+    let runs = runs::Runs::default();
     let consumer =
         Consumer::new(bus.clone(), "dropped-late").handler(runs.handler(Duration::from_secs(3600)));
     let token = tokio_util::sync::CancellationToken::new();

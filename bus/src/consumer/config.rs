@@ -21,10 +21,11 @@ pub struct ConsumerConfig {
     /// Concurrent long-poll loops.
     pub pollers: usize,
     /// Messages received and not yet decided by a handler, at most; polling pauses at this
-    /// many (backpressure). Default: 10 per poller. Decided messages whose settlement is still
-    /// under way are bounded too, at ten times this: a delete outage pauses polling. At most `concurrency` plus one batch per poller:
-    /// a prefetched message waits for a handler with its lease kept, and if shutdown hands it
-    /// back, that receive still counts against the queue's `maxReceiveCount`.
+    /// many (backpressure). Default: 10 per poller. At most `concurrency` plus one batch per
+    /// poller: a prefetched message waits for a handler with its lease kept, and if shutdown
+    /// hands it back, that receive still counts against the queue's `maxReceiveCount`. Decided
+    /// messages whose settlement is still under way are bounded too, at ten times this, so a
+    /// delete outage pauses polling.
     pub max_in_flight: Option<usize>,
     /// Handlers running at once; received messages beyond this wait (prefetched, their leases
     /// kept). Default: `max_in_flight`.

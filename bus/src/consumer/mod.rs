@@ -159,7 +159,13 @@ impl Consumer {
         }
         self.warn_about(&description, visibility);
         let dead_letter = self.dead_letter_queue(&description).await?;
-        Ok(self.launch(handler, &source, &description, &dead_letter))
+        let resolved = Resolved {
+            source,
+            description,
+            dead_letter,
+            visibility,
+        };
+        Ok(self.launch(handler, &resolved))
     }
 
     /// Settings that work but deserve a word.
@@ -200,79 +206,55 @@ impl Consumer {
         self.transport.queue(&name).await
     }
 
-    fn launch(
-        &self,
-        handler: Handler,
-        source: &QueueHandle,
-        d: &QueueDescription,
-        dead_letter: &QueueHandle,
-    ) -> ConsumerHandle {
+    fn launch(&self, handler: Handler, r: &Resolved) -> ConsumerHandle {
         let c = &self.config;
         let obs = Arc::new(Observer::new(&self.queue, &c.handler_name));
-        let visibility = c.visibility_timeout.unwrap_or(d.visibility_timeout);
-        let max_attempts = d
-            .redrive
-            .as_ref()
-            .map_or(c.attempts_without_redrive(), |r| r.max_receive_count);
         let (tx, rx) = mpsc::unbounded_channel();
         let setup = SettlerSetup {
-            queue: source.queue(),
-            dead_letter: dead_letter.sender(),
-            dead_letter_fifo: is_fifo_name(dead_letter.name()),
+            queue: r.source.queue(),
+            dead_letter: r.dead_letter.sender(),
+            dead_letter_fifo: is_fifo_name(r.dead_letter.name()),
             obs: obs.clone(),
             flush_interval: c.flush_interval,
             retry: c.retry,
         };
         let settler = tokio::spawn(Settler::new(setup, tx.clone(), rx).run());
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(JobContext {
-            queue: self.queue.as_str().into(),
-            obs,
-            max_attempts,
-            redrive: d.redrive.is_some(),
-            handler_timeout: c.handler_timeout,
-            handler_name: c.handler_name.clone(),
-            retry: c.retry,
-            concurrency: Arc::new(Semaphore::new(c.concurrency_limit())),
-            parking: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
-            shutdown: shutdown.clone(),
-            events: tx.clone(),
-        });
+        let ctx = self.job_context(r, obs, &shutdown, &tx);
         let (hard_stop, stop_now) = (CancellationToken::new(), CancellationToken::new());
         let jobs = TaskTracker::new();
         let dispatcher = Arc::new(Dispatcher {
             ctx: ctx.clone(),
             handler,
-            fifo: d.fifo,
+            fifo: r.description.fifo,
             groups: Arc::new(std::sync::Mutex::new(HashMap::new())),
             tracker: jobs.clone(),
             hard_stop: hard_stop.clone(),
             concurrency_limit: u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX),
         });
-        let in_flight = Arc::new(Semaphore::new(c.in_flight_limit()));
-        let held = Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT));
-        let batch = MAX_RECEIVE_MESSAGES.min(c.in_flight_limit());
-        let request = ReceiveRequest::new(batch, c.wait_time).visibility(visibility);
         let status = Arc::new(Status::new());
         let pollers = TaskTracker::new();
-        let next_id = Arc::new(AtomicU64::new(1));
+        let template = Poller {
+            queue: r.source.queue(),
+            ctx,
+            dispatcher,
+            in_flight: Arc::new(Semaphore::new(c.in_flight_limit())),
+            held: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
+            request: ReceiveRequest::new(
+                MAX_RECEIVE_MESSAGES.min(c.in_flight_limit()),
+                c.wait_time,
+            )
+            .visibility(r.visibility),
+            fill_wait: c.receive_fill_wait,
+            next_id: Arc::new(AtomicU64::new(1)),
+            hard_stop: hard_stop.clone(),
+            stop_now: stop_now.clone(),
+            status: status.clone(),
+        };
         for _ in 0..c.pollers {
-            let p = Poller {
-                queue: source.queue(),
-                ctx: ctx.clone(),
-                dispatcher: dispatcher.clone(),
-                in_flight: in_flight.clone(),
-                held: held.clone(),
-                request: request.clone(),
-                fill_wait: c.receive_fill_wait,
-                next_id: next_id.clone(),
-                hard_stop: hard_stop.clone(),
-                stop_now: stop_now.clone(),
-                status: status.clone(),
-            };
-            pollers.spawn(p.run());
+            pollers.spawn(template.clone().run());
         }
-        tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts, visibility_ms = visibility.as_millis() as u64, fifo = d.fifo, dead_letter = dead_letter.name(), "consumer started");
+        tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts = template.ctx.max_attempts, visibility_ms = r.visibility.as_millis() as u64, fifo = r.description.fifo, dead_letter = r.dead_letter.name(), "consumer started");
         let engine = Engine {
             pollers,
             jobs,
@@ -286,6 +268,40 @@ impl Consumer {
             status: status.clone(),
             finished: false,
         };
-        ConsumerHandle::new(engine, status, &self.queue, dead_letter.name())
+        ConsumerHandle::new(engine, status, &self.queue, r.dead_letter.name())
     }
+
+    /// What every job of this consumer shares.
+    fn job_context(
+        &self,
+        r: &Resolved,
+        obs: Arc<Observer>,
+        shutdown: &CancellationToken,
+        events: &mpsc::UnboundedSender<settler::Event>,
+    ) -> Arc<JobContext> {
+        let c = &self.config;
+        let redrive = r.description.redrive.as_ref();
+        Arc::new(JobContext {
+            queue: self.queue.as_str().into(),
+            obs,
+            max_attempts: redrive.map_or(c.attempts_without_redrive(), |p| p.max_receive_count),
+            redrive: redrive.is_some(),
+            handler_timeout: c.handler_timeout,
+            handler_name: c.handler_name.clone(),
+            retry: c.retry,
+            concurrency: Arc::new(Semaphore::new(c.concurrency_limit())),
+            parking: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
+            shutdown: shutdown.clone(),
+            events: events.clone(),
+        })
+    }
+}
+
+/// What [`Consumer::start`] resolves before anything runs.
+struct Resolved {
+    source: QueueHandle,
+    description: QueueDescription,
+    dead_letter: QueueHandle,
+    /// The visibility timeout each receive asks for.
+    visibility: std::time::Duration,
 }

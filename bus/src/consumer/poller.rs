@@ -28,6 +28,7 @@ use crate::transport::Queue;
 /// abandoned as hung (its messages, if any, return after their visibility timeout).
 const RECEIVE_GRACE: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
 pub(crate) struct Poller {
     pub queue: Arc<dyn Queue>,
     pub ctx: Arc<JobContext>,

@@ -15,7 +15,7 @@ use fleet_bus::{
 
 /// A queue operation that faults can be injected into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub enum Call {
     Receive,
     Delete,
     ChangeVisibility,
@@ -43,7 +43,7 @@ impl Fault {
 }
 
 struct Rule {
-    op: Op,
+    call: Call,
     queue: Option<String>,
     fault: Fault,
     /// Calls it still applies to; `None`: until cleared.
@@ -75,15 +75,15 @@ impl Faulty {
         self
     }
 
-    /// Makes the next `times` calls of `op` (every call when `None`) fault, on every queue.
-    pub fn inject(&self, op: Op, fault: Fault, times: Option<u32>) {
-        self.inject_on(None, op, fault, times);
+    /// Makes the next `times` calls of `call` (every call when `None`) fault, on every queue.
+    pub fn inject(&self, call: Call, fault: Fault, times: Option<u32>) {
+        self.inject_on(None, call, fault, times);
     }
 
     /// As [`Faulty::inject`], only on `queue`.
-    pub fn inject_on(&self, queue: Option<&str>, op: Op, fault: Fault, times: Option<u32>) {
+    pub fn inject_on(&self, queue: Option<&str>, call: Call, fault: Fault, times: Option<u32>) {
         self.rules.lock().expect("lock").push(Rule {
-            op,
+            call,
             queue: queue.map(str::to_owned),
             fault,
             remaining: times,
@@ -95,10 +95,12 @@ impl Faulty {
         self.rules.lock().expect("lock").clear();
     }
 
-    fn take(&self, queue: &str, op: Op) -> Option<Fault> {
+    fn take(&self, queue: &str, call: Call) -> Option<Fault> {
         let mut rules = self.rules.lock().expect("lock");
         let i = rules.iter().position(|r| {
-            r.op == op && r.queue.as_deref().is_none_or(|q| q == queue) && r.remaining != Some(0)
+            r.call == call
+                && r.queue.as_deref().is_none_or(|q| q == queue)
+                && r.remaining != Some(0)
         })?;
         let rule = &mut rules[i];
         if let Some(n) = &mut rule.remaining {
@@ -107,8 +109,13 @@ impl Faulty {
         Some(rule.fault.clone())
     }
 
-    async fn apply(&self, queue: &str, op: Op, operation: &'static str) -> Result<(), BusError> {
-        match self.take(queue, op) {
+    async fn apply(
+        &self,
+        queue: &str,
+        call: Call,
+        operation: &'static str,
+    ) -> Result<(), BusError> {
+        match self.take(queue, call) {
             None => Ok(()),
             Some(Fault::Hang(d)) => {
                 tokio::time::sleep(d).await;
@@ -136,13 +143,13 @@ struct FaultyQueue {
 impl Queue for FaultyQueue {
     async fn receive(&self, r: &ReceiveRequest) -> Result<Vec<Message>, BusError> {
         self.faults
-            .apply(&self.name, Op::Receive, "ReceiveMessage")
+            .apply(&self.name, Call::Receive, "ReceiveMessage")
             .await?;
         self.inner.queue().receive(r).await
     }
     async fn delete_batch(&self, r: &[Receipt]) -> Result<Vec<EntryResult<()>>, BusError> {
         self.faults
-            .apply(&self.name, Op::Delete, "DeleteMessageBatch")
+            .apply(&self.name, Call::Delete, "DeleteMessageBatch")
             .await?;
         self.inner.queue().delete_batch(r).await
     }
@@ -153,7 +160,7 @@ impl Queue for FaultyQueue {
         self.faults
             .apply(
                 &self.name,
-                Op::ChangeVisibility,
+                Call::ChangeVisibility,
                 "ChangeMessageVisibilityBatch",
             )
             .await?;
@@ -171,7 +178,7 @@ impl Sender for FaultyQueue {
         m: &[OutgoingMessage],
     ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
         self.faults
-            .apply(&self.name, Op::Send, "SendMessageBatch")
+            .apply(&self.name, Call::Send, "SendMessageBatch")
             .await?;
         self.inner.sender().send_batch(m).await
     }

@@ -8,3 +8,4 @@ pub use fleet_bus::scenarios::support::{
 };
 
 pub mod faults;
+pub mod runs;

@@ -27,7 +27,10 @@ pub(crate) enum Op {
     /// Delete the message: after success, or once it is in the dead-letter queue.
     Delete { dead_lettered: bool },
     /// Set its visibility (a retry after a backoff, or a release at once).
-    Change { timeout: Duration, ends: ChangeEnds },
+    Change {
+        timeout: Duration,
+        outcome: ChangeOutcome,
+    },
     /// Send it (or first its note) to the dead-letter queue; then delete it.
     DeadLetter {
         out: Box<OutgoingMessage>,
@@ -58,7 +61,7 @@ impl Op {
 
 /// What a visibility change settles the message as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChangeEnds {
+pub(crate) enum ChangeOutcome {
     /// Retried after a backoff.
     Retried,
     /// Handed back unprocessed.
@@ -147,7 +150,7 @@ pub(crate) struct ChangeEntry {
 pub(crate) enum Completed {
     Deleted(Vec<u64>, Vec<EntryResult<()>>),
     Changed(Vec<ChangeEntry>, Vec<EntryResult<()>>),
-    DeadLettered(Vec<u64>, Vec<EntryResult<()>>),
+    SentToDeadLetter(Vec<u64>, Vec<EntryResult<()>>),
 }
 
 /// Makes one call bounded by `limit`, logs its failures once (one line for the call, or one line
@@ -257,7 +260,7 @@ pub(crate) fn spawn_dead_letters(
                 .map(|rs| rs.into_iter().map(|r| r.map(|_| ())).collect())
         })
         .await;
-        let _ = tx.send(Event::Done(Completed::DeadLettered(ids, results)));
+        let _ = tx.send(Event::Done(Completed::SentToDeadLetter(ids, results)));
     });
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::calls::{ChangeEnds, ChangeEntry, Completed, Op};
+use super::calls::{ChangeEntry, ChangeOutcome, Completed, Op};
 use super::lease::visibility_budget;
 use super::lease::{Phase, Settle, State};
 use super::{Outcome, RECEIPT_GONE, Settler};
@@ -52,11 +52,16 @@ impl Settler {
                         continue;
                     }
                     match (r, self.settling_op(c.id)) {
-                        (Ok(()), Some(Op::Change { ends, .. })) => {
-                            let outcome = match ends {
-                                ChangeEnds::Retried => Outcome::Retried,
-                                ChangeEnds::Released => Outcome::Released,
-                                ChangeEnds::DeadLetterFailed => {
+                        (
+                            Ok(()),
+                            Some(Op::Change {
+                                outcome: change, ..
+                            }),
+                        ) => {
+                            let outcome = match change {
+                                ChangeOutcome::Retried => Outcome::Retried,
+                                ChangeOutcome::Released => Outcome::Released,
+                                ChangeOutcome::DeadLetterFailed => {
                                     Outcome::SettleFailed(Operation::SendDeadLetter)
                                 }
                             };
@@ -67,7 +72,7 @@ impl Settler {
                     }
                 }
             }
-            Completed::DeadLettered(ids, results) => {
+            Completed::SentToDeadLetter(ids, results) => {
                 for (id, r) in ids.into_iter().zip(results) {
                     match r {
                         Ok(()) => self.dead_letter_sent(id, now),
@@ -161,7 +166,7 @@ impl Settler {
                 tracing::debug!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code, "dead-letter send failed; the message comes back after a backoff");
                 *s = Settle::new(Op::Change {
                     timeout,
-                    ends: ChangeEnds::DeadLetterFailed,
+                    outcome: ChangeOutcome::DeadLetterFailed,
                 });
                 self.ready(id, now);
             }

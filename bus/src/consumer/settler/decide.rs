@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::calls::{ChangeEnds, ChangeEntry, Op};
+use super::calls::{ChangeEntry, ChangeOutcome, Op};
 use super::lease::{Phase, Settle, State, visibility_budget};
 use super::{Outcome, Settler, Verdict};
 use crate::consumer::dead_letter::dead_letter_message;
@@ -59,14 +59,14 @@ impl Settler {
                     .retry_decided(message_id, attempt, delay, &reason);
                 Op::Change {
                     timeout: delay,
-                    ends: ChangeEnds::Retried,
+                    outcome: ChangeOutcome::Retried,
                 }
             }
             Verdict::Release(why) => {
                 tracing::debug!(queue = %self.setup.obs.queue, message_id, why, "releasing message");
                 Op::Change {
                     timeout: Duration::ZERO,
-                    ends: ChangeEnds::Released,
+                    outcome: ChangeOutcome::Released,
                 }
             }
             Verdict::DeadLetter {

@@ -4,8 +4,10 @@
 //! and every outcome is counted once, when the lease is removed.
 //!
 //! Extensions and deletes may race (an extension that lands after the delete fails harmlessly);
-//! a settling visibility change never races an extension of the same message, because the two
-//! would leave the message with whichever landed last.
+//! a settling visibility change is not sent while an extension of the same message is on the
+//! wire, because the two would leave the message with whichever landed last. An extension
+//! abandoned on its timeout may still land at SQS after the change: the message then comes back
+//! one visibility timeout later than asked, never lost.
 
 mod calls;
 mod completions;

@@ -27,3 +27,23 @@ async fn a_refused_send_names_its_queue() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_publish_names_its_topic() {
+    let bus = EmbeddedBus::new();
+    bus.provision(&Topology {
+        queues: vec![],
+        topics: vec![fleet_bus::TopicDecl::new("fleet-events")],
+    })
+    .await
+    .unwrap();
+    let topic = bus.topic("fleet-events").await.unwrap();
+    // Topics refuse a per-message delay.
+    let refused = OutgoingMessage::new("x").delay(std::time::Duration::from_secs(5));
+    let err = topic.publish(refused).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Publish on fleet-events failed"),
+        "{err}"
+    );
+}

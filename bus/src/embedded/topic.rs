@@ -13,7 +13,7 @@ use crate::limits::{FIFO_DEDUP_WINDOW, MAX_SNS_BATCH_BYTES, MAX_SNS_MESSAGE_BYTE
 use crate::message::{EntryError, EntryResult, OutgoingMessage, SendReceipt};
 use crate::sns::{FilterPolicy, SnsEnvelope};
 use crate::topology::SubscriptionDecl;
-use crate::transport::{Applied, Publisher};
+use crate::transport::{Applied, Publisher, single_entry};
 use crate::validate;
 
 struct Subscription {
@@ -228,5 +228,10 @@ impl Publisher for EmbeddedTopic {
         validate::check_send_batch(&self.name, "PublishBatch", messages, MAX_SNS_BATCH_BYTES)?;
         let now = Instant::now();
         Ok(messages.iter().map(|m| self.publish_one(m, now)).collect())
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {
+        let mut results = self.publish_batch(std::slice::from_ref(&message)).await?;
+        single_entry(&self.name, "Publish", results.pop())
     }
 }

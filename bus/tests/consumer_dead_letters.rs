@@ -10,18 +10,9 @@ use std::time::Duration;
 use common::*;
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
-use fleet_bus::retry::{Jitter, RetryPolicy};
 use fleet_bus::{Consumer, OutgoingMessage};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn no_jitter(base: u64) -> RetryPolicy {
-    RetryPolicy {
-        base: SECS(base),
-        max: SECS(3600),
-        jitter: Jitter::None,
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_dead_letter_send_is_counted_as_a_failed_settlement() {

@@ -11,19 +11,10 @@ use std::time::Duration;
 use common::*;
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
-use fleet_bus::retry::{Jitter, RetryPolicy};
 use fleet_bus::{Consumer, OutgoingMessage};
 use tokio::time::Instant;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn no_jitter(base: u64) -> RetryPolicy {
-    RetryPolicy {
-        base: SECS(base),
-        max: SECS(3600),
-        jitter: Jitter::None,
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_mixed_batch_settles_each_message_as_its_outcome_says() {

@@ -131,14 +131,7 @@ async fn handlers_past_the_shutdown_deadline_are_cancelled_and_their_messages_re
 #[tokio::test(start_paused = true)]
 async fn dropping_run_stops_the_engine_and_releases_its_messages() {
     let bus = bus_with_queue("dropped", 5, Duration::from_secs(30)).await;
-    send_all(
-        &bus,
-        "dropped",
-        (0..5)
-            .map(|i| OutgoingMessage::new(format!("m{i}")))
-            .collect(),
-    )
-    .await;
+    send_all(&bus, "dropped", numbered(5)).await;
     let runs = runs::Runs::default();
     let consumer =
         Consumer::new(bus.clone(), "dropped").handler(runs.handler(Duration::from_secs(3600)));
@@ -171,14 +164,7 @@ async fn dropping_run_stops_the_engine_and_releases_its_messages() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_has_one_deadline_even_when_every_call_hangs() {
     let bus = bus_with_queue("blackhole", 5, Duration::from_secs(30)).await;
-    send_all(
-        &bus,
-        "blackhole",
-        (0..20)
-            .map(|i| OutgoingMessage::new(format!("m{i}")))
-            .collect(),
-    )
-    .await;
+    send_all(&bus, "blackhole", numbered(20)).await;
     // As on SQS, a receive on the wire is let finish, not dropped: the deadline must hold anyway.
     let faulty = faults::Faulty::new(bus.clone()).receives_not_cancel_safe();
     let runs = runs::Runs::default();
@@ -248,14 +234,7 @@ async fn a_started_consumer_reports_its_status_until_it_is_shut_down() {
 #[tokio::test(start_paused = true)]
 async fn dropping_run_during_its_graceful_shutdown_still_stops_the_engine() {
     let bus = bus_with_queue("dropped-late", 5, Duration::from_secs(30)).await;
-    send_all(
-        &bus,
-        "dropped-late",
-        (0..5)
-            .map(|i| OutgoingMessage::new(format!("m{i}")))
-            .collect(),
-    )
-    .await;
+    send_all(&bus, "dropped-late", numbered(5)).await;
     let runs = runs::Runs::default();
     let consumer =
         Consumer::new(bus.clone(), "dropped-late").handler(runs.handler(Duration::from_secs(3600)));

@@ -182,13 +182,32 @@ impl JobContext {
             return verdict;
         }
         let receives = message.system.receive_count;
+        let why = format!(
+            "handed back unprocessed ({why}) at receive {receives} of {}: one more receive would move it to the dead-letter queue without a reason",
+            self.max_attempts
+        );
+        self.dead_letter(
+            message,
+            "released_at_last_receive".to_owned(),
+            why,
+            receives,
+            Cause::Engine,
+        )
+    }
+
+    /// A dead-letter verdict with its reason.
+    fn dead_letter(
+        &self,
+        message: &Message,
+        kind: String,
+        why: String,
+        attempt: u32,
+        cause: Cause,
+    ) -> Verdict {
         let reason = DeadLetterReason {
-            kind: "released_at_last_receive".to_owned(),
-            message: format!(
-                "handed back unprocessed ({why}) at receive {receives} of {}: one more receive would move it to the dead-letter queue without a reason",
-                self.max_attempts
-            ),
-            attempt: receives,
+            kind,
+            message: why,
+            attempt,
             handler: self.handler_name.clone(),
             queue: self.queue.to_string(),
             message_id: message.id.clone(),
@@ -196,8 +215,8 @@ impl JobContext {
         Verdict::DeadLetter {
             message: Box::new(message.clone()),
             reason,
-            cause: Cause::Engine,
-            last_receive: true,
+            cause,
+            last_receive: self.at_last_receive(message),
         }
     }
 
@@ -241,20 +260,7 @@ impl JobContext {
                     } else {
                         text
                     };
-                    let reason = DeadLetterReason {
-                        kind: label,
-                        message: text,
-                        attempt,
-                        handler: self.handler_name.clone(),
-                        queue: self.queue.to_string(),
-                        message_id: message.id.clone(),
-                    };
-                    Verdict::DeadLetter {
-                        message: Box::new(message.clone()),
-                        reason,
-                        cause,
-                        last_receive: self.at_last_receive(message),
-                    }
+                    self.dead_letter(message, label, text, attempt, cause)
                 } else {
                     // A handler may ask for any delay; SQS holds a message 12 hours at most.
                     let delay = delay

@@ -9,3 +9,21 @@ pub use fleet_bus::scenarios::support::{
 
 pub mod faults;
 pub mod runs;
+
+/// A retry policy without jitter: `base` seconds, doubling up to an hour.
+#[allow(dead_code)]
+pub fn no_jitter(base: u64) -> fleet_bus::retry::RetryPolicy {
+    fleet_bus::retry::RetryPolicy {
+        base: std::time::Duration::from_secs(base),
+        max: std::time::Duration::from_secs(3600),
+        jitter: fleet_bus::retry::Jitter::None,
+    }
+}
+
+/// `n` messages with the bodies `m0`, `m1`, ...
+#[allow(dead_code)]
+pub fn numbered(n: usize) -> Vec<fleet_bus::OutgoingMessage> {
+    (0..n)
+        .map(|i| fleet_bus::OutgoingMessage::new(format!("m{i}")))
+        .collect()
+}

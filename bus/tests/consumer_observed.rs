@@ -196,3 +196,22 @@ async fn settings_a_redrive_policy_overrides_are_named_in_a_warning() {
         "{warned:#?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_visibility_shorter_than_the_long_poll_is_warned_about() {
+    let (lines, _guard) = Lines::capture();
+    let bus = bus_with_queue("short-lease", 3, SECS(5)).await;
+    let running = spawn(
+        Consumer::new(bus.clone(), "short-lease")
+            .handler(handler_fn(|_d: Delivery| async move { Ok(()) })),
+    );
+    tokio::time::sleep(SECS(1)).await;
+    running.stop().await;
+    let warned = lines.matching("WARN");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("visibility timeout is shorter than the long-poll wait")),
+        "{warned:#?}"
+    );
+}

@@ -19,7 +19,7 @@ impl Settler {
     fn call_limit(&self, ids: impl Iterator<Item = u64>, now: Instant) -> Duration {
         let by_lease = ids
             .filter_map(|id| self.leases.get(&id))
-            .map(|l| l.give_up_at().saturating_duration_since(now))
+            .map(|l| l.calls_by().saturating_duration_since(now))
             .min()
             .unwrap_or(CALL_TIMEOUT);
         let by_drain = self
@@ -48,19 +48,13 @@ impl Settler {
                 .changes
                 .take()
                 .into_iter()
-                .filter(|c| {
-                    if c.extension {
-                        self.leases
-                            .get(&c.id)
-                            .is_some_and(|l| l.extending && !matches!(l.state, State::Lost))
-                    } else {
-                        true
-                    }
+                .filter(|c| match c.extension {
+                    true => self
+                        .leases
+                        .get(&c.id)
+                        .is_some_and(|l| l.extending && !matches!(l.state, State::Lost)),
+                    false => self.take_queued(c.id),
                 })
-                .collect();
-            let entries: Vec<ChangeEntry> = entries
-                .into_iter()
-                .filter(|c| c.extension || self.take_queued(c.id))
                 .collect();
             for batch in distinct_batches(entries, |c| c.id, |_| 0) {
                 let limit = self.call_limit(batch.iter().map(|c| c.id), now);

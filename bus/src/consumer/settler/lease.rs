@@ -148,6 +148,15 @@ impl Lease {
             .unwrap_or(self.deadline)
     }
 
+    /// By when a call for this lease must have answered: before the lease is given up, or, for
+    /// the last try of a settlement given up, before the lease runs out.
+    pub fn calls_by(&self) -> Instant {
+        match &self.state {
+            State::Settling(s) if s.given_up => self.deadline,
+            _ => self.give_up_at(),
+        }
+    }
+
     /// Whether the lease may be extended in its state: not once it is lost, and not while a
     /// visibility change of its own settlement is queued or on the wire (the two would race).
     fn extendable(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Fleet's workers and the `fleet` command's building blocks.
 
+pub mod analytics;
 pub mod cli;
 pub mod demo;
 pub mod dlq;

@@ -21,7 +21,7 @@ use fleet_schemas::{AnalyticsTracked, Envelope, FleetEvent};
 use serde_json::Value;
 
 use super::error::AnalyticsError;
-use super::keys;
+use crate::table::keys;
 
 /// The `analytics.tracked` name of an applied payment (properties `order_id`, `amount_cents`,
 /// `currency`): adds to the revenue.

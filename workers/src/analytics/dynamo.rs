@@ -29,12 +29,14 @@ use metrics::counter;
 
 use super::aggregate::EventDeltas;
 use super::error::{AnalyticsError, Said, WriteFailure};
-use super::keys;
 use super::metric;
 use super::store::{CounterStore, EventOutcome, first_copies, spread_to_copies};
 use super::transaction::{MAX_ACTIONS, Plan, Reason, Verdict, split};
 use super::wcu;
+use crate::table::{DEFAULT_TABLE, EXPIRATION, PK, SK, keys};
 
+/// The counter's number attribute (a reserved word in expressions, so always through `#value`).
+const VALUE: &str = "value";
 /// Counters read at once by [`CounterStore::read`] (one `Query` each).
 const READ_CONCURRENCY: usize = 8;
 
@@ -53,7 +55,7 @@ pub struct DynamoCounterConfig {
 impl Default for DynamoCounterConfig {
     fn default() -> Self {
         Self {
-            table: "fleet".to_owned(),
+            table: DEFAULT_TABLE.to_owned(),
             shards: 4,
             dedup_ttl: Duration::from_secs(15 * 24 * 3600),
         }
@@ -277,9 +279,9 @@ impl DynamoCounterStore {
         for event in &plan.events {
             let put = Put::builder()
                 .table_name(table)
-                .item("PK", s(keys::analytics_dedup_pk(&event.event_id)))
-                .item("SK", s(keys::ANALYTICS_SK))
-                .item("expiration", n(expiration))
+                .item(PK, s(keys::analytics_event_pk(&event.event_id)))
+                .item(SK, s(keys::ANALYTICS_SK))
+                .item(EXPIRATION, n(expiration))
                 .condition_expression("attribute_not_exists(PK)")
                 .build()
                 .map_err(invalid)?;
@@ -288,11 +290,10 @@ impl DynamoCounterStore {
         for (key, delta) in &plan.counters {
             let update = Update::builder()
                 .table_name(table)
-                .key("PK", s(keys::counter_pk(key)))
-                .key("SK", s(keys::counter_sk(plan.shard)))
-                // `value` is a reserved word in DynamoDB expressions.
+                .key(PK, s(keys::counter_pk(key)))
+                .key(SK, s(keys::counter_sk(plan.shard)))
                 .update_expression("ADD #value :delta")
-                .expression_attribute_names("#value", "value")
+                .expression_attribute_names("#value", VALUE)
                 .expression_attribute_values(":delta", n(*delta))
                 .build()
                 .map_err(invalid)?;
@@ -304,14 +305,14 @@ impl DynamoCounterStore {
     /// WCU of a committed transaction, from the sizes of the items it wrote.
     fn plan_wcu(&self, plan: &Plan<'_>, expiration: i64) -> u64 {
         let dedup = plan.events.iter().map(|e| {
-            wcu::string_attribute("PK", &keys::analytics_dedup_pk(&e.event_id))
-                + wcu::string_attribute("SK", keys::ANALYTICS_SK)
-                + wcu::number_attribute("expiration", expiration)
+            wcu::string_attribute(PK, &keys::analytics_event_pk(&e.event_id))
+                + wcu::string_attribute(SK, keys::ANALYTICS_SK)
+                + wcu::number_attribute(EXPIRATION, expiration)
         });
         let counters = plan.counters.iter().map(|(key, _)| {
-            wcu::string_attribute("PK", &keys::counter_pk(key))
-                + wcu::string_attribute("SK", &keys::counter_sk(plan.shard))
-                + wcu::any_number_attribute("value")
+            wcu::string_attribute(PK, &keys::counter_pk(key))
+                + wcu::string_attribute(SK, &keys::counter_sk(plan.shard))
+                + wcu::any_number_attribute(VALUE)
         });
         dedup.chain(counters).map(wcu::transactional_item_wcu).sum()
     }
@@ -327,7 +328,7 @@ impl DynamoCounterStore {
             .key_condition_expression("PK = :pk")
             .expression_attribute_values(":pk", s(keys::counter_pk(key)))
             .projection_expression("#value")
-            .expression_attribute_names("#value", "value")
+            .expression_attribute_names("#value", VALUE)
             .consistent_read(true)
             .into_paginator()
             .items()
@@ -335,7 +336,7 @@ impl DynamoCounterStore {
         let mut total: i64 = 0;
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| read_failed(Box::new(e)))?;
-            let value = match item.get("value") {
+            let value = match item.get(VALUE) {
                 Some(AttributeValue::N(text)) => {
                     text.parse::<i64>().map_err(|e| read_failed(Box::new(e)))?
                 }

@@ -13,7 +13,6 @@ pub mod aggregate;
 pub mod dynamo;
 mod error;
 pub mod handler;
-pub mod keys;
 pub mod read;
 pub mod store;
 mod transaction;

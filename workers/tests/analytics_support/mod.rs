@@ -3,6 +3,15 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::http::StatusCode;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_bus::scenarios::unique_name;
@@ -27,12 +36,26 @@ impl Dynamo {
     }
 
     /// A store on a new table with `config` (its table name replaced by a unique one).
-    pub async fn with(mut config: DynamoCounterConfig) -> Self {
+    pub async fn with(config: DynamoCounterConfig) -> Self {
+        Self::faulty(config, None).await
+    }
+
+    /// A store on a new table whose `TransactWriteItems` calls go through `fault`.
+    pub async fn with_fault(fault: Fault) -> Self {
+        Self::faulty(DynamoCounterConfig::default(), Some(fault)).await
+    }
+
+    async fn faulty(mut config: DynamoCounterConfig, fault: Option<Fault>) -> Self {
         let sdk = moto::sdk_config().await;
         let table = unique_name("analytics");
         fleet_tests::dynamo::single_table(&sdk, &table).await;
         let calls = AwsCalls::new();
-        let client = calls.dynamodb_client(&sdk);
+        let mut builder =
+            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.interceptor());
+        if let Some(fault) = fault {
+            builder = builder.interceptor(fault);
+        }
+        let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
         config.table = table.clone();
         Self {
             store: DynamoCounterStore::new(client.clone(), config),
@@ -100,4 +123,87 @@ pub async fn apply_until_settled(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("events still failing after 50 tries: {pending:?}");
+}
+
+/// What a [`Fault`] does to a `TransactWriteItems` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The request never leaves: nothing is written (a network error before sending).
+    BeforeSending,
+    /// The table committed, but the response turns into a 500: the SDK retries the same
+    /// request (same `ClientRequestToken`).
+    LostResponseRetried,
+    /// The table committed, but the response turns into a refusal the SDK does not retry: the
+    /// store reports a failure although the write happened (a crash after the commit).
+    LostResponseRefused,
+}
+
+/// Makes the next `times` `TransactWriteItems` calls fail as `kind` says.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    kind: FaultKind,
+    left: Arc<AtomicU32>,
+}
+
+impl Fault {
+    /// A fault for the next `times` calls.
+    pub fn new(kind: FaultKind, times: u32) -> Self {
+        Self {
+            kind,
+            left: Arc::new(AtomicU32::new(times)),
+        }
+    }
+
+    /// Faults not injected yet.
+    pub fn left(&self) -> u32 {
+        self.left.load(Ordering::SeqCst)
+    }
+
+    fn take(&self, cfg: &ConfigBag, kind: FaultKind) -> bool {
+        let transact = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "TransactWriteItems");
+        transact
+            && self.kind == kind
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+    }
+}
+
+impl Intercept for Fault {
+    fn name(&self) -> &'static str {
+        "analytics-test-fault"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.take(cfg, FaultKind::BeforeSending) {
+            return Err("injected: the connection failed before sending".into());
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The status alone decides: a 500 is retried by the SDK, a 400 is not.
+        let status = if self.take(cfg, FaultKind::LostResponseRetried) {
+            500
+        } else if self.take(cfg, FaultKind::LostResponseRefused) {
+            400
+        } else {
+            return Ok(());
+        };
+        *context.response_mut().status_mut() = StatusCode::try_from(status).unwrap();
+        Ok(())
+    }
 }

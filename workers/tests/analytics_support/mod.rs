@@ -2,6 +2,8 @@
 //! their deltas.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mix;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -37,22 +39,27 @@ impl Dynamo {
 
     /// A store on a new table with `config` (its table name replaced by a unique one).
     pub async fn with(config: DynamoCounterConfig) -> Self {
-        Self::faulty(config, None).await
+        Self::faulty(config, Vec::new()).await
     }
 
     /// A store on a new table whose `TransactWriteItems` calls go through `fault`.
     pub async fn with_fault(fault: Fault) -> Self {
-        Self::faulty(DynamoCounterConfig::default(), Some(fault)).await
+        Self::faulty(DynamoCounterConfig::default(), vec![fault]).await
     }
 
-    async fn faulty(mut config: DynamoCounterConfig, fault: Option<Fault>) -> Self {
+    /// A store on a new table whose `TransactWriteItems` calls go through every fault.
+    pub async fn with_faults(faults: Vec<Fault>) -> Self {
+        Self::faulty(DynamoCounterConfig::default(), faults).await
+    }
+
+    async fn faulty(mut config: DynamoCounterConfig, faults: Vec<Fault>) -> Self {
         let sdk = moto::sdk_config().await;
         let table = unique_name("analytics");
         fleet_tests::dynamo::single_table(&sdk, &table).await;
         let calls = AwsCalls::new();
         let mut builder =
             aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.interceptor());
-        if let Some(fault) = fault {
+        for fault in faults {
             builder = builder.interceptor(fault);
         }
         let client = aws_sdk_dynamodb::Client::from_conf(builder.build());

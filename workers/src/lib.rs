@@ -5,6 +5,7 @@ pub mod cli;
 pub mod demo;
 pub mod dlq;
 pub mod run;
+pub mod scenario;
 pub mod send;
 pub mod stats;
 pub mod table;

@@ -4,6 +4,7 @@ pub mod aws_calls;
 pub mod cli;
 pub mod demo;
 pub mod dlq;
+pub mod idempotency;
 pub mod send;
 pub mod stats;
 pub mod table;

@@ -4,6 +4,7 @@ pub mod aws_calls;
 pub mod cli;
 pub mod demo;
 pub mod dlq;
+pub mod idempotency;
 pub mod run;
 pub mod scenario;
 pub mod send;

@@ -335,7 +335,19 @@ impl DynamoCounterStore {
             .send();
         let mut total: i64 = 0;
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| read_failed(Box::new(e)))?;
+            let item = item.map_err(|e| {
+                let missing = e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception());
+                if missing {
+                    let why = format!(
+                        "table {} not found: create it with `fleet provision`",
+                        self.config.table
+                    );
+                    return read_failed(Box::new(Said(why)));
+                }
+                read_failed(Box::new(e))
+            })?;
             let value = match item.get(VALUE) {
                 Some(AttributeValue::N(text)) => {
                     text.parse::<i64>().map_err(|e| read_failed(Box::new(e)))?

@@ -1,6 +1,7 @@
 //! The `fleet` command line: argument parsing and the commands, each a thin call into the
 //! library.
 
+mod counters;
 mod dlq;
 mod run;
 mod send;
@@ -88,6 +89,8 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The analytics counters of one name, subject or currency over a time range, as a table.
+    Counters(counters::CountersArgs),
     /// Depth, in-flight, delayed and oldest-message age of every queue of a topology.
     Stats {
         /// The topology file.
@@ -169,6 +172,7 @@ async fn run(command: Command) -> CliResult {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Counters(args) => counters::run_counters(args).await,
         Command::Dlq { command } => dlq::run_dlq(command).await,
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;

@@ -16,7 +16,7 @@
 //! that committed is not applied twice (on AWS; elsewhere the deduplication items catch it).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -32,11 +32,15 @@ use super::error::{AnalyticsError, Said, WriteFailure};
 use super::metric;
 use super::store::{CounterStore, EventOutcome, first_copies, spread_to_copies};
 use super::transaction::{MAX_ACTIONS, Plan, Reason, Verdict, split};
-use super::wcu;
 use crate::table::{DEFAULT_TABLE, EXPIRATION, PK, SK, keys};
 
+mod stats;
+
+use stats::Stats;
+pub use stats::WriteStats;
+
 /// The counter's number attribute (a reserved word in expressions, so always through `#value`).
-const VALUE: &str = "value";
+pub(crate) const VALUE: &str = "value";
 /// Counters read at once by [`CounterStore::read`] (one `Query` each).
 const READ_CONCURRENCY: usize = 8;
 
@@ -60,35 +64,6 @@ impl Default for DynamoCounterConfig {
             dedup_ttl: Duration::from_secs(15 * 24 * 3600),
         }
     }
-}
-
-/// What the store's `TransactWriteItems` calls cost so far (calls as the store made them; the
-/// SDK's own retries of one call are not counted apart).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// `TransactWriteItems` calls.
-    pub calls: u64,
-    /// Calls that committed.
-    pub committed: u64,
-    /// Calls cancelled (a duplicate, a conflict); each is resubmitted without what failed.
-    pub cancelled: u64,
-    /// Calls that failed as a whole (after the SDK's retries).
-    pub failed: u64,
-    /// Items written by the committed calls.
-    pub items: u64,
-    /// Write capacity units of the committed calls, computed from their items (see
-    /// [`wcu`](super::wcu)).
-    pub wcu: u64,
-}
-
-#[derive(Debug, Default)]
-struct Stats {
-    calls: AtomicU64,
-    committed: AtomicU64,
-    cancelled: AtomicU64,
-    failed: AtomicU64,
-    items: AtomicU64,
-    wcu: AtomicU64,
 }
 
 /// The counter store on the single DynamoDB table.
@@ -123,16 +98,7 @@ impl DynamoCounterStore {
 
     /// What the writes cost so far.
     pub fn write_stats(&self) -> WriteStats {
-        let s = &self.stats;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        WriteStats {
-            calls: get(&s.calls),
-            committed: get(&s.committed),
-            cancelled: get(&s.cancelled),
-            failed: get(&s.failed),
-            items: get(&s.items),
-            wcu: get(&s.wcu),
-        }
+        self.stats.snapshot()
     }
 
     /// Applies one group of events (distinct ids, at most [`MAX_ACTIONS`] actions), recording
@@ -205,13 +171,7 @@ impl DynamoCounterStore {
         };
         let outcome = match &submitted {
             Submitted::Committed => {
-                self.stats.committed.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .items
-                    .fetch_add(plan.actions() as u64, Ordering::Relaxed);
-                self.stats
-                    .wcu
-                    .fetch_add(self.plan_wcu(plan, expiration), Ordering::Relaxed);
+                self.stats.record_commit(plan, expiration);
                 "committed"
             }
             Submitted::Cancelled(_) => {
@@ -300,21 +260,6 @@ impl DynamoCounterStore {
             actions.push(TransactWriteItem::builder().update(update).build());
         }
         Ok(actions)
-    }
-
-    /// WCU of a committed transaction, from the sizes of the items it wrote.
-    fn plan_wcu(&self, plan: &Plan<'_>, expiration: i64) -> u64 {
-        let dedup = plan.events.iter().map(|e| {
-            wcu::string_attribute(PK, &keys::analytics_event_pk(&e.event_id))
-                + wcu::string_attribute(SK, keys::ANALYTICS_SK)
-                + wcu::number_attribute(EXPIRATION, expiration)
-        });
-        let counters = plan.counters.iter().map(|(key, _)| {
-            wcu::string_attribute(PK, &keys::counter_pk(key))
-                + wcu::string_attribute(SK, &keys::counter_sk(plan.shard))
-                + wcu::any_number_attribute(VALUE)
-        });
-        dedup.chain(counters).map(wcu::transactional_item_wcu).sum()
     }
 
     /// One counter: the sum of its shards (a `Query` on its partition key).

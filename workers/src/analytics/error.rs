@@ -17,7 +17,7 @@ pub enum AnalyticsError {
     Schema(#[source] SchemaError),
     /// A property that a counter needs (`amount_cents`, `currency` of `order_paid`) is missing
     /// or invalid, so the event cannot be counted exactly.
-    #[error("invalid `payload.properties.{property}` of a {name} event: {reason}")]
+    #[error("invalid `payload.properties.{property}` for {name}: {reason}")]
     InvalidProperty {
         /// The event's name.
         name: String,

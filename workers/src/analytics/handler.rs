@@ -54,13 +54,11 @@ impl AnalyticsWorker {
                     events.push(deltas);
                 }
                 Ok(Counted::Skipped { event_type }) => {
-                    observe(delivery, "skipped");
-                    tracing::debug!(queue = %delivery.queue, message_id = %delivery.message.id,
-                        event_type, "not counted by the analytics worker; acknowledged");
+                    skipped(delivery, event_type);
                     results[i] = Some(Ok(()));
                 }
                 Err(e) => {
-                    observe(delivery, "refused");
+                    refused(delivery, &e);
                     results[i] = Some(Err(e.into()));
                 }
             }
@@ -110,6 +108,28 @@ fn settle(delivery: &Delivery, outcome: EventOutcome) -> Result<(), HandlerError
     }
 }
 
+/// A type the worker does not count: acknowledged on purpose, counted as the router counts the
+/// types it has no handler for.
+fn skipped(delivery: &Delivery, event_type: &'static str) {
+    observe(delivery, "skipped");
+    counter!(fleet_schemas::SKIPPED, "queue" => delivery.queue.to_string(), "type" => event_type)
+        .increment(1);
+    tracing::debug!(queue = %delivery.queue, message_id = %delivery.message.id, event_type,
+        "not counted by the analytics worker; acknowledged");
+}
+
+/// A message that cannot be counted: it goes to the dead-letter queue with its label.
+fn refused(delivery: &Delivery, error: &AnalyticsError) {
+    observe(delivery, "refused");
+    if let AnalyticsError::Schema(schema) = error {
+        counter!(fleet_schemas::DECODE_FAILURES, "queue" => delivery.queue.to_string(),
+            "reason" => schema.label())
+        .increment(1);
+    }
+    tracing::warn!(queue = %delivery.queue, message_id = %delivery.message.id,
+        error = %fleet_bus::chain_text(error), "event cannot be counted; it goes to the dead-letter queue");
+}
+
 fn observe(delivery: &Delivery, outcome: &'static str) {
     counter!(metric::EVENTS, "queue" => delivery.queue.to_string(), "outcome" => outcome)
         .increment(1);
@@ -133,5 +153,59 @@ impl From<AnalyticsError> for HandlerError {
             }
             e @ AnalyticsError::Query(_) => HandlerError::permanent(e).with_label("invalid_query"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fleet_bus::consumer::FailureKind;
+
+    use super::*;
+    use crate::analytics::WriteFailure;
+
+    fn outcome(e: AnalyticsError) -> (FailureKind, String, String) {
+        let h = HandlerError::from(e);
+        (h.kind(), h.label().to_owned(), h.cause_text())
+    }
+
+    #[test]
+    fn bad_input_is_dead_lettered_with_its_label_and_failed_writes_are_retried() {
+        let schema = fleet_schemas::decode("{\"id\": 1").unwrap_err();
+        let (kind, label, _) = outcome(AnalyticsError::Schema(schema));
+        assert_eq!(
+            (kind, label.as_str()),
+            (FailureKind::Permanent, "invalid_json")
+        );
+        let (kind, label, text) = outcome(AnalyticsError::InvalidProperty {
+            name: "order_paid".into(),
+            property: "currency",
+            reason: "missing".into(),
+        });
+        assert_eq!(
+            (kind, label.as_str()),
+            (FailureKind::Permanent, "invalid_field")
+        );
+        assert_eq!(
+            text,
+            "invalid `payload.properties.currency` for order_paid: missing"
+        );
+        let failure = WriteFailure::new(
+            "transaction_conflict",
+            crate::analytics::error::Said("busy".into()),
+        );
+        let (kind, label, text) = outcome(AnalyticsError::Write(failure));
+        assert_eq!(
+            (kind, label.as_str()),
+            (FailureKind::Transient, "transaction_conflict")
+        );
+        assert_eq!(
+            text,
+            "writing the event's counters failed: transaction_conflict: busy"
+        );
+        let (kind, label, _) = outcome(AnalyticsError::Query("no".into()));
+        assert_eq!(
+            (kind, label.as_str()),
+            (FailureKind::Permanent, "invalid_query")
+        );
     }
 }

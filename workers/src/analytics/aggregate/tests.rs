@@ -298,7 +298,7 @@ fn order_analytics_without_a_countable_amount_or_currency_are_refused() {
             assert!(text.contains(reason), "{props}: {text}");
             assert!(
                 text.starts_with(&format!(
-                    "invalid `payload.properties.{property}` of a {name} event"
+                    "invalid `payload.properties.{property}` for {name}"
                 )),
                 "{text}"
             );

@@ -91,6 +91,12 @@ pub struct AnalyticsConfig {
     /// Its queue.
     #[serde(default = "analytics_queue")]
     pub queue: String,
+    /// The table of its counters and deduplication items: the single table (`table`) unless
+    /// set. A table of its own keeps its write capacity apart (and, on moto, which does not
+    /// isolate concurrent transactions, keeps its cancelled transactions from rolling back the
+    /// orders' writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Shards per counter: one batch writes one shard, readers sum them.
     #[serde(default = "default_shards")]
     pub counter_shards: u32,
@@ -162,6 +168,7 @@ impl Default for AnalyticsConfig {
         Self {
             enabled: true,
             queue: analytics_queue(),
+            table: None,
             counter_shards: default_shards(),
             dedup_ttl: default_dedup_ttl(),
             consumer: analytics_consumer(),
@@ -364,6 +371,14 @@ impl FleetConfig {
             worker.as_str().clone_into(&mut c.handler_name);
         }
         c
+    }
+
+    /// The table a worker keeps its state in.
+    pub fn table_of(&self, worker: WorkerKind) -> &str {
+        match worker {
+            WorkerKind::Analytics => self.analytics.table.as_deref().unwrap_or(&self.table),
+            WorkerKind::Orders => &self.table,
+        }
     }
 
     /// A worker's queue.

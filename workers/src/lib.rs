@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod demo;
 pub mod dlq;
+pub mod orders;
 pub mod send;
 pub mod stats;
 pub mod telemetry;

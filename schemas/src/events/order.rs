@@ -193,7 +193,12 @@ mod tests {
         let mut v2 = OrderPlaced::upgrade_previous(placed_v1()).unwrap();
         let placed: OrderPlaced = serde_json::from_value(v2.clone()).unwrap();
         assert_eq!(placed.customer_email, None);
-        assert!(serde_json::to_value(&placed).unwrap().get("customer_email").is_none());
+        assert!(
+            serde_json::to_value(&placed)
+                .unwrap()
+                .get("customer_email")
+                .is_none()
+        );
         v2["customer_email"] = json!("ada@example.com");
         let placed: OrderPlaced = serde_json::from_value(v2.clone()).unwrap();
         assert_eq!(placed.customer_email.unwrap().as_str(), "ada@example.com");

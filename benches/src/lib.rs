@@ -17,6 +17,7 @@ pub async fn loaded_bus(n: usize) -> EmbeddedBus {
     let topology = Topology {
         queues: vec![QueueDecl::new("bench").dead_letter("bench-dlq", 5)],
         topics: vec![],
+        ..Default::default()
     };
     bus.provision(&topology).await.expect("provision");
     let q = bus.queue("bench").await.expect("queue");

@@ -19,6 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bus.provision(&Topology {
         queues: vec![QueueDecl::new("greetings").dead_letter("greetings-dlq", 3)],
         topics: vec![],
+        ..Default::default()
     })
     .await?;
     let queue = bus.queue("greetings").await?;

@@ -32,8 +32,8 @@ pub use message::{
     ReceiveRequest, SendReceipt, SystemAttributes, VisibilityChange, payload_size,
 };
 pub use topology::{
-    DeadLetterDecl, Declaration, ProvisionReport, QueueDecl, SubscriptionDecl, TopicDecl, Topology,
-    provision,
+    DeadLetterDecl, Declaration, ProvisionReport, QueueDecl, SubscriptionDecl, TableDecl,
+    TopicDecl, Topology, provision,
 };
 pub use transport::{
     Applied, Publisher, Queue, QueueAdmin, QueueCounts, QueueDescription, QueueHandle,

@@ -296,6 +296,7 @@ mod tests {
         bus.provision(&Topology {
             queues: vec![QueueDecl::new("out")],
             topics: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -234,6 +234,7 @@ async fn a_group_sent_to_an_embedded_fifo_queue_is_received_in_order() {
     bus.provision(&Topology {
         queues: vec![QueueDecl::new("orders.fifo")],
         topics: vec![],
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -11,6 +11,7 @@ async fn a_refused_send_names_its_queue() {
     bus.provision(&Topology {
         queues: vec![QueueDecl::new("greetings")],
         topics: vec![],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -34,6 +35,7 @@ async fn a_refused_publish_names_its_topic() {
     bus.provision(&Topology {
         queues: vec![],
         topics: vec![fleet_bus::TopicDecl::new("fleet-events")],
+        ..Default::default()
     })
     .await
     .unwrap();

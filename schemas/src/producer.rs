@@ -148,6 +148,7 @@ mod tests {
         bus.provision(&Topology {
             queues: vec![QueueDecl::new("q")],
             topics: vec![],
+            ..Default::default()
         })
         .await
         .expect("provision");

@@ -75,6 +75,7 @@ async fn bus_with_topic(queue: &str, followed: &str) -> fleet_bus::embedded::Emb
                 filter_scope: Default::default(),
             }],
         }],
+        ..Topology::default()
     };
     bus.provision(&topology).await.unwrap();
     bus

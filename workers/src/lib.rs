@@ -1,10 +1,12 @@
 //! Fleet's workers and the `fleet` command's building blocks.
 
+pub mod aws_calls;
 pub mod cli;
 pub mod demo;
 pub mod dlq;
 pub mod orders;
 pub mod send;
 pub mod stats;
+pub mod table;
 pub mod telemetry;
 pub mod terminal;

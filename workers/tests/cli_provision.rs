@@ -1,5 +1,5 @@
 //! `fleet provision` against moto_server: the first run creates everything, the second reports
-//! no changes, and a changed declaration is applied as an update.
+//! no changes, and a changed declaration is applied as an update. Tables included.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +31,16 @@ dead_letter = {{ queue = "{prefix}-orders-dlq", max_receive_count = 4 }}
 
 [[queue]]
 name = "{prefix}-audit"
+
+[[table]]
+name = "{prefix}-table"
+partition_key = "PK"
+sort_key = "SK"
+ttl_attribute = "expiration"
+[[table.index]]
+name = "GSI1"
+partition_key = "GSI1PK"
+sort_key = "GSI1SK"
 "#
     )
 }
@@ -55,11 +65,15 @@ fn provisioning_twice_changes_nothing_the_second_time() {
         )),
         "{first}"
     );
+    assert!(
+        first.contains(&format!("created    table {prefix}-table")),
+        "{first}"
+    );
     assert!(first.contains("changes applied"), "{first}");
 
     let (ok, second, err) = provision(&file);
     assert!(ok, "second run failed: {err}");
-    assert!(second.ends_with("6 resources, no changes\n"), "{second}");
+    assert!(second.ends_with("7 resources, no changes\n"), "{second}");
     assert!(
         !second.contains("created") && !second.contains("updated"),
         "{second}"

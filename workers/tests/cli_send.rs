@@ -168,6 +168,7 @@ async fn one_published_event_reaches_the_subscription_that_filters_for_it() {
         &fleet_bus::Topology {
             queues,
             topics: vec![topic.clone()],
+            ..Default::default()
         },
     )
     .await

@@ -37,8 +37,9 @@ pub(crate) fn is_retryable(status: Option<u16>, code: &str) -> bool {
         || code == "InternalError"
 }
 
-/// Maps an SDK error to a [`BusError::Api`] with context.
-pub(crate) fn sdk_error<E>(
+/// Maps an SDK error (of any AWS client) to a [`BusError::Api`] with context: the resource, the
+/// operation, the AWS error code, and whether a later try may succeed.
+pub fn sdk_error<E>(
     resource: &str,
     operation: &'static str,
     err: SdkError<E, HttpResponse>,

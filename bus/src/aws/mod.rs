@@ -15,6 +15,8 @@ mod error;
 mod policy;
 mod provision;
 mod queue;
+#[cfg(feature = "dynamodb")]
+pub mod table;
 mod topic;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName as Q;
 use tokio::sync::OnceCell;
 
+pub use error::sdk_error as api_error;
 pub use queue::SqsQueue;
 pub use topic::SnsTopic;
 
@@ -61,10 +64,24 @@ struct Caller {
 impl SqsTransport {
     /// Builds both clients from one SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self::from_clients(
+            config,
+            aws_sdk_sqs::Client::new(config),
+            aws_sdk_sns::Client::new(config),
+        )
+    }
+
+    /// Uses clients built by the caller (with interceptors, say, that count calls); `config`
+    /// gives the region and the credentials used to learn the account for topic ARNs.
+    pub fn from_clients(
+        config: &aws_config::SdkConfig,
+        sqs: aws_sdk_sqs::Client,
+        sns: aws_sdk_sns::Client,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                sqs: aws_sdk_sqs::Client::new(config),
-                sns: aws_sdk_sns::Client::new(config),
+                sqs,
+                sns,
                 sts: aws_sdk_sts::Client::new(config),
                 region: config.region().map(ToString::to_string),
                 caller: OnceCell::new(),
@@ -212,6 +229,7 @@ impl Transport for SqsTransport {
                 crate::topology::Topology {
                     queues: vec![(*q).clone()],
                     topics: vec![],
+                    ..Default::default()
                 }
                 .validate()?;
                 self.declare_queue(q).await

@@ -123,6 +123,7 @@ impl EmbeddedBus {
         let single = Topology {
             queues: vec![decl.clone()],
             topics: vec![],
+            ..Default::default()
         };
         // Validate the queue alone; its dead-letter queue must already exist on the bus.
         single.validate()?;

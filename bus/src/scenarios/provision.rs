@@ -26,6 +26,7 @@ pub async fn provisioning_twice_changes_nothing(bus: &TestBus) {
                     .filter(filter, FilterScope::MessageAttributes),
             ),
         ],
+        ..Topology::default()
     };
     let first = provision(&*bus.transport, &topology).await.unwrap();
     assert_eq!(first.entries.len(), 5, "{first}");

@@ -3,8 +3,10 @@
 
 mod consumer_needs;
 mod provision;
+mod table;
 
 pub use provision::{ProvisionReport, provision};
+pub use table::{Billing, IndexDecl, Projection, TableDecl};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -31,6 +33,10 @@ pub struct Topology {
     /// The topics with their subscriptions.
     #[serde(default, rename = "topic")]
     pub topics: Vec<TopicDecl>,
+    /// The DynamoDB tables the workers use (applied by `fleet provision`, not by [`provision`],
+    /// which needs only a message transport).
+    #[serde(default, rename = "table")]
+    pub tables: Vec<TableDecl>,
 }
 
 /// One queue.
@@ -379,6 +385,16 @@ impl Topology {
                 )));
             }
         }
+        let mut tables = BTreeSet::new();
+        for t in &self.tables {
+            t.validate().map_err(BusError::Topology)?;
+            if !tables.insert(t.name.as_str()) {
+                return Err(BusError::Topology(format!(
+                    "table {} declared twice",
+                    t.name
+                )));
+            }
+        }
         let mut topics = BTreeSet::new();
         for t in &self.topics {
             validate_name(&t.name, MAX_TOPIC_NAME_LEN).map_err(BusError::Topology)?;
@@ -466,6 +482,11 @@ impl Topology {
     /// Finds a queue declaration by name.
     pub fn queue(&self, name: &str) -> Option<&QueueDecl> {
         self.queues.iter().find(|q| q.name == name)
+    }
+
+    /// The declared table with this name.
+    pub fn table(&self, name: &str) -> Option<&TableDecl> {
+        self.tables.iter().find(|t| t.name == name)
     }
 }
 

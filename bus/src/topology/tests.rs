@@ -106,6 +106,7 @@ fn detects_redrive_cycles() {
             QueueDecl::new("b").dead_letter("a", 3),
         ],
         topics: vec![],
+        ..Default::default()
     };
     assert!(t.queues_in_dependency_order().is_err());
 }

@@ -47,8 +47,8 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         flaky_every: usize,
     },
-    /// Create or update the queues, dead-letter queues, topics, subscriptions and queue policies
-    /// of a topology on AWS (or wherever AWS_ENDPOINT_URL points). Idempotent: a second run
+    /// Create or update the queues, dead-letter queues, topics, subscriptions, queue policies and
+    /// DynamoDB tables of a topology on AWS (or wherever AWS_ENDPOINT_URL points). Idempotent: a second run
     /// changes nothing and says so.
     Provision {
         /// The topology file.
@@ -135,7 +135,11 @@ async fn run(command: Command) -> CliResult {
         }
         Command::Provision { topology } => {
             let topology = Topology::from_file(&topology)?;
-            let report = provision(&aws().await?.0, &topology).await?;
+            let (transport, config) = aws().await?;
+            let mut report = provision(&transport, &topology).await?;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+            let tables = fleet_bus::aws::table::provision_tables(&dynamodb, &topology).await?;
+            report.entries.extend(tables.entries);
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

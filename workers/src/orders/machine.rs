@@ -85,6 +85,18 @@ order_event_from!(
     Refunded(OrderRefunded)
 );
 
+impl From<OrderEvent> for FleetEvent {
+    fn from(e: OrderEvent) -> Self {
+        match e {
+            OrderEvent::Placed(e) => e.into(),
+            OrderEvent::Paid(e) => e.into(),
+            OrderEvent::Shipped(e) => e.into(),
+            OrderEvent::Cancelled(e) => e.into(),
+            OrderEvent::Refunded(e) => e.into(),
+        }
+    }
+}
+
 /// What an event does to its order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {

@@ -10,13 +10,16 @@
 //! - `handler.rs`: [`OrdersWorker`], the thin handler;
 //! - `read.rs`: what `fleet orders show` and `fleet orders list` print.
 
+mod dynamo;
 mod error;
 mod handler;
+pub mod item;
 mod machine;
 mod order;
 mod outgoing;
 mod store;
 
+pub use dynamo::DynamoOrderStore;
 pub use error::OrderError;
 pub use handler::{Handled, MAX_ROUNDS, OrdersWorker};
 pub use machine::{Decision, OrderEvent, decide};

@@ -66,8 +66,9 @@ impl OrdersWorker {
         route::<OrderRefunded>(router, self.clone()).into_handler()
     }
 
-    /// Handles one decoded event: publishes what the order still has pending, then applies the
-    /// event once, retrying a lost version race up to [`MAX_ROUNDS`] times.
+    /// Handles one decoded event: applies it once, retrying a lost version race up to
+    /// [`MAX_ROUNDS`] times, and publishes what it caused; a duplicate publishes whatever the
+    /// order still has pending instead.
     ///
     /// # Errors
     /// Why it was not applied; see [`OrderError`] for which ones are retried.
@@ -80,8 +81,11 @@ impl OrdersWorker {
             }
             let loaded = self.store.load(order_id).await?;
             if let Some(l) = &loaded {
-                self.flush(&l.record.order, &l.outbox).await?;
                 if l.record.has_applied(&cause.header.id) {
+                    // A redelivery: the first delivery may have died between its commit and
+                    // its publish. Rows of other events that are pending now are most likely
+                    // being published by their own handlers, so only a duplicate flushes.
+                    self.flush(&l.record.order, &l.outbox).await?;
                     return Ok(Handled::Duplicate);
                 }
             }

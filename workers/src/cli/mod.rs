@@ -2,6 +2,7 @@
 //! library.
 
 mod dlq;
+mod orders;
 mod send;
 
 use std::path::PathBuf;
@@ -77,6 +78,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Show an order, or list a customer's orders, from the workers' table.
+    Orders {
+        #[command(subcommand)]
+        command: orders::OrdersCommand,
     },
     /// Depth, in-flight, delayed and oldest-message age of every queue of a topology.
     Stats {
@@ -157,6 +163,7 @@ async fn run(command: Command) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { command } => dlq::run_dlq(command).await,
+        Command::Orders { command } => orders::run_orders(command).await,
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;
             let handle = transport.queue(&queue).await?;

@@ -17,6 +17,7 @@ pub mod item;
 mod machine;
 mod order;
 mod outgoing;
+pub mod read;
 mod store;
 
 pub use dynamo::DynamoOrderStore;

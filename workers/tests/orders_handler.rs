@@ -11,21 +11,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use common::orders::{cancelled, env, message, paid, placed, refunded, shipped};
+use common::orders::{
+    Interleaving, Stall, Switch, cancelled, env, message, paid, placed, refunded, shipped,
+};
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::producer::BatchProducer;
 use fleet_bus::retry::{Jitter, RetryPolicy};
 use fleet_bus::scenarios::support::{Running, peek_all, send_all, wait_drained, wait_until};
-use fleet_bus::{
-    BusError, Consumer, EntryResult, Message, OutgoingMessage, Publisher, SendReceipt, Topology,
-    Transport,
-};
+use fleet_bus::{Consumer, Message, OutgoingMessage, Topology, Transport};
 use fleet_schemas::Envelope;
 use fleet_workers::orders::{
-    Handled, LoadedOrder, MemoryOrderStore, Order, OrderEvent, OrderStatus, OrderStore,
-    OrdersWorker, OutboxRow, StoreError,
+    Handled, LoadedOrder, OrderEvent, OrderStatus, OrderStore, OrdersWorker,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -33,75 +30,6 @@ use rand::{Rng, SeedableRng};
 const ORDERS: &str = "fleet-orders";
 const ORDERS_DLQ: &str = "fleet-orders-dlq";
 const TOPIC: &str = "fleet-events";
-
-/// A topic that refuses every publish while it is down (as a throttled or unreachable SNS would).
-struct Switch {
-    inner: Arc<dyn Publisher>,
-    down: AtomicBool,
-    refused: AtomicUsize,
-}
-
-#[async_trait]
-impl Publisher for Switch {
-    async fn publish_batch(
-        &self,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
-        if self.down.load(Ordering::SeqCst) {
-            self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(BusError::Api {
-                resource: TOPIC.into(),
-                operation: "PublishBatch",
-                code: "ServiceUnavailable".into(),
-                message: "the topic is down for the test".into(),
-                retryable: true,
-                source: None,
-            });
-        }
-        self.inner.publish_batch(messages).await
-    }
-}
-
-/// A memory store that yields to other tasks around each call, so concurrent handlers on one
-/// thread interleave between load and write; it counts the version conflicts.
-#[derive(Default)]
-struct Interleaving {
-    inner: MemoryOrderStore,
-    conflicts: AtomicUsize,
-}
-
-async fn shuffle_tasks() {
-    let n = rand::rng().random_range(0..4);
-    for _ in 0..n {
-        tokio::task::yield_now().await;
-    }
-}
-
-#[async_trait]
-impl OrderStore for Interleaving {
-    async fn load(&self, order_id: &str) -> Result<Option<LoadedOrder>, StoreError> {
-        shuffle_tasks().await;
-        self.inner.load(order_id).await
-    }
-
-    async fn apply(
-        &self,
-        next: &fleet_workers::orders::OrderRecord,
-        outbox: &[OutboxRow],
-    ) -> Result<(), StoreError> {
-        shuffle_tasks().await;
-        let result = self.inner.apply(next, outbox).await;
-        if matches!(result, Err(StoreError::Conflict { .. })) {
-            self.conflicts.fetch_add(1, Ordering::SeqCst);
-        }
-        result
-    }
-
-    async fn clear_outbox(&self, order: &Order, rows: &[OutboxRow]) -> Result<(), StoreError> {
-        shuffle_tasks().await;
-        self.inner.clear_outbox(order, rows).await
-    }
-}
 
 struct Rig {
     bus: EmbeddedBus,
@@ -352,19 +280,6 @@ async fn a_publish_outage_after_the_commit_loses_nothing() {
     );
     assert!(rig.dead_letters().await.is_empty());
     rig.running.stop().await;
-}
-
-/// A topic whose publish never returns: the process dies while waiting for it.
-struct Stall;
-
-#[async_trait]
-impl Publisher for Stall {
-    async fn publish_batch(
-        &self,
-        _: &[OutgoingMessage],
-    ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
-        std::future::pending().await
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::orders::{cancelled, env, message, paid, placed, refunded, shipped};
+use fleet_bus::aws::SqsTransport;
 use fleet_bus::producer::BatchProducer;
 use fleet_bus::scenarios::unique_name;
-use fleet_bus::{Consumer, Topology, Transport, provision};
+use fleet_bus::{Consumer, Publisher, Topology, Transport, provision};
 use fleet_schemas::Envelope;
 use fleet_tests::fleet::{Running, counts, eventually, quick_config};
 use fleet_workers::aws_calls::AwsCalls;
@@ -87,6 +88,65 @@ async fn drain_ids(t: &dyn Transport, queue: &str, event_type: &str) -> BTreeMap
     seen
 }
 
+/// Every event of the histories once, 10 % of them twice, shuffled, published to the topic.
+async fn publish_shuffled(
+    publisher: Arc<dyn Publisher>,
+    topic: &str,
+    envelopes: &[Envelope<OrderEvent>],
+) -> usize {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut deliveries: Vec<&Envelope<OrderEvent>> = envelopes.iter().collect();
+    deliveries.extend(envelopes.iter().step_by(10));
+    deliveries.shuffle(&mut rng);
+    let report = BatchProducer::to_topic(topic, publisher)
+        .send_all(deliveries.iter().map(|e| message(e)).collect(), |_| {})
+        .await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    deliveries.len()
+}
+
+/// Runs the worker on the orders queue until it holds nothing.
+async fn consume(transport: &SqsTransport, queue: &str, worker: &OrdersWorker) {
+    let mut settings = quick_config();
+    settings.concurrency = Some(8);
+    settings.handler_name = "orders".into();
+    let running = Running::start(
+        Consumer::new(transport.clone(), queue)
+            .handler(worker.handler())
+            .config(settings),
+    );
+    eventually(Duration::from_secs(120), || async {
+        let c = counts(transport, queue).await;
+        c.visible + c.in_flight + c.delayed == 0
+    })
+    .await;
+    running.stop().await;
+}
+
+/// Prints the DynamoDB calls and returns the write calls per applied transition.
+fn write_calls_per_transition(calls: &AwsCalls, transitions: usize, deliveries: usize) -> f64 {
+    let writes = [
+        "TransactWriteItems",
+        "BatchWriteItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+    ];
+    let total = calls.calls_of("DynamoDB", &writes);
+    let per = total as f64 / transitions as f64;
+    let transact = calls.get("DynamoDB", "TransactWriteItems");
+    println!(
+        "orders on moto: {transitions} applied transitions from {deliveries} deliveries; \
+         DynamoDB write calls {total} (TransactWriteItems {}, of which failed {}; BatchWriteItem {}) \
+         = {per:.2} per applied transition; reads: Query {}\n{calls}",
+        transact.calls,
+        transact.errors,
+        calls.get("DynamoDB", "BatchWriteItem").calls,
+        calls.get("DynamoDB", "Query").calls,
+    );
+    per
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_through_sns_end_in_the_table_with_their_events_published() {
     const ORDERS: usize = 24;
@@ -94,54 +154,36 @@ async fn orders_through_sns_end_in_the_table_with_their_events_published() {
     let suffix = unique_name("o");
     let table = format!("fleet-{suffix}");
     fleet_tests::dynamo::single_table(&config, &table).await;
-    let calls = AwsCalls::new();
     let transport = fleet_tests::moto::transport().await;
-    let topology = topology(&suffix);
-    provision(&transport, &topology).await.unwrap();
-    let (topic, orders_q) = (
-        format!("fleet-events-{suffix}"),
-        format!("fleet-orders-{suffix}"),
-    );
-
+    provision(&transport, &topology(&suffix)).await.unwrap();
+    let name = |n: &str| format!("{n}-{suffix}");
     let histories = histories(ORDERS);
-    let mut envelopes: Vec<Envelope<OrderEvent>> = Vec::new();
-    for (id, events, _, _) in &histories {
-        for (n, e) in events.iter().enumerate() {
-            envelopes.push(env(&format!("{id}-{n}"), n as i64, e.clone()));
-        }
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let mut deliveries: Vec<&Envelope<OrderEvent>> = envelopes.iter().collect();
-    deliveries.extend(envelopes.iter().step_by(10));
-    deliveries.shuffle(&mut rng);
-    let publisher = transport.topic(&topic).await.unwrap();
-    let producer = BatchProducer::to_topic(&topic, publisher.clone());
-    let report = producer
-        .send_all(deliveries.iter().map(|e| message(e)).collect(), |_| {})
-        .await;
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let envelopes: Vec<Envelope<OrderEvent>> = histories
+        .iter()
+        .flat_map(|(id, events, _, _)| {
+            events
+                .iter()
+                .enumerate()
+                .map(move |(n, e)| env(&format!("{id}-{n}"), n as i64, e.clone()))
+        })
+        .collect();
+    let publisher = transport.topic(&name("fleet-events")).await.unwrap();
+    let deliveries = publish_shuffled(publisher.clone(), &name("fleet-events"), &envelopes).await;
 
+    let calls = AwsCalls::new();
     let store = Arc::new(DynamoOrderStore::new(
         calls.dynamodb_client(&config),
         &table,
     ));
-    let worker = OrdersWorker::new(store.clone(), BatchProducer::to_topic(&topic, publisher));
-    let mut settings = quick_config();
-    settings.concurrency = Some(8);
-    settings.handler_name = "orders".into();
-    let running = Running::start(
-        Consumer::new(transport.clone(), &orders_q)
-            .handler(worker.handler())
-            .config(settings),
-    );
-    eventually(Duration::from_secs(120), || async {
-        let c = counts(&transport, &orders_q).await;
-        c.visible + c.in_flight + c.delayed == 0
-    })
+    let events = BatchProducer::to_topic(name("fleet-events"), publisher);
+    consume(
+        &transport,
+        &name("fleet-orders"),
+        &OrdersWorker::new(store.clone(), events),
+    )
     .await;
-    running.stop().await;
 
-    let dlq = counts(&transport, &format!("fleet-orders-dlq-{suffix}")).await;
+    let dlq = counts(&transport, &name("fleet-orders-dlq")).await;
     assert_eq!(dlq.visible, 0, "nothing dead-lettered");
     for (id, events, status, refunded_cents) in &histories {
         let loaded = store.load(id).await.unwrap().unwrap();
@@ -155,50 +197,20 @@ async fn orders_through_sns_end_in_the_table_with_their_events_published() {
             "{id}: the outbox was published and cleared"
         );
     }
-
-    let analytics = drain_ids(
-        &transport,
-        &format!("fleet-analytics-{suffix}"),
-        "analytics.tracked",
-    )
-    .await;
+    let analytics = drain_ids(&transport, &name("fleet-analytics"), "analytics.tracked").await;
     let expected: BTreeSet<String> = envelopes
         .iter()
         .map(|e| format!("{}:analytics", e.header.id))
         .collect();
     assert_eq!(analytics.keys().cloned().collect::<BTreeSet<_>>(), expected);
-    let emails = drain_ids(
-        &transport,
-        &format!("fleet-email-{suffix}"),
-        "email.requested",
-    )
-    .await;
+    let emails = drain_ids(&transport, &name("fleet-email"), "email.requested").await;
     assert_eq!(
         emails.len(),
         ORDERS / 2,
         "one confirmation per order with an address"
     );
 
-    let transitions = envelopes.len() as u64;
-    let writes = [
-        "TransactWriteItems",
-        "BatchWriteItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-    ];
-    let total = calls.calls_of("DynamoDB", &writes);
-    let per = total as f64 / transitions as f64;
-    println!(
-        "orders on moto: {transitions} applied transitions, {} deliveries; DynamoDB write calls {total} \
-         (TransactWriteItems {}, of which failed {}; BatchWriteItem {}) = {per:.2} per applied transition; \
-         reads: Query {}\n{calls}",
-        deliveries.len(),
-        calls.get("DynamoDB", "TransactWriteItems").calls,
-        calls.get("DynamoDB", "TransactWriteItems").errors,
-        calls.get("DynamoDB", "BatchWriteItem").calls,
-        calls.get("DynamoDB", "Query").calls,
-    );
+    let per = write_calls_per_transition(&calls, envelopes.len(), deliveries);
     assert!(
         per <= 3.0,
         "at most 3 write calls per applied transition, got {per:.2}"

@@ -99,6 +99,10 @@ impl From<OrderEvent> for FleetEvent {
 
 /// What an event does to its order.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one decision per event, moved once; boxing the order would buy nothing"
+)]
 pub enum Decision {
     /// The event applies: the order becomes `order`, and `outgoing` are to be published.
     Applied {

@@ -1,10 +1,19 @@
-//! Order events for the orders worker's tests: typed envelopes with chosen ids and times, and the
-//! messages a producer would send for them.
+//! Order events for the orders worker's tests (typed envelopes with chosen ids and times, and the
+//! messages a producer would send for them), and test doubles: a topic that can be switched
+//! off, one that never answers, and a store that lets concurrent handlers interleave.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use fleet_bus::OutgoingMessage;
+use fleet_bus::{BusError, EntryResult, OutgoingMessage, Publisher, SendReceipt};
 use fleet_schemas::{Envelope, FleetEvent, Header};
-use fleet_workers::orders::{Decision, OrderEvent, OrderRecord, OutboxRow, decide};
+use fleet_workers::orders::{
+    Decision, LoadedOrder, MemoryOrderStore, Order, OrderEvent, OrderRecord, OrderStore, OutboxRow,
+    StoreError, decide,
+};
+use rand::Rng;
 use serde_json::json;
 
 /// The time of the first event.
@@ -111,4 +120,82 @@ pub fn next(
         .map(|envelope| OutboxRow { envelope })
         .collect();
     (record, rows)
+}
+
+/// A topic that refuses every publish while it is down (as a throttled or unreachable SNS would).
+pub struct Switch {
+    pub inner: Arc<dyn Publisher>,
+    pub down: AtomicBool,
+    pub refused: AtomicUsize,
+}
+
+#[async_trait]
+impl Publisher for Switch {
+    async fn publish_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(BusError::Api {
+                resource: "fleet-events".into(),
+                operation: "PublishBatch",
+                code: "ServiceUnavailable".into(),
+                message: "the topic is down for the test".into(),
+                retryable: true,
+                source: None,
+            });
+        }
+        self.inner.publish_batch(messages).await
+    }
+}
+
+/// A memory store that yields to other tasks around each call, so concurrent handlers on one
+/// thread interleave between load and write; it counts the version conflicts.
+#[derive(Default)]
+pub struct Interleaving {
+    pub inner: MemoryOrderStore,
+    pub conflicts: AtomicUsize,
+}
+
+async fn shuffle_tasks() {
+    let n = rand::rng().random_range(0..4);
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[async_trait]
+impl OrderStore for Interleaving {
+    async fn load(&self, order_id: &str) -> Result<Option<LoadedOrder>, StoreError> {
+        shuffle_tasks().await;
+        self.inner.load(order_id).await
+    }
+
+    async fn apply(&self, next: &OrderRecord, outbox: &[OutboxRow]) -> Result<(), StoreError> {
+        shuffle_tasks().await;
+        let result = self.inner.apply(next, outbox).await;
+        if matches!(result, Err(StoreError::Conflict { .. })) {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    async fn clear_outbox(&self, order: &Order, rows: &[OutboxRow]) -> Result<(), StoreError> {
+        shuffle_tasks().await;
+        self.inner.clear_outbox(order, rows).await
+    }
+}
+
+/// A topic whose publish never returns: the process dies while waiting for it.
+pub struct Stall;
+
+#[async_trait]
+impl Publisher for Stall {
+    async fn publish_batch(
+        &self,
+        _: &[OutgoingMessage],
+    ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
+        std::future::pending().await
+    }
 }

@@ -37,6 +37,14 @@ pub mod names {
     /// Messages whose settlement had not finished when shutdown's deadline passed; they
     /// reappear after their visibility timeout.
     pub const ABANDONED: &str = "fleet_messages_abandoned_total";
+    /// Deliveries whose work an idempotency record showed done already, by `scope` and `outcome`.
+    pub const IDEMPOTENCY_HITS: &str = "fleet_idempotency_hits_total";
+    /// Idempotency claims refused or lost, by `scope` and `outcome` (`in_progress`,
+    /// `key_reused`, `not_held`).
+    pub const IDEMPOTENCY_CONFLICTS: &str = "fleet_idempotency_conflicts_total";
+    /// Idempotency store calls that failed, by `scope` and `operation` (`claim`, `renew`,
+    /// `complete`, `release`).
+    pub const IDEMPOTENCY_STORE_ERRORS: &str = "fleet_idempotency_store_errors_total";
 }
 
 /// Labels of a producer's calls; a consumer has its own observer, with handles registered once.

@@ -5,7 +5,9 @@
 //! - [`embedded`]: an in-process transport with SQS and SNS semantics, for running and testing
 //!   without AWS;
 //! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
-//! - [`sns`]: filter policies and the SNS envelope.
+//! - [`sns`]: filter policies and the SNS envelope;
+//! - [`idempotency`]: the idempotency store trait, its in-memory store and the layer that runs a
+//!   handler once per key.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -14,6 +16,7 @@ pub mod consumer;
 pub mod embedded;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod limits;
 mod message;
 pub mod producer;

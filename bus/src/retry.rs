@@ -21,7 +21,7 @@ pub enum Jitter {
 
 /// Exponential backoff for retries: `base * 2^(attempt-1)`, capped at `max`, with jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Delay after the first failed attempt.
     #[serde(with = "humantime_serde")]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::util::BoxCloneSyncService;
 
+use super::lease_view::LeaseView;
 use crate::error::{BoxError, BusError};
 use crate::message::{Message, MessageAttributes};
 use crate::sns::SnsEnvelope;
@@ -26,6 +27,8 @@ pub struct Delivery {
     pub queue: Arc<str>,
     /// Cancelled when the handler must stop: its lease was lost, or shutdown's deadline passed.
     pub cancel: CancellationToken,
+    /// When the message's visibility lease runs out; it moves on each confirmed extension.
+    pub lease: LeaseView,
 }
 
 /// A message body and attributes with any SNS envelope removed.

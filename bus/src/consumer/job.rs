@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::LeaseView;
 use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
 use super::observe::Observer;
@@ -41,6 +42,8 @@ pub(crate) struct Job {
     pub message: Message,
     /// Cancelled when the lease is lost or shutdown's deadline passes.
     pub cancel: CancellationToken,
+    /// The lease's deadline as the settler last confirmed it.
+    pub lease: LeaseView,
     /// Attempts made in this process beyond the receive count (FIFO retries in place).
     pub retries_in_place: u32,
     slot: Slot,
@@ -52,7 +55,7 @@ impl Job {
     pub fn new(
         id: u64,
         message: Message,
-        cancel: CancellationToken,
+        (cancel, lease): (CancellationToken, LeaseView),
         permit: Option<OwnedSemaphorePermit>,
         ctx: Arc<JobContext>,
     ) -> Self {
@@ -60,6 +63,7 @@ impl Job {
             id,
             message,
             cancel,
+            lease,
             retries_in_place: 0,
             slot: permit.map_or(Slot::Over, Slot::InFlight),
             ctx,
@@ -232,6 +236,7 @@ impl JobContext {
             max_attempts: self.max_attempts,
             queue: self.queue.clone(),
             cancel: job.cancel.clone(),
+            lease: job.lease.clone(),
         }
     }
 

@@ -24,6 +24,7 @@ mod dispatch;
 mod handle;
 mod handler;
 mod job;
+mod lease_view;
 mod observe;
 mod poller;
 mod report;
@@ -43,6 +44,7 @@ pub use handler::{
     BatchHandler, Delivery, FailureKind, Handler, HandlerError, MessageHandler, Payload,
     batch_handler_fn, handler_fn,
 };
+pub use lease_view::LeaseView;
 pub use report::ShutdownReport;
 
 use crate::error::BusError;

@@ -15,11 +15,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::LeaseView;
 use super::dispatch::Dispatcher;
 use super::handle::Status;
 use super::job::{Job, JobContext};
 use super::observe::Operation;
-use super::settler::{Event, Tracked, Verdict};
+use super::settler::{Event, Tracked, Verdict, first_deadline};
 use crate::error::BusError;
 use crate::message::{Message, ReceiveRequest};
 use crate::transport::Queue;
@@ -179,17 +180,21 @@ impl Poller {
                 // More messages than asked for: a transport bug; the message is still handled.
                 tracing::error!("receive returned more messages than requested");
             }
+            let visibility = self.request.visibility_timeout.unwrap_or_default();
+            let (view, lease) = LeaseView::channel(first_deadline(responded_at, visibility));
             tracked.push(Tracked {
                 id,
                 message_id: message.id.clone(),
                 receipt: message.receipt.clone(),
-                visibility: self.request.visibility_timeout.unwrap_or_default(),
+                visibility,
                 requested_at,
                 responded_at,
                 cancel: cancel.clone(),
                 held: held.split(1),
+                view,
             });
-            jobs.push(Job::new(id, message, cancel, permit, self.ctx.clone()));
+            let ctx = self.ctx.clone();
+            jobs.push(Job::new(id, message, (cancel, lease), permit, ctx));
         }
         drop((permits, held));
         // The settler learns of the leases before any verdict can reach it.

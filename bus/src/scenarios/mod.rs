@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod fifo;
+pub mod idempotency;
 mod provision;
 mod queue;
 pub mod support;

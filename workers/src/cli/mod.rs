@@ -3,6 +3,7 @@
 
 mod dlq;
 mod orders;
+mod run;
 mod send;
 
 use std::path::PathBuf;
@@ -38,6 +39,15 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the workers (all that the configuration enables, or those named with --worker) until
+    /// SIGTERM or SIGINT, then drain. Exit code: 0 drained in time, 2 the drain deadline passed,
+    /// 3 stopped hard by a second signal, 1 failed at startup (nothing consumed).
+    Run(run::RunArgs),
+    /// Check and print the configuration of `fleet run`.
+    Config {
+        #[command(subcommand)]
+        command: run::ConfigCommand,
+    },
     /// Run the whole fleet end to end on the embedded transport (no AWS needed) and print what
     /// happened to every event.
     Demo {
@@ -98,10 +108,11 @@ enum Command {
 /// Parses the command line and runs the command.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo { .. }) {
-        "error"
-    } else {
-        "warn"
+    let default_level = match cli.command {
+        Command::Demo { .. } => "error",
+        // The process operators deploy says what it runs and how it drains.
+        Command::Run(_) => "info",
+        _ => "warn",
     };
     telemetry::init(cli.log_format, default_level);
     match run(cli.command).await {
@@ -122,6 +133,8 @@ type CliResult = Result<ExitCode, BoxError>;
 
 async fn run(command: Command) -> CliResult {
     match command {
+        Command::Run(args) => run::run_fleet(args).await,
+        Command::Config { command } => run::run_config(command),
         Command::Demo {
             events,
             flaky_every,
@@ -187,7 +200,7 @@ const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_PROFILE (after `aws ss
 
 /// The AWS configuration from the environment, refused with what to set when it has no region
 /// or no credentials (the SDK would only fail at the first call, with a dispatch error).
-async fn aws() -> Result<(SqsTransport, aws_config::SdkConfig), BoxError> {
+pub(crate) async fn aws() -> Result<(SqsTransport, aws_config::SdkConfig), BoxError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;

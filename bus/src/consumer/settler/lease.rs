@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -96,6 +97,14 @@ pub(crate) struct Lease {
     pub state: State,
     /// Its place under the limit of messages held until settled (held, never read).
     pub held: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The handler's view of `deadline`, moved on each confirmed extension.
+    pub view: Option<watch::Sender<Instant>>,
+}
+
+/// When a lease received at `responded_at` runs out unless extended: the visibility timeout less
+/// a margin for the receive's response to reach us.
+pub(crate) fn first_deadline(responded_at: Instant, visibility: Duration) -> Instant {
+    responded_at + visibility - RESPONSE_MARGIN.min(visibility / 10)
 }
 
 /// What to do about a lease now.
@@ -120,12 +129,11 @@ impl Lease {
         visibility: Duration,
         cancel: CancellationToken,
     ) -> Self {
-        let margin = RESPONSE_MARGIN.min(visibility / 10);
         Self {
             message_id,
             receipt,
             budget_from: requested_at,
-            deadline: responded_at + visibility - margin,
+            deadline: first_deadline(responded_at, visibility),
             visibility,
             extending: false,
             capped: false,
@@ -133,6 +141,7 @@ impl Lease {
             cancel,
             state: State::Running,
             held: None,
+            view: None,
         }
     }
 
@@ -246,6 +255,9 @@ impl Lease {
         self.extending = false;
         self.retry_after = None;
         self.deadline = self.deadline.max(issued + timeout);
+        if let Some(view) = &self.view {
+            view.send_if_modified(|seen| std::mem::replace(seen, self.deadline) != self.deadline);
+        }
         if timeout < self.visibility {
             // Whatever the limit left was granted: there will be no further extension.
             self.capped = true;

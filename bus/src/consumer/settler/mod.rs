@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use calls::Completed;
 use calls::{ChangeEntry, Pending};
+pub(crate) use lease::first_deadline;
 use lease::{Lease, Phase, Plan, State};
 
 use super::dead_letter::DeadLetterReason;
@@ -84,6 +85,8 @@ pub(crate) struct Tracked {
     pub cancel: CancellationToken,
     /// Its place under the limit of messages held until settled; freed when it leaves.
     pub held: Option<OwnedSemaphorePermit>,
+    /// Moves the handler's view of the lease deadline on each confirmed extension.
+    pub view: tokio::sync::watch::Sender<Instant>,
 }
 
 pub(crate) enum Event {
@@ -231,6 +234,7 @@ impl Settler {
                         t.cancel,
                     );
                     lease.held = t.held;
+                    lease.view = Some(t.view);
                     self.leases.insert(t.id, lease);
                 }
             }

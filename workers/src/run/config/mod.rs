@@ -1,0 +1,464 @@
+//! `fleet run`'s configuration: one TOML file (`deploy/fleet.toml`), checked strictly (an unknown
+//! key is an error naming the key), with environment overrides on top.
+//!
+//! An override is a variable named `FLEET__` followed by the key's path in upper case, its parts
+//! joined by `__`: `FLEET__ORDERS__CONSUMER__CONCURRENCY=32` sets `[orders.consumer]
+//! concurrency`. The value is read as a TOML value (`32`, `true`, `"text"`), or as a string when
+//! it is not one (`20s`, `fleet-prod`). The double underscore keeps `FLEET_LOG` and other
+//! single-underscore variables out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fleet_bus::ConsumerConfig;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every override variable.
+pub const ENV_PREFIX: &str = "FLEET__";
+/// Where `fleet run` looks for its configuration by default.
+pub const DEFAULT_CONFIG: &str = "deploy/fleet.toml";
+
+/// Everything `fleet run` needs to know.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Where the queues are: AWS (default) or the in-process embedded transport.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The topology file that declares the queues, topics and table (relative paths are
+    /// relative to the configuration file).
+    #[serde(default = "default_topology")]
+    pub topology: PathBuf,
+    /// The single DynamoDB table.
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// The topic the workers publish their downstream events to.
+    #[serde(default = "default_topic")]
+    pub events_topic: String,
+    /// The `producer` of the events the workers publish.
+    #[serde(default = "default_producer")]
+    pub producer: String,
+    /// How long a drain may take, for every worker at once; it replaces the consumers' own
+    /// `shutdown_timeout`. Keep it a few seconds under the platform's kill timeout (ECS
+    /// `stopTimeout`, 30 s by default).
+    #[serde(default = "default_shutdown", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// The orders worker.
+    #[serde(default = "OrdersConfig::default")]
+    pub orders: OrdersConfig,
+    /// The analytics worker.
+    #[serde(default = "AnalyticsConfig::default")]
+    pub analytics: AnalyticsConfig,
+}
+
+/// Which transport `fleet run` consumes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// SQS, SNS and DynamoDB through the AWS SDK: the standard credential chain, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`.
+    #[default]
+    Aws,
+    /// The in-process transport with in-memory stores: for local runs, nothing leaves the
+    /// process.
+    Embedded,
+}
+
+/// The orders worker's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// Whether `fleet run` without `--worker` runs it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Its queue.
+    #[serde(default = "orders_queue")]
+    pub queue: String,
+    /// Its consumer: pollers, concurrency, retries (see the engine's `ConsumerConfig`).
+    #[serde(default = "orders_consumer")]
+    pub consumer: ConsumerConfig,
+}
+
+/// The analytics worker's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsConfig {
+    /// Whether `fleet run` without `--worker` runs it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Its queue.
+    #[serde(default = "analytics_queue")]
+    pub queue: String,
+    /// Shards per counter: one batch writes one shard, readers sum them.
+    #[serde(default = "default_shards")]
+    pub counter_shards: u32,
+    /// How long an event's deduplication item lives: longer than the queue's retention, so a
+    /// redelivered event always finds it.
+    #[serde(default = "default_dedup_ttl", with = "humantime_serde")]
+    pub dedup_ttl: Duration,
+    /// Its consumer (a batch handler: each receive's messages are one batch).
+    #[serde(default = "analytics_consumer")]
+    pub consumer: ConsumerConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_topology() -> PathBuf {
+    PathBuf::from("topology.toml")
+}
+fn default_table() -> String {
+    crate::table::DEFAULT_TABLE.to_owned()
+}
+fn default_topic() -> String {
+    "fleet-events".to_owned()
+}
+fn default_producer() -> String {
+    "fleet".to_owned()
+}
+fn default_shutdown() -> Duration {
+    Duration::from_secs(25)
+}
+fn orders_queue() -> String {
+    "fleet-orders".to_owned()
+}
+fn analytics_queue() -> String {
+    "fleet-analytics".to_owned()
+}
+fn default_shards() -> u32 {
+    4
+}
+fn default_dedup_ttl() -> Duration {
+    // SQS keeps a message at most 14 days.
+    Duration::from_secs(15 * 24 * 3600)
+}
+fn named_consumer(name: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        handler_name: name.to_owned(),
+        ..ConsumerConfig::default()
+    }
+}
+fn orders_consumer() -> ConsumerConfig {
+    named_consumer("orders")
+}
+fn analytics_consumer() -> ConsumerConfig {
+    named_consumer("analytics")
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue: orders_queue(),
+            consumer: orders_consumer(),
+        }
+    }
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue: analytics_queue(),
+            counter_shards: default_shards(),
+            dedup_ttl: default_dedup_ttl(),
+            consumer: analytics_consumer(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// The parser's message, with the line and the key.
+        message: String,
+    },
+    /// An override variable names an unknown key or has a value of the wrong type.
+    #[error("{message}")]
+    Override {
+        /// What is wrong, naming the variable and the key.
+        message: String,
+    },
+    /// A setting that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A configuration as `fleet run` uses it: the file's settings with the overrides applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effective {
+    /// The settings.
+    pub config: FleetConfig,
+    /// The overrides applied: (variable, key path).
+    pub overrides: Vec<(String, String)>,
+    /// The file it came from, if any.
+    pub path: Option<PathBuf>,
+}
+
+impl Effective {
+    /// Reads `path` (or the defaults when `path` is `None`), applies the `FLEET__` variables of
+    /// `env`, and checks the result.
+    ///
+    /// # Errors
+    /// When the file cannot be read, a key is unknown or mistyped (named in the message, with
+    /// the variable it came from), or a setting cannot work.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, shown) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "<defaults>".to_owned()),
+        };
+        // The file alone first, so its errors carry its line numbers.
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        // Parsed from the text (not the table) so an unknown key is shown at its line.
+        toml::from_str::<FleetConfig>(&text).map_err(|e| ConfigError::File {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let overrides = apply_overrides(&mut table, env)?;
+        let mut config: FleetConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+            let key = e.path().to_string();
+            let from = overrides
+                .iter()
+                .find(|(_, k)| k.starts_with(&key) || key.starts_with(k.as_str()))
+                .map(|(var, _)| format!(" (from {var})"))
+                .unwrap_or_default();
+            ConfigError::Override {
+                message: format!("{key}: {}{from}", e.inner()),
+            }
+        })?;
+        if let Some(dir) = path.and_then(Path::parent)
+            && config.topology.is_relative()
+        {
+            config.topology = dir.join(&config.topology);
+        }
+        config.validate()?;
+        Ok(Self {
+            config,
+            overrides,
+            path: path.map(Path::to_path_buf),
+        })
+    }
+}
+
+/// Sets each `FLEET__A__B=v` at `a.b` of `table`; returns (variable, key path) of each.
+fn apply_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    let mut applied = Vec::new();
+    for (var, raw) in std::mem::take(&mut vars) {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Override {
+                message: format!("{var}: an override names a key as FLEET__SECTION__KEY"),
+            });
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let (last, parents) = path.split_last().expect("split gives at least one part");
+        let mut at = &mut *table;
+        for part in parents {
+            let entry = at
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+                message: format!("{var}: {part} is not a section"),
+            })?;
+        }
+        at.insert(last.clone(), value);
+        applied.push((var, path.join(".")));
+    }
+    Ok(applied)
+}
+
+impl FleetConfig {
+    /// Rejects settings that cannot work, naming the key.
+    ///
+    /// # Errors
+    /// `Invalid` with the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        for (key, value) in [
+            ("table", &self.table),
+            ("events_topic", &self.events_topic),
+            ("producer", &self.producer),
+            ("orders.queue", &self.orders.queue),
+            ("analytics.queue", &self.analytics.queue),
+        ] {
+            if value.trim().is_empty() {
+                return bad(format!("{key}: must not be empty"));
+            }
+        }
+        if self.shutdown_timeout < Duration::from_secs(1) {
+            return bad("shutdown_timeout: at least 1s".to_owned());
+        }
+        if !(1..=100).contains(&self.analytics.counter_shards) {
+            return bad("analytics.counter_shards: 1 to 100".to_owned());
+        }
+        if self.analytics.dedup_ttl <= Duration::from_secs(14 * 24 * 3600) {
+            return bad(
+                "analytics.dedup_ttl: must outlive the queue's retention (SQS keeps a message up to 14 days): more than 14d".to_owned(),
+            );
+        }
+        for (key, consumer) in [
+            ("orders.consumer", self.consumer_of(WorkerKind::Orders)),
+            (
+                "analytics.consumer",
+                self.consumer_of(WorkerKind::Analytics),
+            ),
+        ] {
+            if let Err(e) = consumer.validate() {
+                return bad(format!("{key}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The consumer settings a worker runs with: its own, with the process's shutdown deadline.
+    pub fn consumer_of(&self, worker: WorkerKind) -> ConsumerConfig {
+        let mut c = match worker {
+            WorkerKind::Orders => self.orders.consumer.clone(),
+            WorkerKind::Analytics => self.analytics.consumer.clone(),
+        };
+        c.shutdown_timeout = self.shutdown_timeout;
+        if c.handler_name == ConsumerConfig::default().handler_name {
+            // Dead-letter reasons name the worker unless the configuration says otherwise.
+            worker.as_str().clone_into(&mut c.handler_name);
+        }
+        c
+    }
+
+    /// A worker's queue.
+    pub fn queue_of(&self, worker: WorkerKind) -> &str {
+        match worker {
+            WorkerKind::Orders => &self.orders.queue,
+            WorkerKind::Analytics => &self.analytics.queue,
+        }
+    }
+
+    /// The workers to run: those named, or else every enabled one.
+    pub fn chosen(&self, named: &[WorkerKind]) -> Vec<WorkerKind> {
+        if !named.is_empty() {
+            let mut out = named.to_vec();
+            out.sort_unstable();
+            out.dedup();
+            return out;
+        }
+        WorkerKind::ALL
+            .into_iter()
+            .filter(|w| match w {
+                WorkerKind::Orders => self.orders.enabled,
+                WorkerKind::Analytics => self.analytics.enabled,
+            })
+            .collect()
+    }
+}
+
+/// The workers `fleet run` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum WorkerKind {
+    /// Order events into the single table, downstream events through an outbox.
+    Orders,
+    /// Counters per event name, time bucket, subject, and revenue.
+    Analytics,
+}
+
+impl WorkerKind {
+    /// Every worker.
+    pub const ALL: [WorkerKind; 2] = [WorkerKind::Orders, WorkerKind::Analytics];
+
+    /// Its name in configuration, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerKind::Orders => "orders",
+            WorkerKind::Analytics => "analytics",
+        }
+    }
+}
+
+impl fmt::Display for WorkerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret setting (a password, a token): used as is, printed as `<redacted>` by
+/// `fleet config check` and `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Effective {
+    /// The effective configuration as TOML, each override named in a comment first.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => writeln!(f, "# from {}", p.display())?,
+            None => writeln!(f, "# no configuration file: defaults")?,
+        }
+        for (var, key) in &self.overrides {
+            writeln!(f, "# {key} set by {var}")?;
+        }
+        let text = toml::to_string(&self.config).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests;

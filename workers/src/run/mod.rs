@@ -1,0 +1,226 @@
+//! `fleet run`: the process operators deploy. It runs the chosen workers (or every enabled one),
+//! each with its own queue, pollers and limits, so one busy queue never starves another.
+//!
+//! Lifecycle:
+//! 1. the configuration is read and checked (`config`);
+//! 2. the clients are built once (`backends`);
+//! 3. every queue, dead-letter queue, topic and the table is checked (`preflight`): a missing
+//!    one, or a permission the role lacks, stops the process before anything is received;
+//! 4. the workers' consumers start;
+//! 5. the first SIGTERM or SIGINT drains every worker at once within `shutdown_timeout`; a
+//!    second stops at once (the messages in flight come back after their visibility timeout).
+//!
+//! The exit code says how it ended: 0 drained in time, 2 the drain deadline passed with
+//! messages unsettled (they come back after their visibility timeout), 3 stopped hard by a
+//! second signal, 1 failed (at startup: nothing was consumed).
+
+pub mod backends;
+pub mod config;
+pub mod preflight;
+pub mod workers;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use fleet_bus::consumer::{ConsumerHandle, ConsumerStatus};
+use fleet_bus::{BusError, Consumer, ShutdownReport};
+use futures::future::join_all;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub use backends::{Backends, Stores};
+pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Every worker drained within the deadline.
+    Drained,
+    /// The deadline passed with messages unsettled; they reappear after their visibility timeout.
+    DeadlinePassed,
+    /// A second signal stopped the process at once.
+    StoppedHard,
+}
+
+impl Ending {
+    /// The process's exit code.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Ending::Drained => ExitCode::SUCCESS,
+            Ending::DeadlinePassed => ExitCode::from(2),
+            Ending::StoppedHard => ExitCode::from(3),
+        }
+    }
+}
+
+/// The running workers of one process.
+pub struct Fleet {
+    running: Vec<(WorkerKind, ConsumerHandle)>,
+}
+
+/// One worker's report after a drain.
+pub struct WorkerReport {
+    /// The worker.
+    pub worker: WorkerKind,
+    /// How its messages were settled, or why its engine failed.
+    pub report: Result<ShutdownReport, BusError>,
+}
+
+impl Fleet {
+    /// Starts the chosen workers' consumers on `backends`. Call [`preflight`] first: a worker
+    /// that fails to start stops the ones already started.
+    ///
+    /// # Errors
+    /// When a handler cannot be built or a consumer cannot start.
+    pub async fn start(
+        backends: &Backends,
+        config: &FleetConfig,
+        chosen: &[WorkerKind],
+    ) -> Result<Self, BusError> {
+        let mut running = Vec::new();
+        for worker in chosen {
+            let handler = workers::handler_for(*worker, backends, config).await?;
+            let handle = Consumer::new(backends.transport.clone(), config.queue_of(*worker))
+                .config(config.consumer_of(*worker))
+                .handler(handler)
+                .start()
+                .await?;
+            tracing::info!(worker = %worker, queue = config.queue_of(*worker), "worker started");
+            running.push((*worker, handle));
+        }
+        Ok(Self { running })
+    }
+
+    /// Each worker's consumer status (for health checks).
+    pub fn statuses(&self) -> Vec<(WorkerKind, ConsumerStatus)> {
+        self.running.iter().map(|(w, h)| (*w, h.status())).collect()
+    }
+
+    /// Drains every worker at once, each within its `shutdown_timeout`.
+    pub async fn drain(self) -> Vec<WorkerReport> {
+        join_all(self.running.into_iter().map(|(worker, handle)| async move {
+            WorkerReport {
+                worker,
+                report: handle.shutdown().await,
+            }
+        }))
+        .await
+    }
+}
+
+/// Checks what the chosen workers need, on either transport.
+///
+/// # Errors
+/// The first missing or refused resource, with its fix.
+pub async fn preflight(
+    backends: &Backends,
+    config: &FleetConfig,
+    chosen: &[WorkerKind],
+) -> Result<(), preflight::Missing> {
+    preflight::check_bus(&*backends.transport, config, chosen).await?;
+    if let Stores::Dynamo { client, table } = &backends.stores {
+        preflight::check_table(client, table).await?;
+    }
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, as one stream.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Starts listening (before the workers start, so no signal is missed).
+    ///
+    /// # Errors
+    /// When the handlers cannot be installed.
+    pub fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT: its name.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Runs until a signal, drains, and says how it ended; the reports go to stdout.
+///
+/// # Errors
+/// Before anything is consumed: the configuration, a backend, a missing resource.
+pub async fn serve(
+    backends: &Backends,
+    config: &FleetConfig,
+    chosen: &[WorkerKind],
+) -> Result<Ending, Box<dyn std::error::Error + Send + Sync>> {
+    let mut signals = Signals::listen()?;
+    preflight(backends, config, chosen).await?;
+    let fleet = Fleet::start(backends, config, chosen).await?;
+    let names: Vec<&str> = chosen.iter().map(|w| w.as_str()).collect();
+    tracing::info!(workers = ?names, "fleet running; SIGTERM or SIGINT drains, a second stops at once");
+    let first = signals.next().await;
+    tracing::info!(
+        signal = first,
+        deadline_ms = config.shutdown_timeout.as_millis() as u64,
+        "draining; a second signal stops at once"
+    );
+    let drain = fleet.drain();
+    tokio::select! {
+        reports = drain => {
+            let summary = Summary(reports);
+            println!("{summary}");
+            Ok(summary.ending())
+        }
+        second = signals.next() => {
+            tracing::warn!(signal = second, "stopping at once: messages in flight come back after their visibility timeout");
+            Ok(Ending::StoppedHard)
+        }
+    }
+}
+
+/// The workers' reports, one line each.
+pub struct Summary(pub Vec<WorkerReport>);
+
+impl Summary {
+    /// Drained when every engine stopped cleanly and abandoned nothing.
+    pub fn ending(&self) -> Ending {
+        let clean = self
+            .0
+            .iter()
+            .all(|r| matches!(&r.report, Ok(rep) if rep.abandoned == 0));
+        if clean {
+            Ending::Drained
+        } else {
+            Ending::DeadlinePassed
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.0 {
+            match &r.report {
+                Ok(rep) => writeln!(f, "{:<10} {rep}", r.worker.as_str())?,
+                Err(e) => writeln!(
+                    f,
+                    "{:<10} failed: {}",
+                    r.worker.as_str(),
+                    fleet_bus::chain_text(e)
+                )?,
+            }
+        }
+        match self.ending() {
+            Ending::Drained => write!(f, "drained in time"),
+            _ => write!(
+                f,
+                "the drain deadline passed: unsettled messages come back after their visibility timeout"
+            ),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+#[test]
+fn the_same_seed_gives_the_same_scenario() {
+    let a = Scenario::generate(7, 200, 1000, 0.1);
+    let b = Scenario::generate(7, 200, 1000, 0.1);
+    let ids = |s: &Scenario| -> Vec<String> {
+        s.publish
+            .iter()
+            .map(|&i| s.events[i].envelope.header.id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(a.orders, b.orders);
+    assert_ne!(ids(&a), ids(&Scenario::generate(8, 200, 1000, 0.1)));
+}
+
+#[test]
+fn a_thousand_events_for_two_hundred_orders_with_a_tenth_duplicates() {
+    let s = Scenario::generate(1, 200, 1000, 0.1);
+    assert_eq!(s.orders.len(), 200);
+    assert_eq!(s.publish.len(), 1000);
+    assert_eq!(s.events.len(), 900);
+    let mut seen = BTreeMap::new();
+    for &i in &s.publish {
+        *seen.entry(i).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 900, "every distinct event is published");
+    let ids: std::collections::BTreeSet<&str> = s
+        .events
+        .iter()
+        .map(|e| e.envelope.header.id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 900, "ids are unique");
+}
+
+#[test]
+fn refunds_never_reach_what_was_paid_unless_the_story_says_so() {
+    let s = Scenario::generate(3, 200, 1000, 0.1);
+    for o in &s.orders {
+        assert!(o.refunded_cents <= o.paid_cents, "{o:?}");
+        match o.story {
+            Story::Refunded => assert_eq!(o.status, "refunded"),
+            Story::PartlyRefunded => {
+                assert!(
+                    o.refunded_cents < o.paid_cents && o.refunded_cents > 0,
+                    "{o:?}"
+                );
+                assert_eq!(o.status, "shipped");
+            }
+            Story::WrongAmount => assert_eq!((o.status, o.paid_cents), ("placed", 0)),
+            Story::OverRefund => assert_eq!((o.status, o.refunded_cents), ("paid", 0)),
+            Story::ShippedAfterCancel | Story::Cancelled => assert_eq!(o.status, "cancelled"),
+            Story::Shipped => assert_eq!(o.status, "shipped"),
+            Story::Paid => assert_eq!(o.status, "paid"),
+            Story::Placed => assert_eq!(o.status, "placed"),
+        }
+    }
+    let refused = s
+        .events
+        .iter()
+        .filter(|e| e.expect == Expect::Refused)
+        .count();
+    assert!(refused > 0, "a few impossible events are in the stream");
+}
+
+#[test]
+fn every_order_is_placed_exactly_once_and_events_are_valid() {
+    let s = Scenario::generate(5, 50, 250, 0.1);
+    for (i, o) in s.orders.iter().enumerate() {
+        let placed = s
+            .events
+            .iter()
+            .filter(|e| e.order == i && e.envelope.payload.event_type() == "order.placed")
+            .count();
+        assert_eq!(placed, 1, "{}", o.order_id);
+    }
+    for e in &s.events {
+        e.envelope.header.check().unwrap();
+        e.envelope.payload.validate().unwrap();
+    }
+}

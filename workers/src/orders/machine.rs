@@ -97,6 +97,22 @@ impl From<OrderEvent> for FleetEvent {
     }
 }
 
+/// An order event from any Fleet event; any other type is handed back.
+impl TryFrom<FleetEvent> for OrderEvent {
+    type Error = FleetEvent;
+
+    fn try_from(e: FleetEvent) -> Result<Self, FleetEvent> {
+        Ok(match e {
+            FleetEvent::OrderPlaced(e) => e.into(),
+            FleetEvent::OrderPaid(e) => e.into(),
+            FleetEvent::OrderShipped(e) => e.into(),
+            FleetEvent::OrderCancelled(e) => e.into(),
+            FleetEvent::OrderRefunded(e) => e.into(),
+            other => return Err(other),
+        })
+    }
+}
+
 /// What an event does to its order.
 #[derive(Clone, Debug, PartialEq)]
 #[allow(

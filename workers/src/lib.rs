@@ -6,6 +6,7 @@ pub mod cli;
 pub mod demo;
 pub mod dlq;
 pub mod idempotency;
+pub mod orders;
 pub mod run;
 pub mod scenario;
 pub mod send;

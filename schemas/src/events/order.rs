@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::upgrade::{currency_digits, money, object};
 use crate::bounded::{Count, List};
-use crate::codes::Currency;
+use crate::codes::{Currency, Email};
 use crate::event::Event;
 use crate::text::Line;
 
@@ -42,6 +42,10 @@ pub struct OrderPlaced {
     pub total_cents: u64,
     /// ISO 4217 currency code.
     pub currency: Currency,
+    /// Where the order confirmation goes; without it no confirmation is requested (added in
+    /// version 2 without a version change: older producers leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<Email>,
 }
 
 impl OrderPlaced {
@@ -182,6 +186,24 @@ mod tests {
         let placed: OrderPlaced = serde_json::from_value(v2).unwrap();
         assert_eq!(placed.items_total_cents(), Some(1250));
         assert!(placed.validate().is_ok());
+    }
+
+    #[test]
+    fn the_customer_email_is_optional_and_checked() {
+        let mut v2 = OrderPlaced::upgrade_previous(placed_v1()).unwrap();
+        let placed: OrderPlaced = serde_json::from_value(v2.clone()).unwrap();
+        assert_eq!(placed.customer_email, None);
+        assert!(
+            serde_json::to_value(&placed)
+                .unwrap()
+                .get("customer_email")
+                .is_none()
+        );
+        v2["customer_email"] = json!("ada@example.com");
+        let placed: OrderPlaced = serde_json::from_value(v2.clone()).unwrap();
+        assert_eq!(placed.customer_email.unwrap().as_str(), "ada@example.com");
+        v2["customer_email"] = json!("not an address");
+        assert!(serde_json::from_value::<OrderPlaced>(v2).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod counters;
 mod dlq;
+mod orders;
 mod run;
 mod send;
 
@@ -91,6 +92,11 @@ enum Command {
     },
     /// The analytics counters of one name, subject or currency over a time range, as a table.
     Counters(counters::CountersArgs),
+    /// Show an order, or list a customer's orders, from the workers' table.
+    Orders {
+        #[command(subcommand)]
+        command: orders::OrdersCommand,
+    },
     /// Depth, in-flight, delayed and oldest-message age of every queue of a topology.
     Stats {
         /// The topology file.
@@ -174,6 +180,7 @@ async fn run(command: Command) -> CliResult {
         }
         Command::Counters(args) => counters::run_counters(args).await,
         Command::Dlq { command } => dlq::run_dlq(command).await,
+        Command::Orders { command } => orders::run_orders(command).await,
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;
             let handle = transport.queue(&queue).await?;

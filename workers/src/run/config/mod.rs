@@ -37,9 +37,6 @@ pub struct FleetConfig {
     /// The topic the workers publish their downstream events to.
     #[serde(default = "default_topic")]
     pub events_topic: String,
-    /// The `producer` of the events the workers publish.
-    #[serde(default = "default_producer")]
-    pub producer: String,
     /// How long a drain may take, for every worker at once; it replaces the consumers' own
     /// `shutdown_timeout`. Keep it a few seconds under the platform's kill timeout (ECS
     /// `stopTimeout`, 30 s by default).
@@ -120,9 +117,6 @@ fn default_table() -> String {
 }
 fn default_topic() -> String {
     "fleet-events".to_owned()
-}
-fn default_producer() -> String {
-    "fleet".to_owned()
 }
 fn default_shutdown() -> Duration {
     Duration::from_secs(25)
@@ -326,7 +320,6 @@ impl FleetConfig {
         for (key, value) in [
             ("table", &self.table),
             ("events_topic", &self.events_topic),
-            ("producer", &self.producer),
             ("orders.queue", &self.orders.queue),
             ("analytics.queue", &self.analytics.queue),
         ] {

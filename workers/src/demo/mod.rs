@@ -20,7 +20,7 @@ use crate::run::config::{FleetConfig, WorkerKind};
 use crate::run::{Backends, Fleet, Stores, Summary};
 use crate::scenario::Scenario;
 
-pub use check::Checked;
+pub use check::{Checked, check};
 pub use report::DemoReport;
 
 /// The deployment topology, compiled in so the demo runs from any directory.

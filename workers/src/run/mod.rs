@@ -179,6 +179,10 @@ pub async fn serve(
         reports = drain => {
             let summary = Summary(reports);
             println!("{summary}");
+            let calls = backends.calls.to_string();
+            if !calls.is_empty() {
+                println!("AWS calls made by this process:\n{calls}");
+            }
             Ok(summary.ending())
         }
         second = signals.next() => {

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod dlq;
+pub mod fleet_run;
 pub mod orders;
 
 use std::process::Command;

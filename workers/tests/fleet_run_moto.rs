@@ -1,0 +1,192 @@
+//! `fleet run` end to end on moto: the orders and analytics workers as operators run them,
+//! processes started, killed and stopped by signal, fed a seeded scenario of 1,000 order events
+//! for 200 orders (10 % duplicates, shuffled, a few impossible) through SNS. The table, the
+//! counters, the dead letters and the confirmations must equal the scenario's model exactly.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::fleet_run::{Deployment, Ended};
+use fleet_workers::demo::check;
+use fleet_workers::orders::{DynamoOrderStore, LoadedOrder, OrderStore};
+use fleet_workers::scenario::Scenario;
+use rand::{Rng, SeedableRng};
+
+/// Receives before a dead letter: enough for an event that arrives before its order (shuffled
+/// over the whole run) to wait for it (see the README on sizing maxReceiveCount).
+const MAX_RECEIVES: u32 = 10;
+const DRAIN_LIMIT: Duration = Duration::from_secs(420);
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Every order as the table holds it, through the orders worker's own key (GSI1).
+async fn orders(d: &Deployment, scenario: &Scenario) -> Vec<LoadedOrder> {
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&d.sdk), d.table());
+    let mut out = Vec::new();
+    for o in &scenario.orders {
+        if let Some(loaded) = store.load(&o.order_id).await.unwrap() {
+            out.push(loaded);
+        }
+    }
+    out
+}
+
+/// Every counter, read from the table directly (a scan summing each counter's shards), not
+/// through the analytics worker's reader.
+async fn counters(d: &Deployment) -> HashMap<String, i64> {
+    let client = aws_sdk_dynamodb::Client::new(&d.sdk);
+    let mut out = HashMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(d.table())
+            .filter_expression("begins_with(PK, :c)")
+            .expression_attribute_values(":c", AttributeValue::S("COUNTER#".into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items() {
+            let key = item["PK"].as_s().unwrap().trim_start_matches("COUNTER#").to_owned();
+            let value: i64 = item["value"].as_n().unwrap().parse().unwrap();
+            *out.entry(key).or_default() += value;
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Checks everything against the model and prints the verdict.
+async fn check_against_model(d: &Deployment, scenario: &Scenario) {
+    let orders = orders(d, scenario).await;
+    let counters = counters(d).await;
+    let dead = d.drain_queue(&format!("{}-dlq", d.orders())).await;
+    let emails = d.drain_queue(&d.email()).await;
+    let analytics_dead = d.drain_queue(&format!("{}-dlq", d.analytics())).await;
+    let verdict = check(scenario, &orders, &counters, &dead, &emails);
+    println!(
+        "dead letters by reason: {:?}; confirmations {:?}; lost {}, double-applied {}, wrong {}",
+        verdict.dead_letters,
+        verdict.confirmations,
+        verdict.lost.len(),
+        verdict.double_applied.len(),
+        verdict.wrong.len()
+    );
+    assert!(
+        verdict.ok(),
+        "lost: {:?}\ndouble-applied: {:?}\nwrong: {:?}",
+        verdict.lost,
+        verdict.double_applied,
+        verdict.wrong
+    );
+    assert_eq!(verdict.confirmations.0, scenario.orders.len());
+    assert!(analytics_dead.is_empty(), "analytics dead letters: {analytics_dead:?}");
+}
+
+/// A drain after SIGTERM: exit code 0, "drained in time", every received message settled.
+fn assert_drained(name: &str, ended: &Ended) {
+    assert_eq!(
+        ended.code,
+        Some(0),
+        "{name}: exit {:?}\n{}\n{}",
+        ended.code,
+        ended.stdout,
+        ended.stderr
+    );
+    assert!(ended.stdout.contains("drained in time"), "{}", ended.stdout);
+    assert!(ended.stdout.contains("abandoned 0"), "{}", ended.stdout);
+}
+
+/// `Operation calls N` from the process's AWS call table.
+fn calls(stdout: &str, service: &str, operation: &str) -> u64 {
+    stdout
+        .lines()
+        .find(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some(service) && w.next() == Some(operation)
+        })
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+const WRITES: [&str; 5] = [
+    "TransactWriteItems",
+    "BatchWriteItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_shuffled_order_events_end_exactly_as_the_model_says() {
+    let d = Deployment::provision("e2e", MAX_RECEIVES).await;
+    let scenario = Scenario::generate(11, 200, 1000, 0.1);
+    // One process per worker, so each one's AWS calls are its own.
+    let orders = d.start(&["orders"], 1);
+    let analytics = d.start(&["analytics"], 2);
+    d.publish(&scenario).await;
+    d.wait_until_drained(&[d.orders(), d.analytics()], DRAIN_LIMIT)
+        .await;
+
+    let orders_ended = orders.terminate(STOP_LIMIT);
+    let analytics_ended = analytics.terminate(STOP_LIMIT);
+    assert_drained("orders", &orders_ended);
+    assert_drained("analytics", &analytics_ended);
+    // Nothing left invisible: a drained process settles or releases everything it held.
+    for q in [d.orders(), d.analytics()] {
+        let c = fleet_bus::scenarios::support::counts(&d.transport, &q).await;
+        assert_eq!(c.in_flight, 0, "{q}: {c:?}");
+    }
+    check_against_model(&d, &scenario).await;
+
+    let applied = scenario.applied() as f64;
+    let order_writes: u64 = WRITES
+        .iter()
+        .map(|op| calls(&orders_ended.stdout, "DynamoDB", op))
+        .sum();
+    let per_transition = order_writes as f64 / applied;
+    let analytics_transactions = calls(&analytics_ended.stdout, "DynamoDB", "TransactWriteItems");
+    let analytics_events = scenario.publish.len() as f64 + applied;
+    println!(
+        "orders: {order_writes} DynamoDB write calls for {applied} applied transitions = {per_transition:.2} per transition\n{}",
+        orders_ended.stdout
+    );
+    println!(
+        "analytics: {analytics_transactions} TransactWriteItems for about {analytics_events} deliveries = {:.3} per event\n{}",
+        analytics_transactions as f64 / analytics_events,
+        analytics_ended.stdout
+    );
+    assert!(per_transition <= 3.0, "{per_transition:.2} write calls per transition");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_three_times_the_fleet_still_ends_as_the_model_says() {
+    let d = Deployment::provision("e2e-kill", MAX_RECEIVES).await;
+    let scenario = Scenario::generate(12, 200, 1000, 0.1);
+    let seed = 12;
+    println!("kill seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut process = d.start(&[], 0);
+    d.publish(&scenario).await;
+    for n in 1..=3 {
+        let after = Duration::from_millis(rng.random_range(2_000..8_000));
+        tokio::time::sleep(after).await;
+        assert!(process.running(), "fleet run died on its own:\n{}", process.logs());
+        process.kill();
+        println!("SIGKILL {n} after {after:?}");
+        process = d.start(&[], n);
+    }
+    d.wait_until_drained(&[d.orders(), d.analytics()], DRAIN_LIMIT)
+        .await;
+    let ended = process.terminate(STOP_LIMIT);
+    assert_drained("fleet", &ended);
+    check_against_model(&d, &scenario).await;
+}

@@ -1,5 +1,6 @@
 //! Fleet's workers and the `fleet` command's building blocks.
 
+pub mod analytics;
 pub mod aws_calls;
 pub mod cli;
 pub mod demo;

@@ -1,6 +1,7 @@
 //! The `fleet` command line: argument parsing and the commands, each a thin call into the
 //! library.
 
+mod counters;
 mod dlq;
 mod orders;
 mod run;
@@ -48,15 +49,19 @@ enum Command {
         #[command(subcommand)]
         command: run::ConfigCommand,
     },
-    /// Run the whole fleet end to end on the embedded transport (no AWS needed) and print what
-    /// happened to every event.
+    /// Run the orders and analytics workers end to end on the embedded transport (no AWS
+    /// needed): publish a seeded scenario of order events (duplicates, shuffled, a few impossible
+    /// ones) and check the orders, counters and dead letters against its model.
     Demo {
-        /// Events to publish.
-        #[arg(long, default_value_t = 300)]
+        /// Orders in the scenario.
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+        /// Order events to publish, duplicates included.
+        #[arg(long, default_value_t = 1000)]
         events: usize,
-        /// Every n-th event fails once and is retried (0: none).
-        #[arg(long, default_value_t = 25)]
-        flaky_every: usize,
+        /// The scenario's seed (the same seed publishes the same events in the same order).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
     /// Create or update the queues, dead-letter queues, topics, subscriptions, queue policies and
     /// DynamoDB tables of a topology on AWS (or wherever AWS_ENDPOINT_URL points). Idempotent: a second run
@@ -89,6 +94,8 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The analytics counters of one name, subject or currency over a time range, as a table.
+    Counters(counters::CountersArgs),
     /// Show an order, or list a customer's orders, from the workers' table.
     Orders {
         #[command(subcommand)]
@@ -136,17 +143,19 @@ async fn run(command: Command) -> CliResult {
         Command::Run(args) => run::run_fleet(args).await,
         Command::Config { command } => run::run_config(command),
         Command::Demo {
+            orders,
             events,
-            flaky_every,
+            seed,
         } => {
-            let summary = demo::run(DemoOptions {
+            let report = demo::run(DemoOptions {
+                orders,
                 events,
-                flaky_every,
+                seed,
                 ..DemoOptions::default()
             })
             .await?;
-            println!("{summary}");
-            Ok(if summary.lost() == 0 {
+            println!("{report}");
+            Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -175,6 +184,7 @@ async fn run(command: Command) -> CliResult {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Counters(args) => counters::run_counters(args).await,
         Command::Dlq { command } => dlq::run_dlq(command).await,
         Command::Orders { command } => orders::run_orders(command).await,
         Command::Send { queue, input } => {

@@ -117,8 +117,12 @@ pub async fn preflight(
     chosen: &[WorkerKind],
 ) -> Result<(), preflight::Missing> {
     preflight::check_bus(&*backends.transport, config, chosen).await?;
-    if let Stores::Dynamo { client, table } = &backends.stores {
-        preflight::check_table(client, table).await?;
+    if let Stores::Dynamo { client, .. } = &backends.stores {
+        let mut tables: Vec<&str> = chosen.iter().map(|w| config.table_of(*w)).collect();
+        tables.dedup();
+        for table in tables {
+            preflight::check_table(client, table).await?;
+        }
     }
     Ok(())
 }

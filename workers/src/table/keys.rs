@@ -87,6 +87,23 @@ pub fn counter_sk(shard: u32) -> String {
     format!("SHARD#{shard}")
 }
 
+/// Counter of events named `name` in one bucket: `event#<name>#<bucket>#<time>`, such as
+/// `event#checkout_started#hour#2026-11-28T02`. A counter key ends with `#<bucket>#<time>`,
+/// two parts without `#`, so a name or subject containing `#` still gives a key of its own.
+pub fn event_counter(name: &str, bucket: &str, time: &str) -> String {
+    format!("event#{name}#{bucket}#{time}")
+}
+
+/// Counter of a subject's events in one bucket: `subject#<subject>#<bucket>#<time>`.
+pub fn subject_counter(subject: &str, bucket: &str, time: &str) -> String {
+    format!("subject#{subject}#{bucket}#{time}")
+}
+
+/// Order revenue in one currency and bucket, in minor units: `revenue#<currency>#<bucket>#<time>`.
+pub fn revenue_counter(currency: &str, bucket: &str, time: &str) -> String {
+    format!("revenue#{currency}#{bucket}#{time}")
+}
+
 /// A stable shard in `0..shards` for a key (the first 4 bytes of its SHA-256): the same on every
 /// process and version, unlike `std`'s hasher.
 pub fn shard_of(key: &str, shards: u32) -> u32 {
@@ -126,5 +143,17 @@ mod tests {
             "COUNTER#event#x#day#2026-11-28"
         );
         assert_eq!(counter_sk(3), "SHARD#3");
+        assert_eq!(
+            event_counter("checkout_started", "minute", "2026-11-28T02:57"),
+            "event#checkout_started#minute#2026-11-28T02:57"
+        );
+        assert_eq!(
+            subject_counter("u-1", "day", "2026-11-28"),
+            "subject#u-1#day#2026-11-28"
+        );
+        assert_eq!(
+            revenue_counter("EUR", "day", "2026-11-28"),
+            "revenue#EUR#day#2026-11-28"
+        );
     }
 }

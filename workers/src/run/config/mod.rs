@@ -37,9 +37,6 @@ pub struct FleetConfig {
     /// The topic the workers publish their downstream events to.
     #[serde(default = "default_topic")]
     pub events_topic: String,
-    /// The `producer` of the events the workers publish.
-    #[serde(default = "default_producer")]
-    pub producer: String,
     /// How long a drain may take, for every worker at once; it replaces the consumers' own
     /// `shutdown_timeout`. Keep it a few seconds under the platform's kill timeout (ECS
     /// `stopTimeout`, 30 s by default).
@@ -91,6 +88,12 @@ pub struct AnalyticsConfig {
     /// Its queue.
     #[serde(default = "analytics_queue")]
     pub queue: String,
+    /// The table of its counters and deduplication items: the single table (`table`) unless
+    /// set. A table of its own keeps its write capacity apart (and, on moto, which does not
+    /// isolate concurrent transactions, keeps its cancelled transactions from rolling back the
+    /// orders' writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Shards per counter: one batch writes one shard, readers sum them.
     #[serde(default = "default_shards")]
     pub counter_shards: u32,
@@ -114,9 +117,6 @@ fn default_table() -> String {
 }
 fn default_topic() -> String {
     "fleet-events".to_owned()
-}
-fn default_producer() -> String {
-    "fleet".to_owned()
 }
 fn default_shutdown() -> Duration {
     Duration::from_secs(25)
@@ -162,6 +162,7 @@ impl Default for AnalyticsConfig {
         Self {
             enabled: true,
             queue: analytics_queue(),
+            table: None,
             counter_shards: default_shards(),
             dedup_ttl: default_dedup_ttl(),
             consumer: analytics_consumer(),
@@ -319,7 +320,6 @@ impl FleetConfig {
         for (key, value) in [
             ("table", &self.table),
             ("events_topic", &self.events_topic),
-            ("producer", &self.producer),
             ("orders.queue", &self.orders.queue),
             ("analytics.queue", &self.analytics.queue),
         ] {
@@ -364,6 +364,14 @@ impl FleetConfig {
             worker.as_str().clone_into(&mut c.handler_name);
         }
         c
+    }
+
+    /// The table a worker keeps its state in.
+    pub fn table_of(&self, worker: WorkerKind) -> &str {
+        match worker {
+            WorkerKind::Analytics => self.analytics.table.as_deref().unwrap_or(&self.table),
+            WorkerKind::Orders => &self.table,
+        }
     }
 
     /// A worker's queue.

@@ -1,0 +1,319 @@
+//! A whole deployment on moto for end-to-end tests of `fleet run`: a topology and a
+//! configuration under unique names (written to files, provisioned as `fleet provision` does),
+//! `fleet run` processes to start, kill and stop, and what the tests read back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use fleet_bus::aws::SqsTransport;
+use fleet_bus::producer::BatchProducer;
+use fleet_bus::scenarios::unique_name;
+use fleet_bus::{Topology, Transport};
+use fleet_schemas::Producer;
+use fleet_tests::moto;
+use fleet_workers::scenario::Scenario;
+
+/// Queues, topic, table and configuration of one test, on moto.
+pub struct Deployment {
+    /// The unique prefix of every name.
+    pub prefix: String,
+    /// Where the files are.
+    pub dir: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The SDK configuration for moto.
+    pub sdk: SdkConfig,
+    /// The transport on moto.
+    pub transport: SqsTransport,
+}
+
+impl Deployment {
+    /// The orders queue.
+    pub fn orders(&self) -> String {
+        format!("{}-orders", self.prefix)
+    }
+    /// The analytics queue.
+    pub fn analytics(&self) -> String {
+        format!("{}-analytics", self.prefix)
+    }
+    /// The email queue (nobody consumes it in these tests).
+    pub fn email(&self) -> String {
+        format!("{}-email", self.prefix)
+    }
+    /// The events topic.
+    pub fn topic(&self) -> String {
+        format!("{}-events", self.prefix)
+    }
+    /// The table.
+    pub fn table(&self) -> String {
+        format!("{}-table", self.prefix)
+    }
+
+    /// Writes and provisions a deployment like `deploy/`'s, with `max_receive_count` receives
+    /// before a dead letter.
+    pub async fn provision(name: &str, max_receive_count: u32) -> Self {
+        let prefix = unique_name(name);
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir).unwrap();
+        let topology = topology(&prefix, max_receive_count);
+        std::fs::write(dir.join("topology.toml"), &topology).unwrap();
+        let config = dir.join("fleet.toml");
+        std::fs::write(&config, fleet_toml(&prefix)).unwrap();
+        let sdk = moto::sdk_config().await;
+        let transport = SqsTransport::new(&sdk);
+        let parsed = Topology::from_toml(&topology).unwrap();
+        fleet_bus::provision(&transport, &parsed).await.unwrap();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
+            .await
+            .unwrap();
+        Self {
+            prefix,
+            dir,
+            config,
+            sdk,
+            transport,
+        }
+    }
+
+    /// Starts `fleet run` with these workers (all when empty); `n` numbers its log files.
+    pub fn start(&self, workers: &[&str], n: usize) -> Process {
+        let stdout = self.dir.join(format!("run-{n}.out"));
+        let stderr = self.dir.join(format!("run-{n}.err"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fleet"));
+        command
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&self.config);
+        for w in workers {
+            command.args(["--worker", w]);
+        }
+        command
+            .env("AWS_ENDPOINT_URL", &moto::moto().endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "fleet-test")
+            .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
+            .env("FLEET_LOG", "warn")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        Process {
+            child: command.spawn().expect("start fleet run"),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Publishes the scenario's events to the topic, in its shuffled order, duplicates included.
+    pub async fn publish(&self, scenario: &Scenario) {
+        let topic = self.transport.topic(&self.topic()).await.unwrap();
+        let producer = Producer::new(BatchProducer::to_topic(self.topic(), topic.clone()), "tests");
+        let messages: Vec<_> = scenario
+            .publish
+            .iter()
+            .map(|&i| producer.message_for(&scenario.events[i].envelope).unwrap())
+            .collect();
+        let report = BatchProducer::to_topic(self.topic(), topic)
+            .send_all(messages, |_| {})
+            .await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+
+    /// Waits until the worker queues are empty (nothing visible, in flight or delayed) three
+    /// polls in a row, or panics after `limit`.
+    pub async fn wait_until_drained(&self, queues: &[String], limit: Duration) {
+        let started = Instant::now();
+        let mut quiet = 0;
+        while quiet < 3 {
+            assert!(
+                started.elapsed() < limit,
+                "queues not drained within {limit:?}: {:?}",
+                self.counts(queues).await
+            );
+            let counts = self.counts(queues).await;
+            quiet = if counts.values().all(|c| *c == 0) { quiet + 1 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+
+    /// Visible + in flight + delayed, per queue.
+    pub async fn counts(&self, queues: &[String]) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for q in queues {
+            let c = fleet_bus::scenarios::support::counts(&self.transport, q).await;
+            out.insert(q.clone(), c.visible + c.in_flight + c.delayed);
+        }
+        out
+    }
+
+    /// Every message in a queue, received once each (kept invisible for five minutes).
+    pub async fn drain_queue(&self, queue: &str) -> Vec<fleet_bus::Message> {
+        let handle = self.transport.queue(queue).await.unwrap();
+        let mut out = Vec::new();
+        let mut empty = 0;
+        while empty < 2 {
+            let batch = handle
+                .queue()
+                .receive(&fleet_bus::ReceiveRequest {
+                    max_messages: 10,
+                    wait_time: Duration::from_secs(1),
+                    visibility_timeout: Some(Duration::from_secs(300)),
+                })
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                empty += 1;
+                continue;
+            }
+            empty = 0;
+            out.extend(batch);
+        }
+        out
+    }
+}
+
+/// A running `fleet run`.
+pub struct Process {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// How a process ended.
+pub struct Ended {
+    /// The exit code (`None` when killed).
+    pub code: Option<i32>,
+    /// What it printed.
+    pub stdout: String,
+    /// Its logs.
+    pub stderr: String,
+}
+
+impl Process {
+    /// SIGKILL: no drain, no report.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits up to `limit` for it to exit.
+    pub fn terminate(mut self, limit: Duration) -> Ended {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Ended {
+                    code: status.code(),
+                    stdout: std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+                    stderr: std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+                };
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "fleet run did not exit within {limit:?} of SIGTERM: {}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether it is still running (a startup failure ends it).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Its logs so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// The ids of envelopes in message bodies (raw delivery: the body is the envelope).
+pub fn envelope_ids(messages: &[fleet_bus::Message]) -> BTreeSet<String> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).ok()?;
+            Some(v.get("id")?.as_str()?.to_owned())
+        })
+        .collect()
+}
+
+fn topology(p: &str, max_receive_count: u32) -> String {
+    format!(
+        r#"
+[[topic]]
+name = "{p}-events"
+[[topic.subscription]]
+queue = "{p}-email"
+raw_delivery = true
+filter_policy = {{ type = [{{ prefix = "email." }}] }}
+[[topic.subscription]]
+queue = "{p}-analytics"
+raw_delivery = true
+filter_policy = {{ type = [{{ anything-but = {{ prefix = "email." }} }}] }}
+[[topic.subscription]]
+queue = "{p}-orders"
+raw_delivery = true
+filter_policy = {{ type = [{{ prefix = "order." }}] }}
+
+[[queue]]
+name = "{p}-email"
+dead_letter = {{ queue = "{p}-email-dlq", max_receive_count = {max_receive_count} }}
+[[queue]]
+name = "{p}-analytics"
+visibility_timeout_seconds = 20
+dead_letter = {{ queue = "{p}-analytics-dlq", max_receive_count = {max_receive_count} }}
+[[queue]]
+name = "{p}-orders"
+visibility_timeout_seconds = 20
+dead_letter = {{ queue = "{p}-orders-dlq", max_receive_count = {max_receive_count} }}
+
+[[table]]
+name = "{p}-table"
+partition_key = "PK"
+sort_key = "SK"
+ttl_attribute = "expiration"
+[[table.index]]
+name = "GSI1"
+partition_key = "GSI1PK"
+sort_key = "GSI1SK"
+[[table.index]]
+name = "GSI2"
+partition_key = "GSI2PK"
+sort_key = "GSI2SK"
+"#
+    )
+}
+
+fn fleet_toml(p: &str) -> String {
+    format!(
+        r#"
+topology = "topology.toml"
+table = "{p}-table"
+events_topic = "{p}-events"
+shutdown_timeout = "10s"
+
+[orders]
+queue = "{p}-orders"
+[orders.consumer]
+pollers = 2
+concurrency = 20
+wait_time = "2s"
+retry = {{ base = "1s", max = "8s", jitter = "equal" }}
+
+[analytics]
+queue = "{p}-analytics"
+[analytics.consumer]
+pollers = 2
+wait_time = "2s"
+retry = {{ base = "1s", max = "8s", jitter = "equal" }}
+"#
+    )
+}

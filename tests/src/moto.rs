@@ -58,6 +58,12 @@ fn answers_http(port: u16) -> bool {
     s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }
 
+/// The launcher that serializes moto's DynamoDB calls (`tests/moto/serialized_dynamodb.py` says
+/// why: without it, a failed transaction can undo a concurrent successful write).
+fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto/serialized_dynamodb.py")
+}
+
 fn start() -> Moto {
     let bin = moto_binary();
     assert!(
@@ -68,16 +74,18 @@ fn start() -> Moto {
     let port = free_port();
     let parent = std::process::id();
     // A small watchdog shell owns the server and stops it once this test process is gone, so no
-    // emulator outlives the tests (a static's destructor never runs).
+    // emulator outlives the tests (a static's destructor never runs). The server is moto's own,
+    // started through the launcher by the venv's Python.
     let script = format!(
-        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
          kill $m 2>/dev/null; wait $m 2>/dev/null"
     );
     let watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
-        .arg(&bin)
+        .arg(python())
+        .arg(launcher())
         .env("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -58,10 +58,11 @@ fn answers_http(port: u16) -> bool {
     s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }
 
-/// The launcher that serializes moto's DynamoDB calls (`tests/moto/serialized_dynamodb.py` says
-/// why: without it, a failed transaction can undo a concurrent successful write).
+/// The launcher that serializes moto's DynamoDB calls and makes SQS's clock cheap
+/// (`tests/moto/launcher.py` says why: without it, a failed transaction can undo a concurrent
+/// successful write, and a deep queue costs 600 ms per receive).
 fn launcher() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto/serialized_dynamodb.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto/launcher.py")
 }
 
 fn start() -> Moto {

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 
 /// Receives before a dead letter: enough for an event that arrives before its order (shuffled
 /// over the whole run) to wait for it (see the README on sizing maxReceiveCount).
-const MAX_RECEIVES: u32 = 10;
+const MAX_RECEIVES: u32 = 12;
 const DRAIN_LIMIT: Duration = Duration::from_secs(420);
 const STOP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -44,7 +44,7 @@ async fn counters(d: &Deployment) -> HashMap<String, i64> {
     loop {
         let page = client
             .scan()
-            .table_name(d.table())
+            .table_name(d.analytics_table())
             .filter_expression("begins_with(PK, :c)")
             .expression_attribute_values(":c", AttributeValue::S("COUNTER#".into()))
             .set_exclusive_start_key(start)
@@ -52,7 +52,11 @@ async fn counters(d: &Deployment) -> HashMap<String, i64> {
             .await
             .unwrap();
         for item in page.items() {
-            let key = item["PK"].as_s().unwrap().trim_start_matches("COUNTER#").to_owned();
+            let key = item["PK"]
+                .as_s()
+                .unwrap()
+                .trim_start_matches("COUNTER#")
+                .to_owned();
             let value: i64 = item["value"].as_n().unwrap().parse().unwrap();
             *out.entry(key).or_default() += value;
         }
@@ -87,7 +91,10 @@ async fn check_against_model(d: &Deployment, scenario: &Scenario) {
         verdict.wrong
     );
     assert_eq!(verdict.confirmations.0, scenario.orders.len());
-    assert!(analytics_dead.is_empty(), "analytics dead letters: {analytics_dead:?}");
+    assert!(
+        analytics_dead.is_empty(),
+        "analytics dead letters: {analytics_dead:?}"
+    );
 }
 
 /// A drain after SIGTERM: exit code 0, "drained in time", every received message settled.
@@ -164,7 +171,10 @@ async fn a_thousand_shuffled_order_events_end_exactly_as_the_model_says() {
         analytics_transactions as f64 / analytics_events,
         analytics_ended.stdout
     );
-    assert!(per_transition <= 3.0, "{per_transition:.2} write calls per transition");
+    assert!(
+        per_transition <= 3.0,
+        "{per_transition:.2} write calls per transition"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +189,11 @@ async fn killed_three_times_the_fleet_still_ends_as_the_model_says() {
     for n in 1..=3 {
         let after = Duration::from_millis(rng.random_range(2_000..8_000));
         tokio::time::sleep(after).await;
-        assert!(process.running(), "fleet run died on its own:\n{}", process.logs());
+        assert!(
+            process.running(),
+            "fleet run died on its own:\n{}",
+            process.logs()
+        );
         process.kill();
         println!("SIGKILL {n} after {after:?}");
         process = d.start(&[], n);

@@ -47,9 +47,14 @@ impl Deployment {
     pub fn topic(&self) -> String {
         format!("{}-events", self.prefix)
     }
-    /// The table.
+    /// The orders' table.
     pub fn table(&self) -> String {
         format!("{}-table", self.prefix)
+    }
+    /// The analytics counters' table: a table of its own on moto, whose `TransactWriteItems`
+    /// copies the whole table it touches on every call, so the orders' table stays small.
+    pub fn analytics_table(&self) -> String {
+        format!("{}-counters", self.prefix)
     }
 
     /// Writes and provisions a deployment like `deploy/`'s, with `max_receive_count` receives
@@ -110,7 +115,10 @@ impl Deployment {
     /// Publishes the scenario's events to the topic, in its shuffled order, duplicates included.
     pub async fn publish(&self, scenario: &Scenario) {
         let topic = self.transport.topic(&self.topic()).await.unwrap();
-        let producer = Producer::new(BatchProducer::to_topic(self.topic(), topic.clone()), "tests");
+        let producer = Producer::new(
+            BatchProducer::to_topic(self.topic(), topic.clone()),
+            "tests",
+        );
         let messages: Vec<_> = scenario
             .publish
             .iter()
@@ -134,7 +142,11 @@ impl Deployment {
                 self.counts(queues).await
             );
             let counts = self.counts(queues).await;
-            quiet = if counts.values().all(|c| *c == 0) { quiet + 1 } else { 0 };
+            quiet = if counts.values().all(|c| *c == 0) {
+                quiet + 1
+            } else {
+                0
+            };
             tokio::time::sleep(Duration::from_millis(700)).await;
         }
     }
@@ -182,6 +194,16 @@ pub struct Process {
     stderr: PathBuf,
 }
 
+impl Drop for Process {
+    /// A test that fails leaves no `fleet run` behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// How a process ended.
 pub struct Ended {
     /// The exit code (`None` when killed).
@@ -202,7 +224,13 @@ impl Process {
     /// SIGTERM, then waits up to `limit` for it to exit.
     pub fn terminate(mut self, limit: Duration) -> Ended {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -276,6 +304,12 @@ visibility_timeout_seconds = 20
 dead_letter = {{ queue = "{p}-orders-dlq", max_receive_count = {max_receive_count} }}
 
 [[table]]
+name = "{p}-counters"
+partition_key = "PK"
+sort_key = "SK"
+ttl_attribute = "expiration"
+
+[[table]]
 name = "{p}-table"
 partition_key = "PK"
 sort_key = "SK"
@@ -306,10 +340,11 @@ queue = "{p}-orders"
 pollers = 2
 concurrency = 20
 wait_time = "2s"
-retry = {{ base = "1s", max = "8s", jitter = "equal" }}
+retry = {{ base = "2s", max = "30s", jitter = "equal" }}
 
 [analytics]
 queue = "{p}-analytics"
+table = "{p}-counters"
 [analytics.consumer]
 pollers = 2
 wait_time = "2s"

@@ -107,10 +107,10 @@ pub fn entry_problem(message: &OutgoingMessage, max_message_bytes: usize) -> Opt
             "message is {size} bytes; the maximum is {max_message_bytes}"
         ));
     }
-    if let Some(d) = message.delay {
-        if d > MAX_DELAY {
-            return invalid("DelaySeconds must be at most 900".to_owned());
-        }
+    if let Some(d) = message.delay
+        && d > MAX_DELAY
+    {
+        return invalid("DelaySeconds must be at most 900".to_owned());
     }
     for id in [&message.group_id, &message.deduplication_id]
         .into_iter()

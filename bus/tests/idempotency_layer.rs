@@ -43,10 +43,10 @@ fn counted(scope: &str) -> std::collections::BTreeMap<(String, String), u64> {
                 .find(|l| l.key() == n)
                 .map(|l| l.value().to_owned())
         };
-        if let (Some(outcome), DebugValue::Counter(c)) = (label("outcome"), v) {
-            if label("scope").as_deref() == Some(scope) {
-                *by.entry((key.name().to_owned(), outcome)).or_insert(0) += c;
-            }
+        if let (Some(outcome), DebugValue::Counter(c)) = (label("outcome"), v)
+            && label("scope").as_deref() == Some(scope)
+        {
+            *by.entry((key.name().to_owned(), outcome)).or_insert(0) += c;
         }
     }
     by

@@ -27,18 +27,18 @@ fn check(case: &Case, outcome: Result<impl std::fmt::Debug, SchemaError>) -> Opt
             label
         ));
     }
-    if let Some(field) = &case.field {
-        if e.field() != Some(field.as_str()) || !report.contains(field.as_str()) {
-            return Some(format!(
-                "field {:?} instead of {field}: {report}",
-                e.field()
-            ));
-        }
+    if let Some(field) = &case.field
+        && (e.field() != Some(field.as_str()) || !report.contains(field.as_str()))
+    {
+        return Some(format!(
+            "field {:?} instead of {field}: {report}",
+            e.field()
+        ));
     }
-    if let Some(words) = &case.mentions {
-        if !report.contains(words.as_str()) {
-            return Some(format!("does not mention {words:?}: {report}"));
-        }
+    if let Some(words) = &case.mentions
+        && !report.contains(words.as_str())
+    {
+        return Some(format!("does not mention {words:?}: {report}"));
     }
     let handler_error = HandlerError::from(e);
     // The dead-letter reason's message is the cause text: the whole report, each level once.

@@ -114,7 +114,7 @@ async fn every_bad_event_is_dead_lettered_with_its_label_and_the_rest_goes_on() 
             bad += 1;
             let case = &cases[i.parse::<usize>().unwrap()];
             let kind = DeadLetterReason::from_message(&m).map(|r| r.kind);
-            let expected = expected_label(&queue == &d.orders(), case);
+            let expected = expected_label(queue == d.orders(), case);
             if kind.as_deref() != expected.as_deref() {
                 wrong_labels.push(format!(
                     "{queue}: {} labelled {kind:?}, corpus says {:?}",

@@ -177,15 +177,34 @@ async fn a_thousand_shuffled_order_events_end_exactly_as_the_model_says() {
     );
 }
 
+/// Waits until the orders queue has messages in flight (handlers at work).
+async fn wait_for_in_flight(d: &Deployment) {
+    for _ in 0..200 {
+        let c = fleet_bus::scenarios::support::counts(&d.transport, &d.orders()).await;
+        if c.in_flight > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no message was ever in flight");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_three_times_the_fleet_still_ends_as_the_model_says() {
+async fn stopped_by_sigterm_and_killed_three_times_the_fleet_still_ends_as_the_model_says() {
     let d = Deployment::provision("e2e-kill", MAX_RECEIVES).await;
     let scenario = Scenario::generate(12, 200, 1000, 0.1);
     let seed = 12;
     println!("kill seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut process = d.start(&[], 0);
+    let first = d.start(&[], 0);
     d.publish(&scenario).await;
+    // SIGTERM while handlers are busy: the drain ends in time, every message received is settled
+    // (acked, retried with its backoff, dead-lettered or released), none abandoned.
+    wait_for_in_flight(&d).await;
+    let ended = first.terminate(STOP_LIMIT);
+    assert_drained("fleet (SIGTERM mid-run)", &ended);
+    println!("SIGTERM mid-run:\n{}", ended.stdout);
+    let mut process = d.start(&[], 4);
     for n in 1..=3 {
         let after = Duration::from_millis(rng.random_range(2_000..8_000));
         tokio::time::sleep(after).await;
@@ -196,7 +215,7 @@ async fn killed_three_times_the_fleet_still_ends_as_the_model_says() {
         );
         process.kill();
         println!("SIGKILL {n} after {after:?}");
-        process = d.start(&[], n);
+        process = d.start(&[], 4 + n);
     }
     d.wait_until_drained(&[d.orders(), d.analytics()], DRAIN_LIMIT)
         .await;

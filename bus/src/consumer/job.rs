@@ -83,10 +83,10 @@ impl Job {
     /// Moves the message from the in-flight limit to the parking limit, if the parking limit has
     /// room (else it keeps holding its in-flight slot).
     pub fn park(&mut self) {
-        if let Slot::InFlight(_) = self.slot {
-            if let Ok(p) = self.ctx.parking.clone().try_acquire_owned() {
-                self.slot = Slot::Parked(p);
-            }
+        if let Slot::InFlight(_) = self.slot
+            && let Ok(p) = self.ctx.parking.clone().try_acquire_owned()
+        {
+            self.slot = Slot::Parked(p);
         }
     }
 

@@ -90,10 +90,10 @@ impl Store {
     pub fn send(&mut self, m: &OutgoingMessage, now: Instant) -> Result<SendReceipt, EntryError> {
         let dedup_id = self.check_fifo(m)?;
         self.expire(now);
-        if let Some(id) = &dedup_id {
-            if let Some(seen) = self.dedup.get(id) {
-                return Ok(seen.receipt.clone());
-            }
+        if let Some(id) = &dedup_id
+            && let Some(seen) = self.dedup.get(id)
+        {
+            return Ok(seen.receipt.clone());
         }
         let delay = m.delay.unwrap_or(self.settings.delay);
         let stored = Stored {
@@ -213,11 +213,11 @@ impl Store {
             } else {
                 None
             };
-            if let Some(g) = &group {
-                if blocked.contains(g) || locked.contains(g) {
-                    blocked.insert(g.clone());
-                    continue;
-                }
+            if let Some(g) = &group
+                && (blocked.contains(g) || locked.contains(g))
+            {
+                blocked.insert(g.clone());
+                continue;
             }
             if m.visible_at > now {
                 out.next_change = Some(

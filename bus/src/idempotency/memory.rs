@@ -56,7 +56,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     async fn claim(&self, claim: &Claim) -> Result<Claimed, IdempotencyError> {
         let mut inner = self.lock();
         inner.claims += 1;
-        if inner.claims % SWEEP_EVERY == 0 {
+        if inner.claims.is_multiple_of(SWEEP_EVERY) {
             let now = claim.now_secs();
             inner.records.retain(|_, r| r.expiration >= now);
         }

@@ -89,10 +89,10 @@ impl Groups {
 
     /// The message at `index` was accepted: its group may send its next one.
     fn accepted(&mut self, index: usize) {
-        if let Some(slot) = self.in_flight.remove(&index) {
-            if !self.pending[slot].is_empty() {
-                self.ready.push_back(slot);
-            }
+        if let Some(slot) = self.in_flight.remove(&index)
+            && !self.pending[slot].is_empty()
+        {
+            self.ready.push_back(slot);
         }
     }
 

@@ -435,12 +435,12 @@ impl Topology {
         let declared: BTreeSet<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
         let mut implicit = BTreeMap::new();
         for q in &self.queues {
-            if let Some(dl) = &q.dead_letter {
-                if !declared.contains(dl.queue.as_str()) {
-                    implicit
-                        .entry(dl.queue.clone())
-                        .or_insert_with(|| QueueDecl::new(&dl.queue).retention(MAX_RETENTION));
-                }
+            if let Some(dl) = &q.dead_letter
+                && !declared.contains(dl.queue.as_str())
+            {
+                implicit
+                    .entry(dl.queue.clone())
+                    .or_insert_with(|| QueueDecl::new(&dl.queue).retention(MAX_RETENTION));
             }
         }
         out.queues.extend(implicit.into_values());

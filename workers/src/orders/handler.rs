@@ -80,14 +80,14 @@ impl OrdersWorker {
                 tokio::time::sleep(pause).await;
             }
             let loaded = self.store.load(order_id).await?;
-            if let Some(l) = &loaded {
-                if l.record.has_applied(&cause.header.id) {
-                    // A redelivery: the first delivery may have died between its commit and
-                    // its publish. Rows of other events that are pending now are most likely
-                    // being published by their own handlers, so only a duplicate flushes.
-                    self.flush(&l.record.order, &l.outbox).await?;
-                    return Ok(Handled::Duplicate);
-                }
+            if let Some(l) = &loaded
+                && l.record.has_applied(&cause.header.id)
+            {
+                // A redelivery: the first delivery may have died between its commit and
+                // its publish. Rows of other events that are pending now are most likely
+                // being published by their own handlers, so only a duplicate flushes.
+                self.flush(&l.record.order, &l.outbox).await?;
+                return Ok(Handled::Duplicate);
             }
             let record = loaded.map(|l| l.record);
             match machine::decide(record.as_ref().map(|r| &r.order), cause)? {

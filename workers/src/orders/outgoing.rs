@@ -29,14 +29,14 @@ const ANALYTICS_SUFFIX: &str = "analytics";
 /// The events `cause` causes once applied, making `order`.
 pub fn caused_by(cause: &Envelope<OrderEvent>, order: &Order) -> Vec<Envelope<FleetEvent>> {
     let mut out = Vec::with_capacity(2);
-    if let OrderEvent::Placed(placed) = &cause.payload {
-        if let Some(to) = &placed.customer_email {
-            out.push(derived(
-                cause,
-                EMAIL_SUFFIX,
-                confirmation(to, placed).into(),
-            ));
-        }
+    if let OrderEvent::Placed(placed) = &cause.payload
+        && let Some(to) = &placed.customer_email
+    {
+        out.push(derived(
+            cause,
+            EMAIL_SUFFIX,
+            confirmation(to, placed).into(),
+        ));
     }
     out.push(derived(
         cause,

@@ -145,7 +145,7 @@ pub fn mix(n: usize, spacing_ms: i64, duplicate_every: usize, bad: bool) -> Mix 
             }
         };
         let skipped = body["type"] == "email.requested";
-        let copies = if duplicate_every > 0 && scatter(i) % duplicate_every == 0 {
+        let copies = if duplicate_every > 0 && scatter(i).is_multiple_of(duplicate_every) {
             2
         } else {
             1

@@ -66,10 +66,10 @@ impl Settler {
             let ids: Vec<u64> = self.dead.take();
             let mut entries = Vec::new();
             for id in ids {
-                if self.take_queued(id) {
-                    if let Some(out) = self.dead_letter_of(id) {
-                        entries.push((id, out));
-                    }
+                if self.take_queued(id)
+                    && let Some(out) = self.dead_letter_of(id)
+                {
+                    entries.push((id, out));
                 }
             }
             for batch in distinct_batches(entries, |e| e.0, |e| e.1.size()) {
@@ -83,10 +83,10 @@ impl Settler {
             let ids: Vec<u64> = self.deletes.take();
             let mut entries = Vec::new();
             for id in ids {
-                if self.take_queued(id) {
-                    if let Some(l) = self.leases.get(&id) {
-                        entries.push((id, l.receipt.clone()));
-                    }
+                if self.take_queued(id)
+                    && let Some(l) = self.leases.get(&id)
+                {
+                    entries.push((id, l.receipt.clone()));
                 }
             }
             for batch in distinct_batches(entries, |e| e.0, |_| 0) {

@@ -352,12 +352,11 @@ impl Settler {
                 },
                 Plan::Wait => {}
             }
-            if let State::Settling(s) = &lease.state {
-                if matches!(s.phase, Phase::Ready)
-                    || matches!(s.phase, Phase::Backoff(at) if at <= now)
-                {
-                    turn.push(*id);
-                }
+            if let State::Settling(s) = &lease.state
+                && (matches!(s.phase, Phase::Ready)
+                    || matches!(s.phase, Phase::Backoff(at) if at <= now))
+            {
+                turn.push(*id);
             }
         }
         for (why, ids) in lost {

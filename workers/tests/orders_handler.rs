@@ -189,10 +189,13 @@ async fn an_event_whose_order_never_comes_is_dead_lettered_as_order_not_found() 
     assert_eq!(dead.len(), 1);
     let reason = &dead[0].1;
     assert_eq!(reason.kind, "order_not_found");
-    assert_eq!(reason.attempt, 5, "the queue's maxReceiveCount");
+    assert_eq!(
+        reason.attempt, 10,
+        "the queue's maxReceiveCount in deploy/topology.toml"
+    );
     assert_eq!(
         reason.message,
-        "gave up after attempt 5 of 5: order_not_found: order o-never does not exist (yet) for its paid event"
+        "gave up after attempt 10 of 10: order_not_found: order o-never does not exist (yet) for its paid event"
     );
     rig.running.stop().await;
 }

@@ -51,6 +51,7 @@ conformance!(
     concurrent_writes_of_one_version_have_exactly_one_winner,
     orders_whose_ids_share_a_prefix_keep_their_own_outboxes,
     every_fact_of_an_order_round_trips,
+    an_order_id_is_placed_once_whatever_the_customer,
 );
 
 async fn load(store: &Arc<dyn OrderStore>, id: &str) -> LoadedOrder {
@@ -204,4 +205,19 @@ async fn every_fact_of_an_order_round_trips(store: Arc<dyn OrderStore>) {
     let loaded = load(&store, "o-2").await.record;
     assert_eq!(loaded, c);
     assert_eq!(loaded.order.status, OrderStatus::Cancelled);
+}
+
+/// The order's own key is per customer: placing one id for two customers must still let only
+/// one in (the memory store is keyed by id; the DynamoDB store puts an id guard item).
+async fn an_order_id_is_placed_once_whatever_the_customer(store: Arc<dyn OrderStore>) {
+    let (first, _) = next(None, &env("e-1", 0, placed("o-dup", "c-1", 500, false)));
+    let (second, _) = next(None, &env("e-2", 0, placed("o-dup", "c-2", 700, false)));
+    store.apply(&first, &[]).await.unwrap();
+    let refused = store.apply(&second, &[]).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Conflict { .. }),
+        "{refused:?}"
+    );
+    let loaded = load(&store, "o-dup").await;
+    assert_eq!(loaded.record.order.customer_id(), "c-1");
 }

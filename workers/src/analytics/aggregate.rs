@@ -159,7 +159,9 @@ pub fn count(envelope: &Envelope<FleetEvent>) -> Result<Counted, AnalyticsError>
     let id = envelope.header.id.clone();
     let at = envelope.header.occurred_at;
     let deltas = match &envelope.payload {
-        FleetEvent::AnalyticsTracked(tracked) => tracked_deltas(tracked)?,
+        FleetEvent::AnalyticsTracked(tracked) => {
+            tracked_deltas(tracked, envelope.header.producer == crate::orders::PRODUCER)?
+        }
         FleetEvent::OrderPlaced(_)
         | FleetEvent::OrderPaid(_)
         | FleetEvent::OrderShipped(_)
@@ -185,15 +187,20 @@ fn name_deltas(name: &str, at: DateTime<Utc>) -> Vec<(String, i64)> {
         .collect()
 }
 
-fn tracked_deltas(tracked: &AnalyticsTracked) -> Result<Vec<(String, i64)>, AnalyticsError> {
+/// Revenue counts only from the orders worker (`from_orders`): anyone may track an event named
+/// `order_paid`, only the orders worker's are payments it applied.
+fn tracked_deltas(
+    tracked: &AnalyticsTracked,
+    from_orders: bool,
+) -> Result<Vec<(String, i64)>, AnalyticsError> {
     let at = tracked.timestamp;
     let name: &str = &tracked.name;
     let mut deltas = name_deltas(name, at);
     let subject = Series::Subject(tracked.subject.as_str().to_owned());
     deltas.push((subject.key(Bucket::Day, at), 1));
     let sign = match name {
-        ORDER_PAID => 1,
-        ORDER_REFUNDED => -1,
+        ORDER_PAID if from_orders => 1,
+        ORDER_REFUNDED if from_orders => -1,
         _ => return Ok(deltas),
     };
     let (currency, amount) = revenue(tracked)?;

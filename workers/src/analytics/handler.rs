@@ -57,6 +57,12 @@ impl AnalyticsWorker {
                     skipped(delivery, event_type);
                     results[i] = Some(Ok(()));
                 }
+                // A type unknown to this version (a newer producer's): acknowledged and
+                // counted as skipped, never dead-lettered, like the types it does not count.
+                Err(AnalyticsError::Schema(fleet_schemas::SchemaError::UnknownType { .. })) => {
+                    skipped(delivery, "unknown");
+                    results[i] = Some(Ok(()));
+                }
                 Err(e) => {
                     refused(delivery, &e);
                     results[i] = Some(Err(e.into()));

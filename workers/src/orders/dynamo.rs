@@ -192,6 +192,27 @@ impl DynamoOrderStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The order id's guard item (`ORDER#<id>` / `ORDER`), put with the placed order: the
+    /// order's own key is per customer, so without it two placements of one id for two
+    /// customers would both commit, and the id would then find two orders.
+    fn id_guard(&self, next: &OrderRecord) -> Result<TransactWriteItem, StoreError> {
+        let order = &next.order;
+        let item = Item::from([
+            (PK.to_owned(), s(keys::order_guard_pk(order.order_id()))),
+            (SK.to_owned(), s(keys::ORDER_GUARD_SK.to_owned())),
+            (item::TYPE.to_owned(), s("order_id".to_owned())),
+            ("customer_id".to_owned(), s(order.customer_id().to_owned())),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     fn outbox_put(&self, order: &Order, row: &OutboxRow) -> Result<TransactWriteItem, StoreError> {
         let item =
             item::outbox_item(order, row).map_err(|e| corrupt(order.order_id(), e.to_string()))?;
@@ -279,6 +300,9 @@ impl OrderStore for DynamoOrderStore {
 
     async fn apply(&self, next: &OrderRecord, outbox: &[OutboxRow]) -> Result<(), StoreError> {
         let mut actions = vec![self.order_put(next)?];
+        if next.version <= 1 {
+            actions.push(self.id_guard(next)?);
+        }
         for row in outbox {
             actions.push(self.outbox_put(&next.order, row)?);
         }

@@ -136,7 +136,11 @@ impl OrderError {
             | OrderError::PaymentPending { .. }
             | OrderError::Contended { .. } => true,
             OrderError::Store(e) => !matches!(e, StoreError::Corrupt { .. }),
-            OrderError::Publish { refused, .. } => !refused,
+            // A publish only follows a commit: the transition is applied and its events wait in
+            // the outbox. Dead-lettering the message now would leave them there with a reason
+            // that says the event failed, so even a refused publish (a missing permission, a
+            // deleted topic) is retried while an operator fixes it.
+            OrderError::Publish { .. } => true,
             OrderError::InvalidTransition { .. }
             | OrderError::AmountMismatch { .. }
             | OrderError::CurrencyMismatch { .. }
@@ -201,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn store_and_publish_failures_are_transient_unless_refused_or_corrupt() {
+    fn store_failures_are_transient_unless_corrupt_and_publish_failures_always() {
         let unavailable: HandlerError = OrderError::Store(StoreError::Unavailable {
             operation: "TransactWriteItems",
             source: "connection reset".into(),
@@ -228,5 +232,11 @@ mod tests {
             FailureKind::Transient
         );
         assert_eq!(HandlerError::from(publish(true)).label(), "publish_refused");
+        // Published only after a commit: a refused publish is retried too, never dead-lettered
+        // with its events stranded in the outbox.
+        assert_eq!(
+            HandlerError::from(publish(true)).kind(),
+            FailureKind::Transient
+        );
     }
 }

@@ -80,14 +80,16 @@ impl OrdersWorker {
                 tokio::time::sleep(pause).await;
             }
             let loaded = self.store.load(order_id).await?;
-            if let Some(l) = &loaded
-                && l.record.has_applied(&cause.header.id)
-            {
-                // A redelivery: the first delivery may have died between its commit and
-                // its publish. Rows of other events that are pending now are most likely
-                // being published by their own handlers, so only a duplicate flushes.
+            if let Some(l) = &loaded {
+                // Rows still pending were committed by a delivery that died or failed between
+                // its commit and its publish (its message may be in the dead-letter queue by
+                // now): any event of the order publishes them. A row its own handler is
+                // publishing right now goes out twice, with the same id, which consumers
+                // deduplicate.
                 self.flush(&l.record.order, &l.outbox).await?;
-                return Ok(Handled::Duplicate);
+                if l.record.has_applied(&cause.header.id) {
+                    return Ok(Handled::Duplicate);
+                }
             }
             let record = loaded.map(|l| l.record);
             match machine::decide(record.as_ref().map(|r| &r.order), cause)? {

@@ -10,8 +10,9 @@
 //! 5. the first SIGTERM or SIGINT drains every worker at once within `shutdown_timeout`; a
 //!    second stops at once (the messages in flight come back after their visibility timeout).
 //!
-//! The exit code says how it ended: 0 drained in time, 2 the drain deadline passed with
-//! messages unsettled (they come back after their visibility timeout), 3 stopped hard by a
+//! The exit code says how it ended: 0 drained in time, 2 the drain did not finish cleanly
+//! (deadline passed, a settlement given up, an engine failure: those messages come back after
+//! their visibility timeout), 3 stopped hard by a
 //! second signal, 1 failed (at startup: nothing was consumed).
 
 pub mod backends;
@@ -35,7 +36,8 @@ pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
 pub enum Ending {
     /// Every worker drained within the deadline.
     Drained,
-    /// The deadline passed with messages unsettled; they reappear after their visibility timeout.
+    /// The deadline passed with messages unsettled, a settlement was given up, or an engine
+    /// failed; those messages reappear after their visibility timeout.
     DeadlinePassed,
     /// A second signal stopped the process at once.
     StoppedHard,
@@ -196,12 +198,14 @@ pub async fn serve(
 pub struct Summary(pub Vec<WorkerReport>);
 
 impl Summary {
-    /// Drained when every engine stopped cleanly and abandoned nothing.
+    /// Drained when every engine stopped cleanly and settled every message it received: none
+    /// abandoned at the deadline, no settlement given up (a message left invisible until its
+    /// visibility timeout), and the counts balance.
     pub fn ending(&self) -> Ending {
-        let clean = self
-            .0
-            .iter()
-            .all(|r| matches!(&r.report, Ok(rep) if rep.abandoned == 0));
+        let clean = self.0.iter().all(|r| {
+            matches!(&r.report, Ok(rep)
+                if rep.abandoned == 0 && rep.settle_failed == 0 && rep.received == rep.settled())
+        });
         if clean {
             Ending::Drained
         } else {
@@ -227,7 +231,7 @@ impl fmt::Display for Summary {
             Ending::Drained => write!(f, "drained in time"),
             _ => write!(
                 f,
-                "the drain deadline passed: unsettled messages come back after their visibility timeout"
+                "the drain did not finish cleanly (the deadline passed, a settlement was given up, or an engine failed): unsettled messages come back after their visibility timeout"
             ),
         }
     }

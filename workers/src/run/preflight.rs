@@ -95,6 +95,23 @@ pub async fn check_bus(
             .describe()
             .await
             .map_err(|e| explain("queue", name, e))?;
+        let consumer = config.consumer_of(*w);
+        let visibility = consumer
+            .visibility_timeout
+            .unwrap_or(description.visibility_timeout);
+        if visibility < fleet_bus::consumer::MIN_VISIBILITY {
+            return Err(Missing {
+                what: "queue",
+                name: name.to_owned(),
+                problem: format!(
+                    "has a visibility timeout of {visibility:?}, under the 2 s a consumer needs"
+                ),
+                fix: format!(
+                    "raise it in the topology and provision, or set {w}.consumer.visibility_timeout"
+                ),
+                source: None,
+            });
+        }
         match description.redrive {
             Some(r) => {
                 let dlq = r.dead_letter_queue_name();
@@ -114,7 +131,14 @@ pub async fn check_bus(
                     source: None,
                 });
             }
-            None => {}
+            None => {
+                if let Some(dlq) = &consumer.dead_letter_queue {
+                    transport
+                        .queue(dlq)
+                        .await
+                        .map_err(|e| explain("dead-letter queue", dlq, e))?;
+                }
+            }
         }
     }
     if workers.contains(&WorkerKind::Orders) {

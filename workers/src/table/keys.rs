@@ -51,6 +51,15 @@ pub fn order_status_gsi2sk(updated_at: &str, order_id: &str) -> String {
     format!("{updated_at}#{order_id}")
 }
 
+/// `ORDER#<order>`: the partition of an order id's guard item, which makes the id unique across
+/// customers (the order itself lives under its customer).
+pub fn order_guard_pk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+
+/// The sort key of an order id's guard item.
+pub const ORDER_GUARD_SK: &str = "ORDER";
+
 /// `OUTBOX#<order>#<event id>`: an outgoing event not yet published, under its customer.
 pub fn outbox_sk(order_id: &str, event_id: &str) -> String {
     format!("OUTBOX#{order_id}#{event_id}")

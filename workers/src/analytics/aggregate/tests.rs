@@ -13,19 +13,30 @@ fn utc(text: &str) -> DateTime<Utc> {
 }
 
 fn envelope(event_type: &str, occurred_at: &str, payload: Value) -> Envelope<FleetEvent> {
+    envelope_from("test", event_type, occurred_at, payload)
+}
+
+fn envelope_from(
+    producer: &str,
+    event_type: &str,
+    occurred_at: &str,
+    payload: Value,
+) -> Envelope<FleetEvent> {
     let body = json!({
         "id": format!("id-{event_type}-{occurred_at}"),
         "type": event_type,
         "version": 2,
         "occurred_at": occurred_at,
-        "producer": "test",
+        "producer": producer,
         "payload": payload,
     });
     fleet_schemas::decode(&body.to_string()).unwrap()
 }
 
+/// A tracked event as the orders worker sends it (revenue counts only from it).
 fn tracked(name: &str, subject: &str, timestamp: &str, properties: Value) -> Envelope<FleetEvent> {
-    envelope(
+    envelope_from(
+        crate::orders::PRODUCER,
         "analytics.tracked",
         "2020-01-01T00:00:00Z",
         json!({"name": name, "subject": subject, "properties": properties, "timestamp": timestamp}),
@@ -371,5 +382,22 @@ fn series_keys_and_their_buckets() {
     assert_eq!(
         Series::Revenue("EUR".into()).key(Bucket::Day, t),
         "revenue#EUR#day#2026-11-28"
+    );
+}
+
+#[test]
+fn revenue_counts_only_the_orders_workers_payments() {
+    let props = json!({"order_id": "o-1", "amount_cents": 5343, "currency": "EUR"});
+    let forged = envelope_from(
+        "web",
+        "analytics.tracked",
+        "2026-11-28T12:00:00Z",
+        json!({"name": ORDER_PAID, "subject": "c-1", "properties": props, "timestamp": "2026-11-28T12:00:00Z"}),
+    );
+    let d = deltas(&forged);
+    assert!(d.iter().all(|(k, _)| !k.starts_with("revenue#")), "{d:?}");
+    assert!(
+        d.contains(&("event#order_paid#day#2026-11-28".into(), 1)),
+        "{d:?}"
     );
 }

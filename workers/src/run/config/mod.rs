@@ -338,6 +338,19 @@ impl FleetConfig {
                 "analytics.dedup_ttl: must outlive the queue's retention (SQS keeps a message up to 14 days): more than 14d".to_owned(),
             );
         }
+        let default_drain = ConsumerConfig::default().shutdown_timeout;
+        for (key, own) in [
+            ("orders.consumer", &self.orders.consumer),
+            ("analytics.consumer", &self.analytics.consumer),
+        ] {
+            if own.shutdown_timeout != default_drain
+                && own.shutdown_timeout != self.shutdown_timeout
+            {
+                return bad(format!(
+                    "{key}.shutdown_timeout: the drain deadline is one for the whole process; set the top-level shutdown_timeout instead"
+                ));
+            }
+        }
         for (key, consumer) in [
             ("orders.consumer", self.consumer_of(WorkerKind::Orders)),
             (

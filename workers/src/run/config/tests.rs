@@ -141,6 +141,15 @@ fn dead_letters_name_the_worker_unless_configured() {
 }
 
 #[test]
+fn a_consumer_drain_deadline_is_refused_naming_the_top_level_key() {
+    let err = load_text("[orders.consumer]\nshutdown_timeout = \"40s\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("orders.consumer.shutdown_timeout"), "{err}");
+    assert!(err.contains("top-level shutdown_timeout"), "{err}");
+}
+
+#[test]
 fn chosen_workers_override_enabled() {
     let e = load_text("[orders]\nenabled = false\n", &[]).unwrap();
     assert_eq!(e.config.chosen(&[]), vec![WorkerKind::Analytics]);

@@ -1,7 +1,9 @@
 //! Bad events through the queues of a running `fleet run` on moto: every case of the schemas
 //! crate's corpus (`schemas/tests/corpus`) is sent to the orders queue and to the analytics queue,
 //! beside a small scenario of good events published through SNS. Each bad message is dead-lettered
-//! with the corpus's label, and the good events still end exactly as their model says.
+//! with the corpus's label (the orders worker labels types it has no handler for `unknown_type`
+//! first; the analytics worker acknowledges types it does not know), and the good events still
+//! end exactly as their model says.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 

@@ -112,6 +112,10 @@ impl DemoReport {
 
     fn counters_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\ncounters per day (analytics):")?;
+        writeln!(
+            f,
+            "  (event#order.<kind> counts every order event published, impossible ones included;\n   event#order_<kind> counts those the orders worker applied; revenue is payments less refunds, in cents)"
+        )?;
         let mut rows: Vec<(&String, &i64)> = self
             .counters
             .iter()

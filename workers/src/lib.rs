@@ -5,6 +5,7 @@ pub mod aws_calls;
 pub mod cli;
 pub mod demo;
 pub mod dlq;
+pub mod email;
 pub mod idempotency;
 pub mod orders;
 pub mod run;

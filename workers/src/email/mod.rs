@@ -1,0 +1,14 @@
+//! The email worker's parts. So far: rendering templates from `deploy/templates/<name>/`
+//! ([`Templates`]) and checking every template against its sample data ([`check_dir`]).
+
+pub mod check;
+pub mod error;
+pub mod money;
+pub mod render;
+#[cfg(test)]
+mod render_tests;
+
+pub use check::{CheckError, TemplateCheck, check_dir};
+pub use error::RenderError;
+pub use money::format_money;
+pub use render::{Rendered, Templates};

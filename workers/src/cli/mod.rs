@@ -6,6 +6,7 @@ mod dlq;
 mod orders;
 mod run;
 mod send;
+mod templates;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +111,11 @@ enum Command {
         #[arg(long)]
         no_cloudwatch: bool,
     },
+    /// Check the email templates.
+    Templates {
+        #[command(subcommand)]
+        command: templates::TemplatesCommand,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -187,6 +193,7 @@ async fn run(command: Command) -> CliResult {
         Command::Counters(args) => counters::run_counters(args).await,
         Command::Dlq { command } => dlq::run_dlq(command).await,
         Command::Orders { command } => orders::run_orders(command).await,
+        Command::Templates { command } => templates::run_templates(command),
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;
             let handle = transport.queue(&queue).await?;

@@ -2,6 +2,8 @@
 //! ([`Templates`]) and checking every template against its sample data ([`check_dir`]).
 
 pub mod check;
+#[cfg(test)]
+mod confirmation_tests;
 pub mod error;
 pub mod money;
 pub mod render;

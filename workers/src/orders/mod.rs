@@ -16,7 +16,7 @@ mod handler;
 pub mod item;
 mod machine;
 mod order;
-mod outgoing;
+pub(crate) mod outgoing;
 pub mod read;
 mod store;
 

@@ -167,15 +167,21 @@ async fn events_before_their_order_are_retried_then_applied() {
         order.order.updated_at,
         common::orders::t0() + chrono::Duration::minutes(3)
     );
+    // Four handlers at once: an event that finds a row of its order still pending publishes it
+    // too (so a row whose own handler died is never stranded), and a row can go out twice, with
+    // the same id, which consumers deduplicate. At least once each, and nothing else.
+    let published = rig.published("fleet-analytics").await;
     assert_eq!(
-        rig.published("fleet-analytics").await,
-        once(&[
+        published.keys().collect::<Vec<_>>(),
+        [
             "e1:analytics",
             "e2:analytics",
             "e3:analytics",
             "e4:analytics"
-        ])
+        ],
+        "{published:?}"
     );
+    assert!(published.values().all(|n| *n >= 1), "{published:?}");
     assert!(rig.dead_letters().await.is_empty());
     rig.running.stop().await;
 }

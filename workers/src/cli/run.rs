@@ -71,7 +71,7 @@ pub async fn run_fleet(args: RunArgs) -> CliResult {
         );
     }
     let backends = match config.transport {
-        TransportKind::Aws => Backends::aws(&super::aws().await?.1, &config.table),
+        TransportKind::Aws => Backends::aws(&super::aws().await?.1),
         TransportKind::Embedded => Backends::embedded(&topology(&config.topology)?).await?.0,
     };
     let ending = serve(&backends, config, &chosen).await?;

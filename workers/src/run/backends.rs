@@ -23,12 +23,10 @@ pub struct Backends {
 /// Where the workers keep their state.
 #[derive(Clone)]
 pub enum Stores {
-    /// The single DynamoDB table.
+    /// The workers' tables (named by the configuration: `table`, `analytics.table`).
     Dynamo {
         /// The one DynamoDB client of the process.
         client: aws_sdk_dynamodb::Client,
-        /// The table's name.
-        table: String,
     },
     /// In memory, for the embedded transport (`fleet demo`, local runs).
     Memory(Arc<super::workers::MemoryStores>),
@@ -36,13 +34,12 @@ pub enum Stores {
 
 impl Backends {
     /// SQS, SNS and DynamoDB clients from one SDK configuration, counting their calls.
-    pub fn aws(config: &SdkConfig, table: &str) -> Self {
+    pub fn aws(config: &SdkConfig) -> Self {
         let calls = AwsCalls::new();
         Self {
             transport: Arc::new(calls.sqs_transport(config)),
             stores: Stores::Dynamo {
                 client: calls.dynamodb_client(config),
-                table: table.to_owned(),
             },
             calls,
         }

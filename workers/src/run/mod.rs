@@ -119,7 +119,7 @@ pub async fn preflight(
     chosen: &[WorkerKind],
 ) -> Result<(), preflight::Missing> {
     preflight::check_bus(&*backends.transport, config, chosen).await?;
-    if let Stores::Dynamo { client, .. } = &backends.stores {
+    if let Stores::Dynamo { client } = &backends.stores {
         let mut tables: Vec<&str> = chosen.iter().map(|w| config.table_of(*w)).collect();
         tables.dedup();
         for table in tables {

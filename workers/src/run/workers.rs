@@ -48,7 +48,7 @@ pub async fn handler_for(
 
 fn counter_store(backends: &Backends, config: &FleetConfig) -> Arc<dyn CounterStore> {
     match &backends.stores {
-        Stores::Dynamo { client, .. } => Arc::new(DynamoCounterStore::new(
+        Stores::Dynamo { client } => Arc::new(DynamoCounterStore::new(
             client.clone(),
             DynamoCounterConfig {
                 table: config.table_of(WorkerKind::Analytics).to_owned(),
@@ -62,7 +62,7 @@ fn counter_store(backends: &Backends, config: &FleetConfig) -> Arc<dyn CounterSt
 
 fn order_store(backends: &Backends, config: &FleetConfig) -> Arc<dyn OrderStore> {
     match &backends.stores {
-        Stores::Dynamo { client, .. } => Arc::new(DynamoOrderStore::new(
+        Stores::Dynamo { client } => Arc::new(DynamoOrderStore::new(
             client.clone(),
             config.table_of(WorkerKind::Orders),
         )),

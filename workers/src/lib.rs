@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod orders;
 pub mod run;
 pub mod scenario;
+pub mod secrets;
 pub mod send;
 pub mod stats;
 pub mod table;

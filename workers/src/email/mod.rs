@@ -5,12 +5,17 @@ pub mod check;
 #[cfg(test)]
 mod confirmation_tests;
 pub mod error;
+pub mod mailer;
+pub mod memory;
 pub mod money;
+pub mod privacy;
 pub mod render;
 #[cfg(test)]
 mod render_tests;
 
 pub use check::{CheckError, TemplateCheck, check_dir};
 pub use error::RenderError;
+pub use mailer::{Account, Mailer, OutgoingEmail, SendError, SendErrorKind, Sent};
+pub use memory::{Accepted, MemoryMailer};
 pub use money::format_money;
 pub use render::{Rendered, Templates};

@@ -448,6 +448,11 @@ impl fmt::Display for WorkerKind {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// The secret itself, for the one place that uses it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -112,6 +112,12 @@ pub struct Claim {
     pub in_progress_until_ms: u64,
     /// When the record expires, epoch seconds.
     pub expiration: u64,
+    /// Whether the claim takes over an in-progress record whose holder's lease has ended (the
+    /// layer's rule: the holder died, run the work again). Work that must never run twice
+    /// without knowing whether the first run took effect (an email handed to a provider) claims
+    /// without takeover, and finds such a record [`Claimed::InProgress`] with its `until_ms` in
+    /// the past.
+    pub takeover: bool,
 }
 
 /// What a claim found.
@@ -161,7 +167,8 @@ impl Claim {
     }
 
     /// Whether the claim takes the record: there is none, it has expired, or it is in progress
-    /// for the same payload and either its lease has ended or this claim holds it.
+    /// for the same payload and either this claim holds it or its lease has ended and the claim
+    /// takes over.
     pub fn admits(&self, existing: Option<&IdempotencyRecord>) -> bool {
         let Some(r) = existing else {
             return true;
@@ -169,7 +176,8 @@ impl Claim {
         r.expiration < self.now_secs()
             || (r.validation == self.validation
                 && r.status == Status::InProgress
-                && (r.in_progress_expiration < self.now_ms || r.holder == self.holder))
+                && ((self.takeover && r.in_progress_expiration < self.now_ms)
+                    || r.holder == self.holder))
     }
 
     /// What a claim that `existing` refused answers. The payload is checked first, on every
@@ -209,7 +217,35 @@ mod tests {
             now_ms,
             in_progress_until_ms: now_ms + 30_000,
             expiration: now_ms / 1000 + 3600,
+            takeover: true,
         }
+    }
+
+    #[test]
+    fn without_takeover_a_stale_record_stays_in_progress_but_its_holder_renews() {
+        let first = claim("h", 1_000_000);
+        let r = first.record();
+        let late = Claim {
+            takeover: false,
+            ..claim("h", 1_030_001)
+        };
+        assert_eq!(
+            late.against(Some(&r)),
+            Claimed::InProgress {
+                until_ms: 1_030_000
+            }
+        );
+        let renewal = Claim {
+            takeover: false,
+            now_ms: 1_030_001,
+            ..first.clone()
+        };
+        assert_eq!(renewal.against(Some(&r)), Claimed::Acquired);
+        let expired = Claim {
+            takeover: false,
+            ..claim("h", (first.expiration + 1) * 1000)
+        };
+        assert_eq!(expired.against(Some(&r)), Claimed::Acquired);
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl IdempotencyLayer {
             now_ms,
             in_progress_until_ms,
             expiration: self.expiration(now_ms, in_progress_until_ms),
+            takeover: true,
         }
     }
 

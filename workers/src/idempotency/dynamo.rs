@@ -22,6 +22,9 @@ use super::item::{self, KeyMode};
 const CLAIM_CONDITION: &str = "attribute_not_exists(#id) OR #expiration < :now \
      OR (#validation = :validation AND #status = :in_progress \
          AND (#in_progress_expiration < :now_ms OR #holder = :holder))";
+/// The same without takeover: a stale record stays with its holder (`Claim::takeover` false).
+const CLAIM_NO_TAKEOVER_CONDITION: &str = "attribute_not_exists(#id) OR #expiration < :now \
+     OR (#validation = :validation AND #status = :in_progress AND #holder = :holder)";
 /// Only the holder completes; completing again changes nothing (an SDK retry after a lost answer).
 const COMPLETE_CONDITION: &str = "#holder = :holder";
 /// Only the holder releases, and only while in progress.
@@ -76,27 +79,28 @@ fn in_progress_value() -> (String, AttributeValue) {
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn claim(&self, claim: &Claim) -> Result<Claimed, IdempotencyError> {
         use item::{EXPIRATION, HOLDER, ID, IN_PROGRESS_EXPIRATION, STATUS, VALIDATION};
-        let values = HashMap::from([
+        let mut values = HashMap::from([
             (":now".to_owned(), item::n(claim.now_secs())),
-            (":now_ms".to_owned(), item::n(claim.now_ms)),
             (":validation".to_owned(), item::text(&claim.validation)),
             in_progress_value(),
             holder_value(&claim.held()),
         ]);
-        let names = [
-            ID,
-            EXPIRATION,
-            VALIDATION,
-            STATUS,
-            IN_PROGRESS_EXPIRATION,
-            HOLDER,
-        ];
+        let mut names = vec![ID, EXPIRATION, VALIDATION, STATUS, HOLDER];
+        // DynamoDB refuses names and values an expression does not use.
+        if claim.takeover {
+            values.insert(":now_ms".to_owned(), item::n(claim.now_ms));
+            names.push(IN_PROGRESS_EXPIRATION);
+        }
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item::to_item(&claim.record(), self.mode)))
-            .condition_expression(CLAIM_CONDITION)
+            .condition_expression(if claim.takeover {
+                CLAIM_CONDITION
+            } else {
+                CLAIM_NO_TAKEOVER_CONDITION
+            })
             .set_expression_attribute_names(Some(self::names(&names)))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

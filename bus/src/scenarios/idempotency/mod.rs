@@ -46,6 +46,7 @@ pub fn claim_at(key: &str, payload: &serde_json::Value, now_ms: u64, lease_ms: u
         now_ms,
         in_progress_until_ms: now_ms + lease_ms,
         expiration: now_ms / 1000 + 3600,
+        takeover: true,
     }
 }
 
@@ -109,6 +110,7 @@ macro_rules! idempotency_tests {
             completion_then_claim_is_a_hit_with_its_data,
             a_stale_holder_cannot_complete_release_or_renew,
             an_expired_lease_can_be_taken_over,
+            a_claim_without_takeover_never_takes_a_stale_record,
             a_released_record_is_claimed_at_once,
             a_different_payload_is_key_reused_on_every_path,
             an_expired_record_is_claimed_again,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{claim_at, later, now_ms, unique_key};
-use crate::idempotency::{Claimed, IdempotencyError, IdempotencyStore};
+use crate::idempotency::{Claim, Claimed, IdempotencyError, IdempotencyStore};
 
 type Store = Arc<dyn IdempotencyStore>;
 
@@ -137,6 +137,39 @@ pub async fn an_expired_lease_can_be_taken_over(store: Store) {
         store.claim(&third).await.unwrap(),
         Claimed::InProgress {
             until_ms: t + 1_001 + LEASE_MS
+        }
+    );
+}
+
+/// A claim that must not take over (an email possibly handed to its provider) finds a stale
+/// record in progress, with its past `until_ms`; its own holder still renews it.
+pub async fn a_claim_without_takeover_never_takes_a_stale_record(store: Store) {
+    let (key, payload, t) = (unique_key("no-takeover"), json!({"n": 55}), now_ms());
+    let first = claim_at(&key, &payload, t, 1_000);
+    assert_eq!(store.claim(&first).await.unwrap(), Claimed::Acquired);
+    let late = Claim {
+        takeover: false,
+        ..claim_at(&key, &payload, t + 5_000, LEASE_MS)
+    };
+    assert_eq!(
+        store.claim(&late).await.unwrap(),
+        Claimed::InProgress {
+            until_ms: t + 1_000
+        }
+    );
+    let renewal = Claim {
+        takeover: false,
+        ..later(&first, t + 5_000, LEASE_MS)
+    };
+    assert_eq!(store.claim(&renewal).await.unwrap(), Claimed::Acquired);
+    store
+        .complete(&first.held(), Some("sent"), t / 1000 + 3600)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim(&late).await.unwrap(),
+        Claimed::Completed {
+            data: Some("sent".into())
         }
     );
 }

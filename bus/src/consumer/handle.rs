@@ -69,6 +69,9 @@ pub struct ConsumerStatus {
     pub receive_failures: u32,
     /// Shutdown has begun.
     pub stopping: bool,
+    /// Why polling is paused (its [`PauseGate`](super::PauseGate) is closed), if it is: the
+    /// consumer is not ready.
+    pub paused: Option<String>,
 }
 
 /// The running parts of a consumer.
@@ -195,15 +198,23 @@ pub struct ConsumerHandle {
     status: Arc<Status>,
     queue: String,
     dead_letter_queue: String,
+    gate: Option<super::PauseGate>,
 }
 
 impl ConsumerHandle {
-    pub(crate) fn new(engine: Engine, status: Arc<Status>, queue: &str, dlq: &str) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        status: Arc<Status>,
+        queue: &str,
+        dlq: &str,
+        gate: Option<super::PauseGate>,
+    ) -> Self {
         Self {
             engine: Some(engine),
             status,
             queue: queue.to_owned(),
             dead_letter_queue: dlq.to_owned(),
+            gate,
         }
     }
 
@@ -221,6 +232,7 @@ impl ConsumerHandle {
             since_last_receive,
             receive_failures: self.status.receive_failures.load(Ordering::Relaxed),
             stopping: self.status.stopping.load(Ordering::Relaxed),
+            paused: self.gate.as_ref().and_then(super::PauseGate::paused),
         }
     }
 

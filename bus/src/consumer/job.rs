@@ -136,6 +136,8 @@ pub(crate) struct JobContext {
     /// Stop starting handlers: shutdown has begun.
     pub shutdown: CancellationToken,
     pub events: UnboundedSender<Event>,
+    /// Rewrites handler error texts before they are logged or dead-lettered.
+    pub redactor: Option<super::Redactor>,
 }
 
 /// How one handler run ended, before retry policy is applied.
@@ -254,6 +256,10 @@ impl JobContext {
                 delay,
                 cause,
             } => {
+                let text = match &self.redactor {
+                    Some(redact) => redact(&text),
+                    None => text,
+                };
                 self.obs.handler_failed(&message.id, kind, cause, &text);
                 let last = attempt >= self.max_attempts;
                 if kind == FailureKind::Permanent || last {

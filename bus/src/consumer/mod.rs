@@ -23,6 +23,7 @@ pub mod dead_letter;
 mod dispatch;
 mod handle;
 mod handler;
+mod hooks;
 mod job;
 mod lease_view;
 mod observe;
@@ -44,6 +45,7 @@ pub use handler::{
     BatchHandler, Delivery, FailureKind, Handler, HandlerError, MessageHandler, Payload,
     batch_handler_fn, handler_fn,
 };
+pub use hooks::{PauseGate, Redactor};
 pub use lease_view::LeaseView;
 pub use report::ShutdownReport;
 
@@ -85,6 +87,8 @@ pub struct Consumer {
     queue: String,
     handler: Option<Handler>,
     config: ConsumerConfig,
+    gate: Option<PauseGate>,
+    redactor: Option<Redactor>,
 }
 
 impl Consumer {
@@ -95,6 +99,8 @@ impl Consumer {
             queue: queue.into(),
             handler: None,
             config: ConsumerConfig::default(),
+            gate: None,
+            redactor: None,
         }
     }
 
@@ -102,6 +108,22 @@ impl Consumer {
     #[must_use]
     pub fn handler(mut self, handler: impl Into<Handler>) -> Self {
         self.handler = Some(handler.into());
+        self
+    }
+
+    /// Polling stops while `gate` is closed (messages already received finish as usual), and
+    /// the consumer's status reports the reason.
+    #[must_use]
+    pub fn pause_gate(mut self, gate: PauseGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Every handler error text passes through `redactor` before it is logged or written into a
+    /// dead-letter reason.
+    #[must_use]
+    pub fn redact(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
         self
     }
 
@@ -252,6 +274,7 @@ impl Consumer {
             hard_stop: hard_stop.clone(),
             stop_now: stop_now.clone(),
             status: status.clone(),
+            gate: self.gate.clone(),
         };
         for _ in 0..c.pollers {
             pollers.spawn(template.clone().run());
@@ -270,7 +293,13 @@ impl Consumer {
             status: status.clone(),
             finished: false,
         };
-        ConsumerHandle::new(engine, status, &self.queue, r.dead_letter.name())
+        ConsumerHandle::new(
+            engine,
+            status,
+            &self.queue,
+            r.dead_letter.name(),
+            self.gate.clone(),
+        )
     }
 
     /// What every job of this consumer shares.
@@ -295,6 +324,7 @@ impl Consumer {
             parking: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
             shutdown: shutdown.clone(),
             events: events.clone(),
+            redactor: self.redactor.clone(),
         })
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Poller {
     /// Abandon a receive that is on the wire (shutdown's deadline, or the engine was dropped).
     pub stop_now: CancellationToken,
     pub status: Arc<Status>,
+    /// Polling waits while this is closed.
+    pub gate: Option<super::PauseGate>,
 }
 
 fn error_backoff() -> impl Iterator<Item = Duration> {
@@ -61,7 +63,17 @@ impl Poller {
     pub async fn run(self) {
         let shutdown = self.ctx.shutdown.clone();
         let mut backoff = error_backoff();
-        while let Some(permits) = self.slots().await {
+        loop {
+            if let Some(gate) = &self.gate {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return,
+                    () = gate.opened() => {}
+                }
+            }
+            let Some(permits) = self.slots().await else {
+                return;
+            };
             let held = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,

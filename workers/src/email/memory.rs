@@ -83,7 +83,11 @@ impl Mailer for MemoryMailer {
         let accepted = {
             let mut inner = self.lock();
             inner.attempts += 1;
-            if let Some(e) = inner.failures.get_mut(&email.to).and_then(VecDeque::pop_front) {
+            if let Some(e) = inner
+                .failures
+                .get_mut(&email.to)
+                .and_then(VecDeque::pop_front)
+            {
                 return Err(e);
             }
             let provider_id = format!("memory-{}", inner.accepted.len() + 1);

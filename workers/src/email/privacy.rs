@@ -27,14 +27,19 @@ pub fn redact_addresses(text: &str) -> Cow<'_, str> {
     if !text.contains('@') {
         return Cow::Borrowed(text);
     }
-    let is_separator =
-        |c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | ':' | '=');
+    let is_separator = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | ':' | '='
+            )
+    };
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('@') {
-        let start = rest[..at]
-            .rfind(is_separator)
-            .map_or(0, |i| i + rest[i..].chars().next().map_or(1, char::len_utf8));
+        let start = rest[..at].rfind(is_separator).map_or(0, |i| {
+            i + rest[i..].chars().next().map_or(1, char::len_utf8)
+        });
         let end = rest[at..].find(is_separator).map_or(rest.len(), |i| at + i);
         out.push_str(&rest[..start]);
         let token = &rest[start..end];
@@ -57,7 +62,9 @@ pub fn has_full_address(text: &str) -> bool {
         let local = rest[..at]
             .chars()
             .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '*'))
+            .take_while(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '*')
+            })
             .collect::<String>();
         let domain_ok = rest[at + 1..]
             .chars()
@@ -82,7 +89,10 @@ mod tests {
     #[test]
     fn an_address_keeps_its_first_character_and_domain() {
         assert_eq!(mask_address("alice@example.com"), "a***@example.com");
-        assert_eq!(mask_address("Alice Smith <alice@example.com>"), "a***@example.com");
+        assert_eq!(
+            mask_address("Alice Smith <alice@example.com>"),
+            "a***@example.com"
+        );
         assert_eq!(mask_address("no-at-sign"), "***");
         assert_eq!(mask_address("@example.com"), "***@example.com");
     }
@@ -91,7 +101,10 @@ mod tests {
     fn replies_echoing_recipients_are_redacted() {
         let t = "550 5.1.1 <bob.jones+x@mail.example.org>: Recipient address rejected";
         let r = redact_addresses(t);
-        assert_eq!(r, "550 5.1.1 <b***@mail.example.org>: Recipient address rejected");
+        assert_eq!(
+            r,
+            "550 5.1.1 <b***@mail.example.org>: Recipient address rejected"
+        );
         assert!(has_full_address(t));
         assert!(!has_full_address(&r));
         assert_eq!(
@@ -99,7 +112,10 @@ mod tests {
             "to=a***@example.com, cc=c***@x.io"
         );
         assert!(matches!(redact_addresses("no address"), Cow::Borrowed(_)));
-        assert_eq!(redact_addresses("ünï@exämple.com said"), "ü***@exämple.com said");
+        assert_eq!(
+            redact_addresses("ünï@exämple.com said"),
+            "ü***@exämple.com said"
+        );
     }
 
     #[test]

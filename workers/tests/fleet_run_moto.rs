@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::fleet_run::{Deployment, Ended};
-use fleet_workers::demo::check;
+use fleet_workers::demo::{Confirmations, check};
 use fleet_workers::orders::{DynamoOrderStore, LoadedOrder, OrderStore};
 use fleet_workers::scenario::Scenario;
 use rand::{Rng, SeedableRng};
@@ -74,7 +74,20 @@ async fn check_against_model(d: &Deployment, scenario: &Scenario) {
     let dead = d.drain_queue(&format!("{}-dlq", d.orders())).await;
     let emails = d.drain_queue(&d.email()).await;
     let analytics_dead = d.drain_queue(&format!("{}-dlq", d.analytics())).await;
-    let verdict = check(scenario, &orders, &counters, &dead, &emails);
+    let requested: Vec<String> = emails
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let verdict = check(
+        scenario,
+        &orders,
+        &counters,
+        &dead,
+        &Confirmations::Published(requested),
+    );
     println!(
         "dead letters by reason: {:?}; confirmations {:?}; lost {}, double-applied {}, wrong {}",
         verdict.dead_letters,

@@ -24,6 +24,16 @@ pub struct Checked {
     pub confirmations: (usize, usize),
 }
 
+/// The confirmations a run produced: the ids of their `email.requested` events.
+#[derive(Clone, Debug)]
+pub enum Confirmations {
+    /// Published for the email worker (on its queue): a request may be published twice (an
+    /// outbox row flushed by two deliveries), so each must appear at least once.
+    Published(Vec<String>),
+    /// Sent by the email worker: each exactly once.
+    Sent(Vec<String>),
+}
+
 impl Checked {
     /// Whether everything is as the model says.
     pub fn ok(&self) -> bool {
@@ -37,13 +47,13 @@ pub fn check(
     orders: &[LoadedOrder],
     counters: &HashMap<String, i64>,
     dead_letters: &[Message],
-    emails: &[Message],
+    confirmations: &Confirmations,
 ) -> Checked {
     let mut c = Checked::default();
     check_orders(scenario, orders, &mut c);
     check_counters(scenario, counters, &mut c);
     check_dead_letters(scenario, dead_letters, &mut c);
-    check_confirmations(scenario, emails, &mut c);
+    check_confirmations(scenario, confirmations, &mut c);
     c
 }
 
@@ -150,22 +160,42 @@ fn check_dead_letters(scenario: &Scenario, dead_letters: &[Message], c: &mut Che
     }
 }
 
-fn check_confirmations(scenario: &Scenario, emails: &[Message], c: &mut Checked) {
-    let placed: BTreeSet<String> = scenario
+fn check_confirmations(scenario: &Scenario, confirmations: &Confirmations, c: &mut Checked) {
+    let expected: BTreeMap<String, String> = scenario
         .events
         .iter()
         .filter(|e| e.envelope.payload.event_type() == "order.placed")
-        .map(|e| e.envelope.header.id.clone())
-        .collect();
-    let caused: BTreeSet<String> = emails
-        .iter()
-        .filter_map(|m| {
-            let v: serde_json::Value = serde_json::from_str(&m.body).ok()?;
-            Some(v.get("causation_id")?.as_str()?.to_owned())
+        .map(|e| {
+            let placed = e.envelope.header.id.clone();
+            (crate::orders::outgoing::confirmation_id(&placed), placed)
         })
         .collect();
-    for id in placed.difference(&caused) {
-        c.lost.push(format!("no confirmation for {id}"));
+    let (ids, exactly_once) = match confirmations {
+        Confirmations::Published(ids) => (ids, false),
+        Confirmations::Sent(ids) => (ids, true),
+    };
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in ids {
+        *seen.entry(id.as_str()).or_default() += 1;
     }
-    c.confirmations = (placed.len(), placed.intersection(&caused).count());
+    for (id, placed) in &expected {
+        match seen.get(id.as_str()) {
+            None => c.lost.push(format!("no confirmation for {placed}")),
+            Some(n) if *n > 1 && exactly_once => c
+                .double_applied
+                .push(format!("the confirmation for {placed} was sent {n} times")),
+            Some(_) => {}
+        }
+    }
+    for id in seen.keys().filter(|id| !expected.contains_key(**id)) {
+        c.wrong
+            .push(format!("confirmation {id} answers no placed order"));
+    }
+    c.confirmations = (
+        expected.len(),
+        expected
+            .keys()
+            .filter(|id| seen.contains_key(id.as_str()))
+            .count(),
+    );
 }

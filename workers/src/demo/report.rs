@@ -21,6 +21,10 @@ pub struct DemoReport {
     pub orders: Vec<LoadedOrder>,
     /// The analytics counters.
     pub counters: HashMap<String, i64>,
+    /// The emails the file mailer sent.
+    pub emails: Vec<super::SentEmail>,
+    /// Its file.
+    pub emails_file: std::path::PathBuf,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -66,8 +70,17 @@ impl fmt::Display for DemoReport {
         let (want, got) = self.checked.confirmations;
         writeln!(
             f,
-            "\norder confirmations published for the email worker: {got} of {want}"
+            "\norder confirmations sent by the email worker (file mailer): {got} of {want} placed orders, {} emails in all, in {}",
+            self.emails.len(),
+            self.emails_file.display()
         )?;
+        for e in self.emails.iter().take(3) {
+            writeln!(
+                f,
+                "  {} to {} \"{}\" ({})",
+                e.provider_id, e.to, e.subject, e.event_id
+            )?;
+        }
         for line in self
             .checked
             .lost

@@ -127,6 +127,11 @@ fn derived(cause: &Envelope<OrderEvent>, suffix: &str, event: FleetEvent) -> Env
     .caused_by(cause)
 }
 
+/// The id of the confirmation `email.requested` that the `order.placed` event `placed_id` causes.
+pub fn confirmation_id(placed_id: &str) -> String {
+    derived_id(placed_id, EMAIL_SUFFIX)
+}
+
 /// `<cause id>:<suffix>`, or, when that is longer than an envelope id may be, the cause id's
 /// SHA-256 (hex) in its place.
 pub fn derived_id(cause_id: &str, suffix: &str) -> String {

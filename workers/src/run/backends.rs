@@ -18,6 +18,8 @@ pub struct Backends {
     pub stores: Stores,
     /// The AWS calls made through these clients (empty on the embedded transport).
     pub calls: AwsCalls,
+    /// The mailer of `mailer = "memory"`: what it sent, for the demo and tests.
+    pub memory_mailer: Arc<crate::email::MemoryMailer>,
 }
 
 /// Where the workers keep their state.
@@ -42,6 +44,7 @@ impl Backends {
                 client: calls.dynamodb_client(config),
             },
             calls,
+            memory_mailer: Arc::default(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Backends {
             transport: Arc::new(bus.clone()),
             stores: Stores::Memory(Arc::default()),
             calls: AwsCalls::new(),
+            memory_mailer: Arc::default(),
         };
         Ok((backends, bus))
     }

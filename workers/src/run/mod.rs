@@ -80,12 +80,17 @@ impl Fleet {
     ) -> Result<Self, BusError> {
         let mut running = Vec::new();
         for worker in chosen {
-            let handler = workers::handler_for(*worker, backends, config).await?;
-            let handle = Consumer::new(backends.transport.clone(), config.queue_of(*worker))
+            let parts = workers::worker_for(*worker, backends, config).await?;
+            let mut consumer = Consumer::new(backends.transport.clone(), config.queue_of(*worker))
                 .config(config.consumer_of(*worker))
-                .handler(handler)
-                .start()
-                .await?;
+                .handler(parts.handler);
+            if let Some(gate) = parts.gate {
+                consumer = consumer.pause_gate(gate);
+            }
+            if let Some(redact) = parts.redact {
+                consumer = consumer.redact(redact);
+            }
+            let handle = consumer.start().await?;
             tracing::info!(worker = %worker, queue = config.queue_of(*worker), "worker started");
             running.push((*worker, handle));
         }

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use fleet_bus::BusError;
-use fleet_bus::consumer::Handler;
+use fleet_bus::consumer::{Handler, PauseGate, Redactor};
+use fleet_bus::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
 
 use super::backends::{Backends, Stores};
-use super::config::{FleetConfig, WorkerKind};
+use super::config::{FleetConfig, MailerKind, WorkerKind};
 use fleet_bus::producer::BatchProducer;
 
 use crate::analytics::{
     AnalyticsWorker, CounterStore, DynamoCounterConfig, DynamoCounterStore, MemoryCounterStore,
 };
+use crate::email::{EmailWorker, Mailer, MemoryMailer, SendRate, Templates};
+use crate::idempotency::{DynamoIdempotencyStore, KeyMode};
 use crate::orders::{DynamoOrderStore, MemoryOrderStore, OrderStore, OrdersWorker};
 
 /// The in-memory stores of an embedded run, kept so a caller (the demo) can read them.
@@ -21,28 +24,134 @@ pub struct MemoryStores {
     pub orders: Arc<MemoryOrderStore>,
     /// The analytics worker's counters.
     pub counters: Arc<MemoryCounterStore>,
+    /// The email worker's claims.
+    pub idempotency: Arc<MemoryIdempotencyStore>,
 }
 
-/// Builds one worker's handler.
+/// One worker, ready for its consumer.
+pub struct Worker {
+    /// Its handler.
+    pub handler: Handler,
+    /// The gate it closes to pause its polling (the email worker, while the account cannot
+    /// send).
+    pub gate: Option<PauseGate>,
+    /// What its error texts pass through before they are logged or dead-lettered.
+    pub redact: Option<Redactor>,
+}
+
+impl From<Handler> for Worker {
+    fn from(handler: Handler) -> Self {
+        Self {
+            handler,
+            gate: None,
+            redact: None,
+        }
+    }
+}
+
+/// Builds one worker.
 ///
 /// # Errors
-/// When the worker's publisher cannot be opened.
-pub async fn handler_for(
+/// When the worker's publisher cannot be opened, or (email) its templates cannot be read or
+/// its mailer cannot be built.
+pub async fn worker_for(
     worker: WorkerKind,
     backends: &Backends,
     config: &FleetConfig,
-) -> Result<Handler, BusError> {
+) -> Result<Worker, BusError> {
     match worker {
-        WorkerKind::Analytics => Ok(AnalyticsWorker::new(counter_store(backends, config))
-            .handler()
-            .into()),
+        WorkerKind::Analytics => Ok(Handler::from(
+            AnalyticsWorker::new(counter_store(backends, config)).handler(),
+        )
+        .into()),
         WorkerKind::Orders => {
             let topic = backends.transport.topic(&config.events_topic).await?;
             let events = BatchProducer::to_topic(&config.events_topic, topic);
-            Ok(OrdersWorker::new(order_store(backends, config), events)
-                .handler()
-                .into())
+            Ok(
+                Handler::from(OrdersWorker::new(order_store(backends, config), events).handler())
+                    .into(),
+            )
         }
+        WorkerKind::Email => email_worker(backends, config).await,
+    }
+}
+
+async fn email_worker(backends: &Backends, config: &FleetConfig) -> Result<Worker, BusError> {
+    let c = &config.email;
+    let templates = Templates::load(&c.templates).map_err(|e| {
+        BusError::Config(format!("email.templates: {}: {e}", c.templates.display()))
+    })?;
+    let mailer = mailer_for(backends, config).await?;
+    let account = match mailer.account().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(mailer = mailer.name(), error = %e, rate_per_second = c.rate_per_second,
+                "the provider's send quota could not be read: sending at the configured rate");
+            crate::email::Account::default()
+        }
+    };
+    let rate = SendRate::capped(c.rate_per_second, account.max_send_rate, c.burst);
+    if let Some(max) = account.max_send_rate.filter(|m| *m < c.rate_per_second) {
+        tracing::warn!(
+            configured = c.rate_per_second,
+            max_send_rate = max,
+            "email.rate_per_second is above the account's MaxSendRate: sending at MaxSendRate"
+        );
+    }
+    let topic = backends.transport.topic(&config.events_topic).await?;
+    let events = BatchProducer::to_topic(&config.events_topic, topic);
+    let gate = PauseGate::new();
+    let worker = EmailWorker::new(
+        Arc::new(templates),
+        mailer,
+        idempotency_store(backends, config),
+        Arc::new(rate),
+        events,
+        gate.clone(),
+        c.settings(),
+    );
+    if account.sending_enabled == Some(false) {
+        worker.pause("the account's SendingEnabled is false");
+    }
+    tracing::info!(mailer = ?c.mailer, rate_per_second = worker_rate(&account, c), burst = c.burst, sends_in_flight = c.sends_in_flight, "email worker ready");
+    let redact: Redactor =
+        Arc::new(|text: &str| crate::email::privacy::redact_addresses(text).into_owned());
+    Ok(Worker {
+        handler: Handler::from(worker.handler()),
+        gate: Some(gate),
+        redact: Some(redact),
+    })
+}
+
+fn worker_rate(account: &crate::email::Account, c: &super::config::EmailConfig) -> f64 {
+    SendRate::capped(c.rate_per_second, account.max_send_rate, c.burst).per_second()
+}
+
+async fn mailer_for(
+    backends: &Backends,
+    config: &FleetConfig,
+) -> Result<Arc<dyn Mailer>, BusError> {
+    let c = &config.email;
+    match c.mailer {
+        MailerKind::Memory => Ok(match &c.memory_file {
+            Some(path) => Arc::new(MemoryMailer::with_file(path)),
+            None => backends.memory_mailer.clone(),
+        }),
+        MailerKind::Ses | MailerKind::Smtp => Err(BusError::Config(format!(
+            "email.mailer: {:?} is not wired yet",
+            c.mailer
+        ))),
+    }
+}
+
+fn idempotency_store(backends: &Backends, config: &FleetConfig) -> Arc<dyn IdempotencyStore> {
+    match &backends.stores {
+        Stores::Dynamo { client } => Arc::new(DynamoIdempotencyStore::new(
+            client.clone(),
+            config.table_of(WorkerKind::Email),
+            KeyMode::SingleTable,
+        )),
+        Stores::Memory(m) => m.idempotency.clone(),
     }
 }
 

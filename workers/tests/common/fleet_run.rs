@@ -39,7 +39,7 @@ impl Deployment {
     pub fn analytics(&self) -> String {
         format!("{}-analytics", self.prefix)
     }
-    /// The email queue (nobody consumes it in these tests).
+    /// The email queue (nobody consumes it in these tests: `email.enabled = false`).
     pub fn email(&self) -> String {
         format!("{}-email", self.prefix)
     }
@@ -349,6 +349,11 @@ table = "{p}-counters"
 pollers = 2
 wait_time = "2s"
 retry = {{ base = "1s", max = "8s", jitter = "equal" }}
+
+# These tests check the confirmations the orders worker publishes, on the email queue.
+[email]
+enabled = false
+queue = "{p}-email"
 "#
     )
 }

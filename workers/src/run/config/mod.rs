@@ -48,6 +48,77 @@ pub struct FleetConfig {
     /// The analytics worker.
     #[serde(default = "AnalyticsConfig::default")]
     pub analytics: AnalyticsConfig,
+    /// The email worker.
+    #[serde(default = "EmailConfig::default")]
+    pub email: EmailConfig,
+}
+
+/// Which mailer the email worker sends through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailerKind {
+    /// Amazon SES v2 `SendEmail`, through the process's AWS configuration.
+    #[default]
+    Ses,
+    /// An SMTP server through lettre (`[email.smtp]`), its password from SSM.
+    Smtp,
+    /// Nowhere: kept in memory, and appended to `memory_file` when set (`fleet demo`, local
+    /// runs on the embedded transport).
+    Memory,
+}
+
+/// The email worker's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Whether `fleet run` without `--worker` runs it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Its queue (it consumes `email.requested`).
+    #[serde(default = "email_queue")]
+    pub queue: String,
+    /// The sender, `Name <address>` or an address (verified with the provider).
+    #[serde(default = "email_from")]
+    pub from: String,
+    /// The template directories (relative paths are relative to the configuration file).
+    #[serde(default = "email_templates")]
+    pub templates: PathBuf,
+    /// `ses`, `smtp` or `memory`.
+    #[serde(default)]
+    pub mailer: MailerKind,
+    /// With the memory mailer, a file every sent email is appended to as a JSON line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_file: Option<PathBuf>,
+    /// Sends per second at most, per process (with SES, never above the account's
+    /// `MaxSendRate`).
+    #[serde(default = "email_rate")]
+    pub rate_per_second: f64,
+    /// Sends at once beyond the rate: in any window of t seconds, at most
+    /// `rate_per_second × t + burst` sends.
+    #[serde(default = "one")]
+    pub burst: u32,
+    /// Sends (claim, send, mark) in flight at once per process. A crash can leave at most this
+    /// many requests `delivery_unknown`; more sends in flight means more throughput when the
+    /// provider is slow.
+    #[serde(default = "one_usize")]
+    pub sends_in_flight: usize,
+    /// How long a claim holds a request while it is sent and marked; longer than the mailer's
+    /// send timeout, shorter than the queue's visibility timeout.
+    #[serde(default = "email_claim_lease", with = "humantime_serde")]
+    pub claim_lease: Duration,
+    /// How long a sent request is remembered: longer than the queue's retention (14 days).
+    #[serde(default = "default_dedup_ttl", with = "humantime_serde")]
+    pub keep_sent_for: Duration,
+    /// When the provider says the account cannot send, polling pauses this long before the next
+    /// message tries again.
+    #[serde(default = "email_pause_probe", with = "humantime_serde")]
+    pub pause_probe: Duration,
+    /// How long a secret read from SSM is used before it is read again.
+    #[serde(default = "email_secrets_ttl", with = "humantime_serde")]
+    pub secrets_ttl: Duration,
+    /// Its consumer.
+    #[serde(default = "email_consumer")]
+    pub consumer: ConsumerConfig,
 }
 
 /// Which transport `fleet run` consumes from.
@@ -127,6 +198,39 @@ fn orders_queue() -> String {
 fn analytics_queue() -> String {
     "fleet-analytics".to_owned()
 }
+fn email_queue() -> String {
+    "fleet-email".to_owned()
+}
+fn email_from() -> String {
+    "Fleet <no-reply@example.com>".to_owned()
+}
+fn email_templates() -> PathBuf {
+    PathBuf::from("templates")
+}
+fn email_rate() -> f64 {
+    10.0
+}
+fn one() -> u32 {
+    1
+}
+fn one_usize() -> usize {
+    1
+}
+fn email_claim_lease() -> Duration {
+    Duration::from_secs(45)
+}
+fn email_pause_probe() -> Duration {
+    Duration::from_secs(60)
+}
+fn email_secrets_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn email_consumer() -> ConsumerConfig {
+    ConsumerConfig {
+        concurrency: Some(10),
+        ..named_consumer("email")
+    }
+}
 fn default_shards() -> u32 {
     4
 }
@@ -166,6 +270,40 @@ impl Default for AnalyticsConfig {
             counter_shards: default_shards(),
             dedup_ttl: default_dedup_ttl(),
             consumer: analytics_consumer(),
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue: email_queue(),
+            from: email_from(),
+            templates: email_templates(),
+            mailer: MailerKind::default(),
+            memory_file: None,
+            rate_per_second: email_rate(),
+            burst: one(),
+            sends_in_flight: one_usize(),
+            claim_lease: email_claim_lease(),
+            keep_sent_for: default_dedup_ttl(),
+            pause_probe: email_pause_probe(),
+            secrets_ttl: email_secrets_ttl(),
+            consumer: email_consumer(),
+        }
+    }
+}
+
+impl EmailConfig {
+    /// What the worker itself needs.
+    pub fn settings(&self) -> crate::email::EmailSettings {
+        crate::email::EmailSettings {
+            from: self.from.clone(),
+            claim_lease: self.claim_lease,
+            keep_sent_for: self.keep_sent_for,
+            sends_in_flight: self.sends_in_flight,
+            pause_probe: self.pause_probe,
         }
     }
 }
@@ -256,10 +394,19 @@ impl Effective {
                 message: format!("{key}: {}{from}", e.inner()),
             }
         })?;
-        if let Some(dir) = path.and_then(Path::parent)
-            && config.topology.is_relative()
-        {
-            config.topology = dir.join(&config.topology);
+        if let Some(dir) = path.and_then(Path::parent) {
+            for p in [
+                Some(&mut config.topology),
+                Some(&mut config.email.templates),
+                config.email.memory_file.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
         }
         config.validate()?;
         Ok(Self {
@@ -322,6 +469,8 @@ impl FleetConfig {
             ("events_topic", &self.events_topic),
             ("orders.queue", &self.orders.queue),
             ("analytics.queue", &self.analytics.queue),
+            ("email.queue", &self.email.queue),
+            ("email.from", &self.email.from),
         ] {
             if value.trim().is_empty() {
                 return bad(format!("{key}: must not be empty"));
@@ -338,10 +487,29 @@ impl FleetConfig {
                 "analytics.dedup_ttl: must outlive the queue's retention (SQS keeps a message up to 14 days): more than 14d".to_owned(),
             );
         }
+        let e = &self.email;
+        if !(e.rate_per_second.is_finite() && e.rate_per_second > 0.0) {
+            return bad("email.rate_per_second: a positive number of sends per second".to_owned());
+        }
+        if e.burst == 0 || e.sends_in_flight == 0 {
+            return bad("email.burst and email.sends_in_flight: at least 1".to_owned());
+        }
+        if e.keep_sent_for <= Duration::from_secs(14 * 24 * 3600) {
+            return bad(
+                "email.keep_sent_for: must outlive the queue's retention (SQS keeps a message up to 14 days): more than 14d".to_owned(),
+            );
+        }
+        if e.claim_lease < Duration::from_secs(2) {
+            return bad("email.claim_lease: at least 2s".to_owned());
+        }
+        if e.memory_file.is_some() && e.mailer != MailerKind::Memory {
+            return bad("email.memory_file: only with mailer = \"memory\"".to_owned());
+        }
         let default_drain = ConsumerConfig::default().shutdown_timeout;
         for (key, own) in [
             ("orders.consumer", &self.orders.consumer),
             ("analytics.consumer", &self.analytics.consumer),
+            ("email.consumer", &self.email.consumer),
         ] {
             if own.shutdown_timeout != default_drain
                 && own.shutdown_timeout != self.shutdown_timeout
@@ -357,6 +525,7 @@ impl FleetConfig {
                 "analytics.consumer",
                 self.consumer_of(WorkerKind::Analytics),
             ),
+            ("email.consumer", self.consumer_of(WorkerKind::Email)),
         ] {
             if let Err(e) = consumer.validate() {
                 return bad(format!("{key}: {e}"));
@@ -370,6 +539,7 @@ impl FleetConfig {
         let mut c = match worker {
             WorkerKind::Orders => self.orders.consumer.clone(),
             WorkerKind::Analytics => self.analytics.consumer.clone(),
+            WorkerKind::Email => self.email.consumer.clone(),
         };
         c.shutdown_timeout = self.shutdown_timeout;
         if c.handler_name == ConsumerConfig::default().handler_name {
@@ -383,7 +553,7 @@ impl FleetConfig {
     pub fn table_of(&self, worker: WorkerKind) -> &str {
         match worker {
             WorkerKind::Analytics => self.analytics.table.as_deref().unwrap_or(&self.table),
-            WorkerKind::Orders => &self.table,
+            WorkerKind::Orders | WorkerKind::Email => &self.table,
         }
     }
 
@@ -392,6 +562,7 @@ impl FleetConfig {
         match worker {
             WorkerKind::Orders => &self.orders.queue,
             WorkerKind::Analytics => &self.analytics.queue,
+            WorkerKind::Email => &self.email.queue,
         }
     }
 
@@ -408,6 +579,7 @@ impl FleetConfig {
             .filter(|w| match w {
                 WorkerKind::Orders => self.orders.enabled,
                 WorkerKind::Analytics => self.analytics.enabled,
+                WorkerKind::Email => self.email.enabled,
             })
             .collect()
     }
@@ -420,17 +592,20 @@ pub enum WorkerKind {
     Orders,
     /// Counters per event name, time bucket, subject, and revenue.
     Analytics,
+    /// Email requests rendered and sent once, through SES, SMTP or memory.
+    Email,
 }
 
 impl WorkerKind {
     /// Every worker.
-    pub const ALL: [WorkerKind; 2] = [WorkerKind::Orders, WorkerKind::Analytics];
+    pub const ALL: [WorkerKind; 3] = [WorkerKind::Orders, WorkerKind::Analytics, WorkerKind::Email];
 
     /// Its name in configuration, logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerKind::Orders => "orders",
             WorkerKind::Analytics => "analytics",
+            WorkerKind::Email => "email",
         }
     }
 }

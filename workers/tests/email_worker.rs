@@ -1,0 +1,351 @@
+//! The email worker's handler with the in-memory mailer and idempotency store: sent once, a
+//! redelivery or duplicate acks without sending, a stale claim is `delivery_unknown` (never
+//! resent), a concurrent delivery waits, a failed send releases its claim, a rejected one is
+//! permanent with the address masked, a paused account closes the gate, a failed mark is retried
+//! within the lease and otherwise keeps the claim.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fleet_bus::consumer::{FailureKind, HandlerError, PauseGate};
+use fleet_bus::embedded::EmbeddedBus;
+use fleet_bus::idempotency::{
+    Claim, Claimed, Held, HolderToken, IdempotencyError, IdempotencyStore, MemoryIdempotencyStore,
+    payload_hash,
+};
+use fleet_bus::producer::BatchProducer;
+use fleet_bus::{Topology, Transport};
+use fleet_schemas::{EmailRequested, Envelope};
+use fleet_workers::email::privacy::has_full_address;
+use fleet_workers::email::worker::KEY_PREFIX;
+use fleet_workers::email::{
+    EmailError, EmailSettings, EmailWorker, Handled, MemoryMailer, SendError, SendRate, Templates,
+};
+
+const TOPOLOGY: &str = r#"
+[[topic]]
+name = "events"
+[[topic.subscription]]
+queue = "sink"
+raw_delivery = true
+[[queue]]
+name = "sink"
+dead_letter = { queue = "sink-dlq", max_receive_count = 5 }
+"#;
+
+struct Setup {
+    worker: EmailWorker,
+    mailer: Arc<MemoryMailer>,
+    store: Arc<dyn IdempotencyStore>,
+    gate: PauseGate,
+    bus: EmbeddedBus,
+}
+
+async fn setup_with(store: Arc<dyn IdempotencyStore>, settings: EmailSettings) -> Setup {
+    let bus = EmbeddedBus::new();
+    bus.provision(&Topology::from_toml(TOPOLOGY).unwrap())
+        .await
+        .unwrap();
+    let templates = Templates::from_files(
+        "tests",
+        [
+            ("hello/subject.txt", "Hello {{ name }}"),
+            ("hello/text.txt", "Hi {{ name }}"),
+        ],
+    );
+    let mailer = Arc::new(MemoryMailer::new());
+    let gate = PauseGate::new();
+    let events = BatchProducer::to_topic("events", bus.topic("events").await.unwrap());
+    let worker = EmailWorker::new(
+        Arc::new(templates),
+        mailer.clone(),
+        store.clone(),
+        Arc::new(SendRate::new(1000.0, 10)),
+        events,
+        gate.clone(),
+        settings,
+    );
+    Setup {
+        worker,
+        mailer,
+        store,
+        gate,
+        bus,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(
+        Arc::new(MemoryIdempotencyStore::new()),
+        EmailSettings::default(),
+    )
+    .await
+}
+
+fn request(to: &str) -> Envelope<EmailRequested> {
+    let payload: EmailRequested = serde_json::from_value(serde_json::json!({
+        "to": to,
+        "content": {"kind": "template", "template": "hello", "data": {"name": "Ada"}},
+    }))
+    .unwrap();
+    Envelope::new(payload, "tests")
+}
+
+fn claim_of(r: &Envelope<EmailRequested>, now_ms: u64, lease_ms: u64) -> Claim {
+    Claim {
+        key: format!("{KEY_PREFIX}{}", r.header.id),
+        validation: payload_hash(&serde_json::to_value(&r.payload).unwrap()),
+        holder: HolderToken::new(),
+        now_ms,
+        in_progress_until_ms: now_ms + lease_ms,
+        expiration: now_ms / 1000 + 3600,
+        takeover: true,
+    }
+}
+
+fn now_ms() -> u64 {
+    fleet_bus::idempotency::Clock::system().now_ms()
+}
+
+#[tokio::test]
+async fn a_request_is_sent_once_and_a_redelivery_acks_without_sending() {
+    let s = setup().await;
+    let r = request("ada@example.com");
+    let first = s.worker.handle(&r).await.unwrap();
+    let Handled::Sent(id) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(id, "memory-1");
+    assert_eq!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::AlreadySent("memory-1".into())
+    );
+    assert_eq!(s.mailer.accepted().len(), 1);
+    assert_eq!(s.mailer.attempts(), 1);
+    let sent = &s.mailer.accepted()[0].email;
+    assert_eq!(
+        (sent.subject.as_str(), sent.event_id.as_str()),
+        ("Hello Ada", r.header.id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_stale_claim_is_delivery_unknown_and_never_resent() {
+    let s = setup().await;
+    let r = request("ada@example.com");
+    // A process claimed it a minute ago with a 10 s lease and died before marking it sent.
+    let t = now_ms();
+    let dead = claim_of(&r, t - 60_000, 10_000);
+    assert_eq!(s.store.claim(&dead).await.unwrap(), Claimed::Acquired);
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert!(matches!(e, EmailError::DeliveryUnknown { .. }), "{e}");
+    assert_eq!(e.label(), "delivery_unknown");
+    let h: HandlerError = e.into();
+    assert_eq!(h.kind(), FailureKind::Permanent);
+    assert_eq!(s.mailer.attempts(), 0, "never resent");
+}
+
+#[tokio::test]
+async fn a_delivery_finding_a_live_claim_waits_for_it() {
+    let s = setup().await;
+    let r = request("ada@example.com");
+    let live = claim_of(&r, now_ms(), 30_000);
+    assert_eq!(s.store.claim(&live).await.unwrap(), Claimed::Acquired);
+    let e = s.worker.handle(&r).await.unwrap_err();
+    let EmailError::InProgressElsewhere { wait, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        *wait > Duration::from_secs(25) && *wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
+    let h: HandlerError = e.into();
+    assert_eq!(h.kind(), FailureKind::Transient);
+    assert!(h.requested_delay().unwrap() > Duration::from_secs(25));
+    // The other delivery marks it sent: this one then acks without sending.
+    s.store
+        .complete(
+            &live.held(),
+            Some(r#"{"provider_id":"p-1","mailer":"ses"}"#),
+            now_ms() / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::AlreadySent("p-1".into())
+    );
+    assert_eq!(s.mailer.attempts(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_send_releases_its_claim_so_the_retry_sends() {
+    let s = setup().await;
+    let r = request("bob@example.com");
+    s.mailer.fail_next(
+        "bob@example.com",
+        [SendError::transient("smtp_421", "421 4.3.2 try later")],
+    );
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "send_failed");
+    assert_eq!(HandlerError::from(e).kind(), FailureKind::Transient);
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_rejected_send_is_permanent_and_names_no_address() {
+    let s = setup().await;
+    let r = request("bob@example.com");
+    s.mailer.fail_next(
+        "bob@example.com",
+        [SendError::rejected(
+            "smtp_550",
+            "550 5.1.1 <bob@example.com>: Recipient address rejected",
+        )],
+    );
+    let e = s.worker.handle(&r).await.unwrap_err();
+    let h: HandlerError = e.into();
+    assert_eq!(
+        (h.kind(), h.label()),
+        (FailureKind::Permanent, "email_rejected")
+    );
+    let text = h.to_string();
+    assert!(
+        text.contains("b***@example.com") && !has_full_address(&text),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_account_closes_the_gate_until_the_probe_and_is_retried() {
+    let settings = EmailSettings {
+        pause_probe: Duration::from_millis(300),
+        ..EmailSettings::default()
+    };
+    let s = setup_with(Arc::new(MemoryIdempotencyStore::new()), settings).await;
+    let r = request("ada@example.com");
+    s.mailer.fail_next(
+        "ada@example.com",
+        [SendError::paused(
+            "SendingPausedException",
+            "sending is paused for this account",
+        )],
+    );
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "sending_paused");
+    let h: HandlerError = e.into();
+    assert_eq!(
+        h.kind(),
+        FailureKind::Transient,
+        "never dead-lettered for a pause"
+    );
+    assert!(s.gate.paused().unwrap().contains("SendingPausedException"));
+    tokio::time::timeout(Duration::from_secs(5), s.gate.opened())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_template_that_cannot_render_is_permanent_and_sends_nothing() {
+    let s = setup().await;
+    let payload: EmailRequested = serde_json::from_value(serde_json::json!({
+        "to": "ada@example.com",
+        "content": {"kind": "template", "template": "nope", "data": {}},
+    }))
+    .unwrap();
+    let e = s
+        .worker
+        .handle(&Envelope::new(payload, "tests"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.label(), "template_missing");
+    assert_eq!(HandlerError::from(e).kind(), FailureKind::Permanent);
+    assert_eq!(s.mailer.attempts(), 0);
+}
+
+/// The in-memory store whose `complete` fails the first `failures` times.
+struct FailingMark {
+    inner: MemoryIdempotencyStore,
+    failures: AtomicU32,
+}
+
+#[async_trait]
+impl IdempotencyStore for FailingMark {
+    async fn claim(&self, claim: &Claim) -> Result<Claimed, IdempotencyError> {
+        self.inner.claim(claim).await
+    }
+    async fn complete(
+        &self,
+        held: &Held,
+        data: Option<&str>,
+        expiration: u64,
+    ) -> Result<(), IdempotencyError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(IdempotencyError::Unavailable {
+                source: "throttled".into(),
+            });
+        }
+        self.inner.complete(held, data, expiration).await
+    }
+    async fn release(&self, held: &Held) -> Result<(), IdempotencyError> {
+        self.inner.release(held).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_mark_is_retried_within_the_lease() {
+    let store = Arc::new(FailingMark {
+        inner: MemoryIdempotencyStore::new(),
+        failures: AtomicU32::new(3),
+    });
+    let s = setup_with(store, EmailSettings::default()).await;
+    let r = request("ada@example.com");
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::AlreadySent(_)
+    ));
+    assert_eq!(s.mailer.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_mark_that_keeps_failing_keeps_the_claim_and_the_redelivery_is_delivery_unknown() {
+    let store = Arc::new(FailingMark {
+        inner: MemoryIdempotencyStore::new(),
+        failures: AtomicU32::new(u32::MAX),
+    });
+    let settings = EmailSettings {
+        claim_lease: Duration::from_secs(2),
+        ..EmailSettings::default()
+    };
+    let s = setup_with(store, settings).await;
+    let r = request("ada@example.com");
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "mark_sent_failed");
+    assert_eq!(HandlerError::from(e).kind(), FailureKind::Transient);
+    // Never a blind takeover: once the claim's lease has passed, the redelivery gives up.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "delivery_unknown");
+    assert_eq!(s.mailer.attempts(), 1, "sent once, never again");
+    let _ = &s.bus;
+}

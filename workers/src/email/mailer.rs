@@ -85,7 +85,7 @@ impl SendError {
         Self {
             kind,
             code: code.into(),
-            detail: super::privacy::redact_addresses(detail.as_ref()),
+            detail: super::privacy::redact_addresses(detail.as_ref()).into_owned(),
             retry_after: None,
         }
     }

@@ -12,6 +12,7 @@ pub mod privacy;
 pub mod render;
 #[cfg(test)]
 mod render_tests;
+pub mod ses;
 
 pub use check::{CheckError, TemplateCheck, check_dir};
 pub use error::RenderError;
@@ -19,3 +20,4 @@ pub use mailer::{Account, Mailer, OutgoingEmail, SendError, SendErrorKind, Sent}
 pub use memory::{Accepted, MemoryMailer};
 pub use money::format_money;
 pub use render::{Rendered, Templates};
+pub use ses::{SesMailer, SesSettings};

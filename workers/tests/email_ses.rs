@@ -105,6 +105,9 @@ async fn account_errs_on_moto_which_answers_get_account_with_404() {
     // The caller falls back to the configured send rate.
     assert_eq!(err.kind, SendErrorKind::Rejected, "{err:?}");
     assert_eq!(err.code, "http_404", "{err:?}");
+    // moto's HTML page is not JSON; the detail says so without dumping the raw response.
+    assert!(err.detail.starts_with("HTTP 404: "), "{err:?}");
+    assert!(!err.detail.contains("doctype"), "{err:?}");
 }
 
 /// A local HTTP server answering every request with `status`, `headers` and `body`; keeps the

@@ -176,7 +176,6 @@ fn classify<E>(err: SdkError<E, HttpResponse>) -> SendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(&err).to_string();
     let retry_after = err
         .raw_response()
         .and_then(|r| r.headers().get("retry-after"))
@@ -185,24 +184,38 @@ where
     let mut error = match &err {
         SdkError::ServiceError(context) => {
             let status = context.raw().status().as_u16();
-            let detail = context.err().message().unwrap_or(&detail);
+            // The error alone: the whole context would print the raw response too.
+            let detail = match context.err().message() {
+                Some(message) => message.to_owned(),
+                None => format!("HTTP {status}: {}", DisplayErrorContext(context.err())),
+            };
             match context.err().code() {
-                Some(code) => by_code(code, status, detail),
-                None => by_status(&format!("http_{status}"), status, detail),
+                Some(code) => by_code(code, status, &detail),
+                None => by_status(&format!("http_{status}"), status, &detail),
             }
         }
-        SdkError::TimeoutError(_) => SendError::transient("timeout", &detail),
+        SdkError::TimeoutError(_) => SendError::transient("timeout", context_of(&err)),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
-            SendError::transient("timeout", &detail)
+            SendError::transient("timeout", context_of(&err))
         }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            SendError::transient("network", &detail)
+            SendError::transient("network", context_of(&err))
         }
-        SdkError::ConstructionFailure(_) => SendError::rejected("invalid_request", &detail),
-        _ => SendError::transient("unknown", &detail),
+        SdkError::ConstructionFailure(_) => {
+            SendError::rejected("invalid_request", context_of(&err))
+        }
+        _ => SendError::transient("unknown", context_of(&err)),
     };
     error.retry_after = retry_after;
     error
+}
+
+/// The error and its causes, on one line.
+fn context_of<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: std::error::Error + 'static,
+{
+    DisplayErrorContext(err).to_string()
 }
 
 /// A service error by its AWS code; unknown codes by their HTTP status.

@@ -121,9 +121,11 @@ where
     R: std::fmt::Debug,
 {
     let name = name.to_owned();
-    let detail = match err.message() {
-        Some(message) => format!("{}: {message}", err.code().unwrap_or("error")),
-        None => DisplayErrorContext(&err).to_string(),
+    let detail = match (&err, err.message()) {
+        (_, Some(message)) => format!("{}: {message}", err.code().unwrap_or("error")),
+        // The error alone: the whole context would print the raw response too.
+        (SdkError::ServiceError(context), None) => DisplayErrorContext(context.err()).to_string(),
+        (_, None) => DisplayErrorContext(&err).to_string(),
     };
     match err.code() {
         Some("ParameterNotFound" | "ParameterVersionNotFound") => SecretError::NotFound { name },

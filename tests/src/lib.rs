@@ -4,3 +4,4 @@
 pub mod dynamo;
 pub mod fleet;
 pub mod moto;
+pub mod ses;

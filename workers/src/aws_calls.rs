@@ -90,6 +90,22 @@ impl AwsCalls {
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
+    /// An SES v2 client from `config` that counts its calls here.
+    pub fn sesv2_client(&self, config: &SdkConfig) -> aws_sdk_sesv2::Client {
+        let conf = aws_sdk_sesv2::config::Builder::from(config)
+            .interceptor(self.interceptor())
+            .build();
+        aws_sdk_sesv2::Client::from_conf(conf)
+    }
+
+    /// An SSM client from `config` that counts its calls here.
+    pub fn ssm_client(&self, config: &SdkConfig) -> aws_sdk_ssm::Client {
+        let conf = aws_sdk_ssm::config::Builder::from(config)
+            .interceptor(self.interceptor())
+            .build();
+        aws_sdk_ssm::Client::from_conf(conf)
+    }
+
     /// The SQS and SNS transport from `config`, its clients counting their calls here.
     pub fn sqs_transport(&self, config: &SdkConfig) -> SqsTransport {
         let sqs = aws_sdk_sqs::config::Builder::from(config)

@@ -7,6 +7,9 @@ use async_trait::async_trait;
 
 pub use crate::run::config::Secret;
 
+mod ssm;
+pub use ssm::{DEFAULT_TTL, SsmSecrets};
+
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

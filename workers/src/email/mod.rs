@@ -15,6 +15,7 @@ pub mod rate;
 pub mod render;
 #[cfg(test)]
 mod render_tests;
+pub mod ses;
 
 pub use check::{CheckError, TemplateCheck, check_dir};
 pub use error::RenderError;
@@ -28,3 +29,4 @@ pub use compose::{ComposeError, compose};
 pub use outcome::EmailError;
 pub use rate::SendRate;
 pub use worker::{EmailSettings, EmailWorker, Handled};
+pub use ses::{SesMailer, SesSettings};

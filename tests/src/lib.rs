@@ -5,3 +5,4 @@ pub mod dynamo;
 pub mod fleet;
 pub mod moto;
 pub mod ses;
+pub mod smtp;

@@ -16,6 +16,7 @@ pub mod render;
 #[cfg(test)]
 mod render_tests;
 pub mod ses;
+pub mod smtp;
 
 pub use check::{CheckError, TemplateCheck, check_dir};
 pub use error::RenderError;
@@ -30,3 +31,4 @@ pub use outcome::EmailError;
 pub use rate::SendRate;
 pub use worker::{EmailSettings, EmailWorker, Handled};
 pub use ses::{SesMailer, SesSettings};
+pub use smtp::{SmtpError, SmtpMailer, SmtpSettings, SmtpTls};

@@ -3,6 +3,7 @@
 
 pub mod dlq;
 pub mod fleet_run;
+pub mod mailer_conformance;
 pub mod orders;
 
 use std::process::Command;

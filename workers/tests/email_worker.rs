@@ -349,3 +349,23 @@ async fn a_mark_that_keeps_failing_keeps_the_claim_and_the_redelivery_is_deliver
     assert_eq!(s.mailer.attempts(), 1, "sent once, never again");
     let _ = &s.bus;
 }
+
+#[tokio::test]
+async fn a_send_cut_by_its_timeout_is_delivery_unknown_and_never_resent() {
+    let s = setup().await;
+    let r = request("ada@example.com");
+    s.mailer.fail_next(
+        "ada@example.com",
+        [SendError::unknown("timeout", "no reply within 30s")],
+    );
+    let e = s.worker.handle(&r).await.unwrap_err();
+    let h: HandlerError = e.into();
+    assert_eq!(
+        (h.kind(), h.label()),
+        (FailureKind::Permanent, "delivery_unknown")
+    );
+    // The claim stays: a redelivery within its lease waits, never sends.
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "send_in_progress");
+    assert_eq!(s.mailer.attempts(), 1);
+}

@@ -61,6 +61,10 @@ pub enum SendErrorKind {
     /// credentials refused after a refresh): every message would fail the same way, so
     /// consumption pauses instead of dead-lettering them all.
     Paused,
+    /// The provider may have accepted the email: the send was cut off by its timeout after the
+    /// request went out. It is never sent again (the worker dead-letters it as
+    /// `delivery_unknown`).
+    Unknown,
 }
 
 /// A failed send. Its text never holds a full email address (providers echo recipients in
@@ -98,6 +102,11 @@ impl SendError {
     /// Nothing was sent; no retry will change that.
     pub fn rejected(code: impl Into<String>, detail: impl AsRef<str>) -> Self {
         Self::new(SendErrorKind::Rejected, code, detail)
+    }
+
+    /// The provider may have accepted it.
+    pub fn unknown(code: impl Into<String>, detail: impl AsRef<str>) -> Self {
+        Self::new(SendErrorKind::Unknown, code, detail)
     }
 
     /// The account cannot send now.

@@ -29,6 +29,6 @@ pub mod worker;
 pub use compose::{ComposeError, compose};
 pub use outcome::EmailError;
 pub use rate::SendRate;
-pub use worker::{EmailSettings, EmailWorker, Handled};
 pub use ses::{SesMailer, SesSettings};
 pub use smtp::{SmtpError, SmtpMailer, SmtpSettings, SmtpTls};
+pub use worker::{EmailSettings, EmailWorker, Handled};

@@ -78,6 +78,7 @@ impl EmailError {
                 SendErrorKind::Transient => "send_failed",
                 SendErrorKind::Rejected => "email_rejected",
                 SendErrorKind::Paused => "sending_paused",
+                SendErrorKind::Unknown => "delivery_unknown",
             },
             EmailError::DeliveryUnknown { .. } => "delivery_unknown",
             EmailError::InProgressElsewhere { .. } => "send_in_progress",
@@ -110,7 +111,9 @@ impl From<EmailError> for HandlerError {
             EmailError::Compose(_)
             | EmailError::DeliveryUnknown { .. }
             | EmailError::KeyReused { .. } => true,
-            EmailError::Send { error, .. } => error.kind == SendErrorKind::Rejected,
+            EmailError::Send { error, .. } => {
+                matches!(error.kind, SendErrorKind::Rejected | SendErrorKind::Unknown)
+            }
             _ => false,
         };
         let out = if permanent {

@@ -194,9 +194,10 @@ where
                 None => by_status(&format!("http_{status}"), status, &detail),
             }
         }
-        SdkError::TimeoutError(_) => SendError::transient("timeout", context_of(&err)),
+        // The request may have reached SES: never sent again.
+        SdkError::TimeoutError(_) => SendError::unknown("timeout", context_of(&err)),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
-            SendError::transient("timeout", context_of(&err))
+            SendError::transient("connect_timeout", context_of(&err))
         }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             SendError::transient("network", context_of(&err))

@@ -200,6 +200,16 @@ impl EmailWorker {
                 unsent.disarm();
                 self.sent(request, &email, &held, &sent).await
             }
+            Err(error) if error.kind == SendErrorKind::Unknown => {
+                // The provider may have it: the claim stays, and the request is never resent.
+                unsent.disarm();
+                counter!("fleet_email_delivery_unknown_total").increment(1);
+                self.send_failed(&error);
+                Err(EmailError::Send {
+                    mailer: me.mailer.name(),
+                    error,
+                })
+            }
             Err(error) => {
                 // Nothing was sent: the claim goes, so a retry claims again.
                 unsent.disarm();
@@ -282,6 +292,7 @@ impl EmailWorker {
             SendErrorKind::Transient => "failed",
             SendErrorKind::Rejected => "rejected",
             SendErrorKind::Paused => "paused",
+            SendErrorKind::Unknown => "unknown",
         };
         counter!("fleet_email_sends_total", "mailer" => me.mailer.name(), "outcome" => outcome)
             .increment(1);

@@ -20,6 +20,17 @@ pub struct Backends {
     pub calls: AwsCalls,
     /// The mailer of `mailer = "memory"`: what it sent, for the demo and tests.
     pub memory_mailer: Arc<crate::email::MemoryMailer>,
+    /// SES v2 and SSM clients (AWS only): the email worker's mailer and its secrets.
+    pub aws: Option<AwsClients>,
+}
+
+/// The AWS clients only some workers use, built once per process.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// SES v2, for `mailer = "ses"`.
+    pub sesv2: aws_sdk_sesv2::Client,
+    /// SSM Parameter Store, for secrets.
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 /// Where the workers keep their state.
@@ -43,6 +54,10 @@ impl Backends {
             stores: Stores::Dynamo {
                 client: calls.dynamodb_client(config),
             },
+            aws: Some(AwsClients {
+                sesv2: calls.sesv2_client(config),
+                ssm: calls.ssm_client(config),
+            }),
             calls,
             memory_mailer: Arc::default(),
         }
@@ -60,6 +75,7 @@ impl Backends {
             stores: Stores::Memory(Arc::default()),
             calls: AwsCalls::new(),
             memory_mailer: Arc::default(),
+            aws: None,
         };
         Ok((backends, bus))
     }

@@ -28,7 +28,7 @@ use fleet_bus::{BusError, Consumer, ShutdownReport};
 use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-pub use backends::{Backends, Stores};
+pub use backends::{AwsClients, Backends, Stores};
 pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
 
 /// How a run ended.

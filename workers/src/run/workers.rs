@@ -13,9 +13,10 @@ use fleet_bus::producer::BatchProducer;
 use crate::analytics::{
     AnalyticsWorker, CounterStore, DynamoCounterConfig, DynamoCounterStore, MemoryCounterStore,
 };
-use crate::email::{EmailWorker, Mailer, MemoryMailer, SendRate, Templates};
+use crate::email::{EmailWorker, Mailer, MemoryMailer, SendRate, SesMailer, SmtpMailer, Templates};
 use crate::idempotency::{DynamoIdempotencyStore, KeyMode};
 use crate::orders::{DynamoOrderStore, MemoryOrderStore, OrderStore, OrdersWorker};
+use crate::secrets::{SecretSource, SsmSecrets, StaticSecrets};
 
 /// The in-memory stores of an embedded run, kept so a caller (the demo) can read them.
 #[derive(Default)]
@@ -137,11 +138,39 @@ async fn mailer_for(
             Some(path) => Arc::new(MemoryMailer::with_file(path)),
             None => backends.memory_mailer.clone(),
         }),
-        MailerKind::Ses | MailerKind::Smtp => Err(BusError::Config(format!(
-            "email.mailer: {:?} is not wired yet",
-            c.mailer
-        ))),
+        MailerKind::Ses => {
+            let aws = aws_clients(backends, "ses")?;
+            Ok(Arc::new(SesMailer::new(aws.sesv2.clone(), c.ses.clone())))
+        }
+        MailerKind::Smtp => {
+            let secrets: Arc<dyn SecretSource> = match (&c.smtp.password_parameter, &backends.aws) {
+                (None, _) => Arc::new(StaticSecrets::default()),
+                (Some(_), Some(aws)) => {
+                    Arc::new(SsmSecrets::new(aws.ssm.clone()).with_ttl(c.secrets_ttl))
+                }
+                (Some(_), None) => {
+                    return Err(BusError::Config(
+                        "email.smtp.password_parameter: SSM needs transport = \"aws\"".to_owned(),
+                    ));
+                }
+            };
+            let mailer = SmtpMailer::new(c.smtp.clone(), secrets)
+                .await
+                .map_err(|e| BusError::Config(format!("email.smtp: {e}")))?;
+            Ok(Arc::new(mailer))
+        }
     }
+}
+
+fn aws_clients<'a>(
+    backends: &'a Backends,
+    mailer: &str,
+) -> Result<&'a super::backends::AwsClients, BusError> {
+    backends.aws.as_ref().ok_or_else(|| {
+        BusError::Config(format!(
+            "email.mailer = \"{mailer}\" needs transport = \"aws\" (use mailer = \"memory\" on the embedded transport)"
+        ))
+    })
 }
 
 fn idempotency_store(backends: &Backends, config: &FleetConfig) -> Arc<dyn IdempotencyStore> {

@@ -60,13 +60,28 @@ impl Deployment {
     /// Writes and provisions a deployment like `deploy/`'s, with `max_receive_count` receives
     /// before a dead letter.
     pub async fn provision(name: &str, max_receive_count: u32) -> Self {
+        Self::provision_with(name, max_receive_count, |p| {
+            format!(
+                "# These tests check the confirmations the orders worker publishes, on the email queue.\n[email]\nenabled = false\nqueue = \"{p}-email\"\n"
+            )
+        })
+        .await
+    }
+
+    /// As [`provision`](Self::provision), with the `[email]` section `email(prefix)` writes.
+    pub async fn provision_with(
+        name: &str,
+        max_receive_count: u32,
+        email: impl FnOnce(&str) -> String,
+    ) -> Self {
         let prefix = unique_name(name);
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).unwrap();
         let topology = topology(&prefix, max_receive_count);
         std::fs::write(dir.join("topology.toml"), &topology).unwrap();
         let config = dir.join("fleet.toml");
-        std::fs::write(&config, fleet_toml(&prefix)).unwrap();
+        let text = format!("{}\n{}", fleet_toml(&prefix), email(&prefix));
+        std::fs::write(&config, text).unwrap();
         let sdk = moto::sdk_config().await;
         let transport = SqsTransport::new(&sdk);
         let parsed = Topology::from_toml(&topology).unwrap();
@@ -86,6 +101,11 @@ impl Deployment {
 
     /// Starts `fleet run` with these workers (all when empty); `n` numbers its log files.
     pub fn start(&self, workers: &[&str], n: usize) -> Process {
+        self.start_logging(workers, n, "warn")
+    }
+
+    /// As [`start`](Self::start), logging at `level` (a `FLEET_LOG` filter).
+    pub fn start_logging(&self, workers: &[&str], n: usize, level: &str) -> Process {
         let stdout = self.dir.join(format!("run-{n}.out"));
         let stderr = self.dir.join(format!("run-{n}.err"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleet"));
@@ -100,7 +120,7 @@ impl Deployment {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "fleet-test")
             .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
-            .env("FLEET_LOG", "warn")
+            .env("FLEET_LOG", level)
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
@@ -349,11 +369,6 @@ table = "{p}-counters"
 pollers = 2
 wait_time = "2s"
 retry = {{ base = "1s", max = "8s", jitter = "equal" }}
-
-# These tests check the confirmations the orders worker publishes, on the email queue.
-[email]
-enabled = false
-queue = "{p}-email"
 "#
     )
 }

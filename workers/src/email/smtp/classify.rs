@@ -49,8 +49,8 @@ pub fn classify(err: &SmtpFailure) -> Failure {
     let code = if err.is_tls() || caused_by_tls(err) {
         "smtp_tls"
     } else if err.is_timeout() {
-        // lettre's connect timeout.
-        "timeout"
+        // lettre's connect timeout: nothing was sent.
+        "connect_timeout"
     } else if err.is_client() {
         // lettre refused before talking (no common AUTH mechanism, no STARTTLS offered).
         "smtp_client"

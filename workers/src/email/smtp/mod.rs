@@ -146,7 +146,9 @@ impl SmtpMailer {
         match result {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(Failure::Send(SendError::transient(
+            // The message may have gone out and the server may accept it after we stopped
+            // waiting: never sent again.
+            Err(_) => Err(Failure::Send(SendError::unknown(
                 "timeout",
                 format!(
                     "no reply within {}",

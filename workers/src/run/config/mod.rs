@@ -116,6 +116,12 @@ pub struct EmailConfig {
     /// How long a secret read from SSM is used before it is read again.
     #[serde(default = "email_secrets_ttl", with = "humantime_serde")]
     pub secrets_ttl: Duration,
+    /// SES v2 settings (`mailer = "ses"`).
+    #[serde(default)]
+    pub ses: crate::email::SesSettings,
+    /// SMTP settings (`mailer = "smtp"`); the password comes from SSM (`password_parameter`).
+    #[serde(default)]
+    pub smtp: crate::email::SmtpSettings,
     /// Its consumer.
     #[serde(default = "email_consumer")]
     pub consumer: ConsumerConfig,
@@ -290,6 +296,8 @@ impl Default for EmailConfig {
             keep_sent_for: default_dedup_ttl(),
             pause_probe: email_pause_probe(),
             secrets_ttl: email_secrets_ttl(),
+            ses: crate::email::SesSettings::default(),
+            smtp: crate::email::SmtpSettings::default(),
             consumer: email_consumer(),
         }
     }
@@ -501,6 +509,17 @@ impl FleetConfig {
         }
         if e.claim_lease < Duration::from_secs(2) {
             return bad("email.claim_lease: at least 2s".to_owned());
+        }
+        if e.mailer == MailerKind::Smtp {
+            if let Err(err) = e.smtp.validate() {
+                return bad(format!("email.smtp.{err}"));
+            }
+            if e.claim_lease <= e.smtp.send_timeout {
+                return bad(format!(
+                    "email.claim_lease: must be longer than email.smtp.send_timeout ({}), so a claim outlives its send",
+                    humantime::format_duration(e.smtp.send_timeout)
+                ));
+            }
         }
         if e.memory_file.is_some() && e.mailer != MailerKind::Memory {
             return bad("email.memory_file: only with mailer = \"memory\"".to_owned());

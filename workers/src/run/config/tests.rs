@@ -77,7 +77,10 @@ fn overrides_come_from_double_underscore_variables() {
     assert_eq!(e.config.orders.queue, "from-file");
     assert_eq!(e.config.orders.consumer.concurrency, Some(32));
     assert!(!e.config.analytics.enabled);
-    assert_eq!(e.config.chosen(&[]), vec![WorkerKind::Orders]);
+    assert_eq!(
+        e.config.chosen(&[]),
+        vec![WorkerKind::Orders, WorkerKind::Email]
+    );
     assert_eq!(e.config.shutdown_timeout, Duration::from_secs(20));
     assert_eq!(
         e.config.consumer_of(WorkerKind::Orders).shutdown_timeout,
@@ -152,7 +155,10 @@ fn a_consumer_drain_deadline_is_refused_naming_the_top_level_key() {
 #[test]
 fn chosen_workers_override_enabled() {
     let e = load_text("[orders]\nenabled = false\n", &[]).unwrap();
-    assert_eq!(e.config.chosen(&[]), vec![WorkerKind::Analytics]);
+    assert_eq!(
+        e.config.chosen(&[]),
+        vec![WorkerKind::Analytics, WorkerKind::Email]
+    );
     assert_eq!(
         e.config.chosen(&[WorkerKind::Orders, WorkerKind::Orders]),
         vec![WorkerKind::Orders]
@@ -170,4 +176,49 @@ fn secrets_never_print() {
     assert!(!format!("{s:?}").contains("hunter2"));
     let shown = toml::to_string(&s).unwrap();
     assert_eq!(shown.trim(), "password = \"<redacted>\"");
+}
+
+#[test]
+fn the_email_worker_refuses_what_cannot_work_naming_the_key() {
+    for (text, key) in [
+        ("[email]\nrate_per_second = 0\n", "email.rate_per_second"),
+        ("[email]\nkeep_sent_for = \"7d\"\n", "email.keep_sent_for"),
+        ("[email]\nmemory_file = \"x\"\n", "email.memory_file"),
+        (
+            "[email]\nmailer = \"smtp\"\n[email.smtp]\nhost = \"mail.example.com\"\ntls = \"none\"\n",
+            "email.smtp.tls",
+        ),
+        (
+            "[email]\nmailer = \"smtp\"\nclaim_lease = \"20s\"\n[email.smtp]\nhost = \"mail.example.com\"\n",
+            "email.claim_lease",
+        ),
+    ] {
+        let err = load_text(text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with(key), "{text}: {err}");
+    }
+    // A password is never a setting: only the name of an SSM parameter holding it.
+    let err = load_text("[email.smtp]\npassword = \"hunter2\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `password`"), "{err}");
+}
+
+#[test]
+fn the_smtp_password_is_a_parameter_name_and_relative_paths_follow_the_file() {
+    let dir = std::env::temp_dir().join(format!("fleet-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fleet.toml");
+    std::fs::write(
+        &path,
+        "[email]\nmailer = \"smtp\"\n[email.smtp]\nhost = \"mail.example.com\"\nusername = \"fleet\"\npassword_parameter = \"/fleet/email/smtp-password\"\n",
+    )
+    .unwrap();
+    let e = Effective::load(Some(&path), std::iter::empty()).unwrap();
+    assert_eq!(e.config.email.templates, dir.join("templates"));
+    let printed = e.to_string();
+    assert!(
+        printed.contains("password_parameter = \"/fleet/email/smtp-password\""),
+        "{printed}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

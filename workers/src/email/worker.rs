@@ -156,7 +156,6 @@ impl EmailWorker {
         let me = &*self.inner;
         let email = compose(&me.templates, &me.settings.from, request)?;
         let _slot = me.sends.acquire().await;
-        me.rate.acquire().await;
         let claim = self.claim_for(request);
         let request_id = request.header.id.clone();
         match me.store.claim(&claim).await.map_err(EmailError::Claim)? {
@@ -193,6 +192,9 @@ impl EmailWorker {
         }
         let held = claim.held();
         let mut unsent = ReleaseUnlessSent::new(me.store.clone(), held.clone());
+        // The token right before the send, so the provider sees the rate (a claim's latency
+        // does not bunch sends); a duplicate found by its claim spends none.
+        me.rate.acquire().await;
         unsent.sending();
         let sent = me.mailer.send(&email).await;
         match sent {

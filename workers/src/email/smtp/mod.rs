@@ -19,7 +19,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use self::classify::{Failure, classify};
 pub use self::settings::{SmtpSettings, SmtpTls};
-use super::mailer::{Mailer, OutgoingEmail, SendError, Sent};
+use super::mailer::{Account, Mailer, OutgoingEmail, SendError, Sent};
 use crate::secrets::{Secret, SecretError, SecretSource};
 
 /// Why an SMTP mailer could not be made.
@@ -227,6 +227,28 @@ impl Mailer for SmtpMailer {
         };
         let provider_id = message::queue_id(response.message()).unwrap_or(message_id);
         Ok(Sent { provider_id })
+    }
+
+    /// Connects, negotiates TLS and authenticates once, leaving the connection in the pool: a
+    /// wrong host, certificate or password shows at startup, and the first sends do not pay for
+    /// a handshake (which would bunch them behind it). SMTP says nothing of a send rate.
+    async fn account(&self) -> Result<Account, SendError> {
+        let transport = self.lock().transport.clone();
+        match tokio::time::timeout(self.settings.send_timeout, transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(Account::default()),
+            Ok(Ok(false)) => Err(SendError::transient(
+                "smtp_network",
+                "the server did not answer NOOP",
+            )),
+            Ok(Err(e)) => Err(match classify(&e) {
+                Failure::Send(e) => e,
+                Failure::AuthRefused { detail } => SendError::paused("smtp_auth", detail),
+            }),
+            Err(_) => Err(SendError::transient(
+                "connect_timeout",
+                "no connection within send_timeout",
+            )),
+        }
     }
 }
 

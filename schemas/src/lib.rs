@@ -38,8 +38,9 @@ pub use envelope::{
 pub use error::SchemaError;
 pub use event::{Event, supported_versions};
 pub use events::{
-    AnalyticsTracked, CancelReason, Carrier, EmailContent, EmailRequested, FleetEvent, LineItem,
-    OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped, event_types,
+    AnalyticsTracked, CancelReason, Carrier, EmailContent, EmailRequested, EmailSent, FleetEvent,
+    LineItem, MailerKind, OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
+    event_types,
 };
 pub use producer::Producer;
 pub use registry::Registry;

@@ -161,6 +161,7 @@ mod tests {
                 "order.cancelled.v2.json",
                 "order.refunded.v2.json",
                 "email.requested.v2.json",
+                "email.sent.v1.json",
                 "analytics.tracked.v2.json",
             ]
         );

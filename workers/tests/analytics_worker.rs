@@ -146,6 +146,19 @@ async fn counts_each_event_once_with_duplicates_skipped_types_and_bad_messages()
         m.duplicates,
         m.skipped
     );
+    // Emails sent, with and without a template, some of them twice: counted once each.
+    let sent: Vec<&String> = m
+        .bodies
+        .iter()
+        .filter(|b| b.contains("\"type\":\"email.sent\""))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = sent.iter().copied().collect();
+    assert!(
+        distinct.len() >= 10 && sent.len() > distinct.len(),
+        "{} email.sent, {} distinct",
+        sent.len(),
+        distinct.len()
+    );
     let store = Arc::new(MemoryCounterStore::new());
     let (report, labels) = run(&bus, &m, store.clone(), config()).await;
     assert_eq!(labels, m.bad_labels);

@@ -49,9 +49,10 @@ fn type_of(body: &str) -> Option<String> {
 
 /// The label a case is dead-lettered with, or `None` when it must be acknowledged. That is the
 /// corpus's label, except that the orders worker routes by type before it decodes (a well-formed
-/// type it has no handler for, `email.requested` or `analytics.tracked`, is `unknown_type`
-/// there, whatever else is wrong with the payload), and the analytics worker acknowledges types
-/// it does not know (a newer producer's) instead of dead-lettering them.
+/// Fleet type it has no handler for, such as `email.requested`, `email.sent` or
+/// `analytics.tracked`, is `unknown_type` there, whatever else is wrong with the payload), and
+/// the analytics worker acknowledges types it does not know (a newer producer's) instead of
+/// dead-lettering them.
 fn expected_label(orders_queue: bool, case: &corpus::Case) -> Option<String> {
     let body = corpus::body(case);
     if !orders_queue && case.label.as_deref() == Some("unknown_type") {
@@ -61,7 +62,9 @@ fn expected_label(orders_queue: bool, case: &corpus::Case) -> Option<String> {
         Some(t)
             if orders_queue
                 && !t.starts_with("order.")
-                && ["email.requested", "analytics.tracked"].contains(&t.as_str()) =>
+                && fleet_schemas::event_types()
+                    .iter()
+                    .any(|(known, _)| *known == t) =>
         {
             Some("unknown_type".to_owned())
         }

@@ -10,7 +10,10 @@ mod order;
 pub(crate) mod upgrade;
 
 pub use analytics::{AnalyticsTracked, MAX_PROPERTIES};
-pub use email::{EmailContent, EmailRequested, MAX_BODY_CHARS, MAX_SUBJECT_CHARS};
+pub use email::{
+    EmailContent, EmailRequested, EmailSent, MAX_BODY_CHARS, MAX_PROVIDER_ID_CHARS,
+    MAX_SUBJECT_CHARS, MailerKind,
+};
 pub use fulfilment::{CancelReason, Carrier, MAX_NOTE_CHARS, OrderCancelled, OrderShipped};
 pub use order::{Id, LineItem, OrderPaid, OrderPlaced, OrderRefunded};
 
@@ -94,6 +97,8 @@ fleet_events! {
     OrderRefunded(OrderRefunded),
     /// `email.requested`.
     EmailRequested(EmailRequested),
+    /// `email.sent`.
+    EmailSent(EmailSent),
     /// `analytics.tracked`.
     AnalyticsTracked(AnalyticsTracked),
 }

@@ -8,6 +8,8 @@
 //! - `analytics.tracked`: +1 on its subject's day counter;
 //! - `analytics.tracked` named [`ORDER_PAID`] / [`ORDER_REFUNDED`] (sent by the orders worker):
 //!   +`amount_cents` / -`amount_cents` on the revenue counter of its `currency` and day.
+//! - `email.sent` with a template: +1 on the minute, hour and day counters of the name
+//!   `email.sent#template=<template>` ([`email_sent_template`]), beside `email.sent`'s own.
 //!
 //! Raw `order.paid` events are counted by name only: the orders worker may reject them, and it
 //! emits `order_paid` for the payments it applies, so revenue is counted once, from those.
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use fleet_schemas::codes::CurrencyRule;
 use fleet_schemas::text::Rule;
-use fleet_schemas::{AnalyticsTracked, Envelope, FleetEvent};
+use fleet_schemas::{AnalyticsTracked, EmailSent, Envelope, Event, FleetEvent};
 use serde_json::Value;
 
 use super::error::AnalyticsError;
@@ -28,6 +30,12 @@ use crate::table::keys;
 pub const ORDER_PAID: &str = "order_paid";
 /// The `analytics.tracked` name of an applied refund: subtracts from the revenue.
 pub const ORDER_REFUNDED: &str = "order_refunded";
+
+/// The counter name of the emails sent from one template, `email.sent#template=<template>`
+/// (counted per minute, hour and day like any name; `fleet counters --name` reads it).
+pub fn email_sent_template(template: &str) -> String {
+    format!("{}#template={template}", EmailSent::TYPE)
+}
 
 /// A time bucket of a counter, in UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -167,6 +175,7 @@ pub fn count(envelope: &Envelope<FleetEvent>) -> Result<Counted, AnalyticsError>
         | FleetEvent::OrderShipped(_)
         | FleetEvent::OrderCancelled(_)
         | FleetEvent::OrderRefunded(_) => name_deltas(envelope.payload.event_type(), at),
+        FleetEvent::EmailSent(sent) => sent_deltas(sent, at),
         // `email.requested`, and any type added to fleet-schemas later: not counted until
         // someone decides what it counts.
         other => {
@@ -185,6 +194,15 @@ fn name_deltas(name: &str, at: DateTime<Utc>) -> Vec<(String, i64)> {
         .iter()
         .map(|b| (series.key(*b, at), 1))
         .collect()
+}
+
+/// `email.sent` by its type, and by its template when it has one.
+fn sent_deltas(sent: &EmailSent, at: DateTime<Utc>) -> Vec<(String, i64)> {
+    let mut deltas = name_deltas(EmailSent::TYPE, at);
+    if let Some(template) = &sent.template {
+        deltas.extend(name_deltas(&email_sent_template(template), at));
+    }
+    deltas
 }
 
 /// Revenue counts only from the orders worker (`from_orders`): anyone may track an event named

@@ -12,7 +12,8 @@ use super::error::AnalyticsError;
 use super::metric;
 use super::store::{CounterStore, EventOutcome};
 
-/// The analytics worker: counts `analytics.tracked` and order events, once per event id.
+/// The analytics worker: counts `analytics.tracked`, order events and `email.sent`, once per
+/// event id.
 #[derive(Clone)]
 pub struct AnalyticsWorker {
     store: Arc<dyn CounterStore>,

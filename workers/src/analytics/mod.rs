@@ -1,5 +1,6 @@
 //! The analytics worker: counts events per name and time bucket (minute, hour, day, UTC), per
-//! subject and day, and order revenue per currency and day, exactly once per event id.
+//! subject and day, and order revenue per currency and day, exactly once per event id; emails
+//! sent also per template.
 //!
 //! - [`aggregate`]: the pure core, from a decoded event to its counter deltas;
 //! - [`store`]: [`CounterStore`], the small trait the handler writes through, and
@@ -18,7 +19,7 @@ pub mod store;
 mod transaction;
 pub mod wcu;
 
-pub use aggregate::{Bucket, Counted, EventDeltas, Series};
+pub use aggregate::{Bucket, Counted, EventDeltas, Series, email_sent_template};
 pub use dynamo::{DynamoCounterConfig, DynamoCounterStore, WriteStats};
 pub use error::{AnalyticsError, WriteFailure};
 pub use handler::AnalyticsWorker;

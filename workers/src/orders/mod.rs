@@ -25,7 +25,9 @@ pub use error::OrderError;
 pub use handler::{Handled, MAX_ROUNDS, OrdersWorker};
 pub use machine::{Decision, OrderEvent, decide};
 pub use order::{Cancellation, EventKind, Order, OrderStatus, Payment, Shipment};
-pub use outgoing::{CONFIRMATION_TEMPLATE, PRODUCER, derived_id};
+pub use outgoing::{
+    CONFIRMATION_TEMPLATE, EMAIL_SENT_SUFFIX, PRODUCER, derived_envelope, derived_id,
+};
 pub use store::{
     BoxError, LoadedOrder, MemoryOrderStore, OrderRecord, OrderStore, OutboxRow, StoreError,
 };

@@ -8,8 +8,8 @@
 use fleet_schemas::codes::{Email, TemplateName};
 use fleet_schemas::text::Line;
 use fleet_schemas::{
-    AnalyticsTracked, EmailContent, EmailRequested, Envelope, FleetEvent, Header, MAX_ID_CHARS,
-    OrderPlaced,
+    AnalyticsTracked, EmailContent, EmailRequested, Envelope, Event, FleetEvent, Header,
+    MAX_ID_CHARS, OrderPlaced,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -25,6 +25,9 @@ pub const CONFIRMATION_TEMPLATE: &str = "order_confirmation";
 const EMAIL_SUFFIX: &str = "email";
 /// The id suffix of the analytics event.
 const ANALYTICS_SUFFIX: &str = "analytics";
+/// The id suffix of the `email.sent` the email worker publishes for a request (`<request
+/// id>:sent`), through [`derived_envelope`].
+pub const EMAIL_SENT_SUFFIX: &str = "sent";
 
 /// The events `cause` causes once applied, making `order`.
 pub fn caused_by(cause: &Envelope<OrderEvent>, order: &Order) -> Vec<Envelope<FleetEvent>> {
@@ -132,6 +135,32 @@ pub fn confirmation_id(placed_id: &str) -> String {
     derived_id(placed_id, EMAIL_SUFFIX)
 }
 
+/// `event` as a message from `producer` caused by `cause`, by the same rule as the orders worker's
+/// own: the id is [`derived_id`] of the cause's id and `suffix`, the time is the cause's, and the
+/// correlation is the cause's. The same cause and suffix always give the same message, so a
+/// consumer deduplicates a second publish by its id. The email worker publishes `email.sent`
+/// with it: `derived_envelope(&request, email::worker::PRODUCER, EMAIL_SENT_SUFFIX, sent)`.
+pub fn derived_envelope<C, E: Event>(
+    cause: &Envelope<C>,
+    producer: &str,
+    suffix: &str,
+    event: E,
+) -> Envelope<E> {
+    Envelope {
+        header: Header {
+            id: derived_id(&cause.header.id, suffix),
+            event_type: E::TYPE.to_owned(),
+            version: E::VERSION,
+            occurred_at: cause.header.occurred_at,
+            correlation_id: None,
+            causation_id: None,
+            producer: producer.to_owned(),
+        },
+        payload: event,
+    }
+    .caused_by(cause)
+}
+
 /// `<cause id>:<suffix>`, or, when that is longer than an envelope id may be, the cause id's
 /// SHA-256 (hex) in its place.
 pub fn derived_id(cause_id: &str, suffix: &str) -> String {
@@ -215,6 +244,45 @@ mod tests {
         let cause = placed(None).with_correlation_id("checkout-9");
         let out = caused_by(&cause, &order_of(&cause));
         assert_eq!(out[0].header.correlation_id.as_deref(), Some("checkout-9"));
+    }
+
+    #[test]
+    fn a_sent_email_gets_an_id_derived_from_its_request() {
+        use fleet_schemas::{EmailSent, MailerKind};
+        let cause = placed(Some("ada@example.com"));
+        let mut request = caused_by(&cause, &order_of(&cause)).remove(0);
+        request.header.correlation_id = None;
+        let request =
+            fleet_schemas::decode_as::<EmailRequested>(&serde_json::to_string(&request).unwrap())
+                .unwrap();
+        let sent = |provider_id: &str| {
+            let sent = EmailSent::fulfilling(&request, MailerKind::Memory, provider_id).unwrap();
+            derived_envelope(&request, "email", EMAIL_SENT_SUFFIX, sent)
+        };
+        let first = sent("m-1");
+        assert_eq!(first.header.id, "evt-1:email:sent");
+        assert_eq!(first.header.event_type, "email.sent");
+        assert_eq!(first.header.version, 1);
+        assert_eq!(first.header.causation_id.as_deref(), Some("evt-1:email"));
+        assert_eq!(first.header.correlation_id.as_deref(), Some("evt-1:email"));
+        assert_eq!(first.header.occurred_at, request.header.occurred_at);
+        assert_eq!(first.header.producer, "email");
+        assert_eq!(first.payload.request_id.as_str(), "evt-1:email");
+        assert_eq!(
+            first.payload.template.as_deref(),
+            Some(CONFIRMATION_TEMPLATE)
+        );
+        first.check().unwrap();
+        assert_eq!(
+            sent("m-1"),
+            first,
+            "the same request gives the same message"
+        );
+        assert_eq!(sent("m-2").header.id, first.header.id, "and the same id");
+        let body = serde_json::to_string(&first).unwrap();
+        assert!(!body.contains("ada@example.com"), "{body}");
+        let decoded = fleet_schemas::decode_as::<EmailSent>(&body).unwrap();
+        assert_eq!(decoded, first);
     }
 
     #[test]

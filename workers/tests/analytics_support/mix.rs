@@ -1,5 +1,6 @@
 //! A realistic mix of events for the analytics worker (several names and subjects, order
-//! analytics in two currencies, raw order events, an email request it does not count), with
+//! analytics in two currencies, raw order events, emails sent with and without a template, an
+//! email request it does not count), with
 //! duplicates and bad messages, and the counters it should produce, computed here from the
 //! counter rules as the issue states them, not by the worker's code.
 
@@ -63,6 +64,7 @@ fn fixture(event_type: &str) -> Value {
         "email.requested" => {
             include_str!("../../../schemas/tests/fixtures/email.requested.v2.json")
         }
+        "email.sent" => include_str!("../../../schemas/tests/fixtures/email.sent.v1.json"),
         other => panic!("no fixture for {other}"),
     };
     serde_json::from_str(text).unwrap()
@@ -137,6 +139,19 @@ pub fn mix(n: usize, spacing_ms: i64, duplicate_every: usize, bad: bool) -> Mix 
             _ if i % 20 == 9 => {
                 let mut body = fixture("email.requested");
                 body["id"] = json!(id);
+                body
+            }
+            // An email sent: counted by its type, and by its template when it has one.
+            _ if i % 20 == 19 => {
+                m.name("email.sent", at);
+                let mut body = fixture("email.sent");
+                body["id"] = json!(id);
+                body["occurred_at"] = json!(stamp);
+                if i % 40 == 19 {
+                    m.name("email.sent#template=order_confirmation", at);
+                } else {
+                    body["payload"].as_object_mut().unwrap().remove("template");
+                }
                 body
             }
             _ => {

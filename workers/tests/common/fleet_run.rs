@@ -301,11 +301,11 @@ name = "{p}-events"
 [[topic.subscription]]
 queue = "{p}-email"
 raw_delivery = true
-filter_policy = {{ type = [{{ prefix = "email." }}] }}
+filter_policy = {{ type = ["email.requested"] }}
 [[topic.subscription]]
 queue = "{p}-analytics"
 raw_delivery = true
-filter_policy = {{ type = [{{ anything-but = {{ prefix = "email." }} }}] }}
+filter_policy = {{ type = [{{ anything-but = ["email.requested"] }}] }}
 [[topic.subscription]]
 queue = "{p}-orders"
 raw_delivery = true

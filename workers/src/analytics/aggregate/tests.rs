@@ -217,6 +217,97 @@ fn email_requested_is_skipped_with_its_type_as_the_reason() {
     );
 }
 
+/// An `email.sent` (version 1) from the schemas crate's fixture, at `occurred_at`, with this
+/// template (`None`: a written-out email) and mailer.
+fn email_sent(occurred_at: &str, template: Option<&str>, mailer: &str) -> Envelope<FleetEvent> {
+    let fixture = include_str!("../../../../schemas/tests/fixtures/email.sent.v1.json");
+    let mut body: Value = serde_json::from_str(fixture).unwrap();
+    body["occurred_at"] = json!(occurred_at);
+    body["payload"]["mailer"] = json!(mailer);
+    match template {
+        Some(t) => body["payload"]["template"] = json!(t),
+        None => {
+            body["payload"].as_object_mut().unwrap().remove("template");
+        }
+    }
+    fleet_schemas::decode(&body.to_string()).unwrap()
+}
+
+#[test]
+fn email_sent_counts_its_type_and_its_template_by_the_envelope_time() {
+    let e = email_sent(
+        "2026-11-28T23:59:59+02:00",
+        Some("order_confirmation"),
+        "ses",
+    );
+    assert_eq!(
+        deltas(&e),
+        pairs(&[
+            ("event#email.sent#day#2026-11-28", 1),
+            ("event#email.sent#hour#2026-11-28T21", 1),
+            ("event#email.sent#minute#2026-11-28T21:59", 1),
+            (
+                "event#email.sent#template=order_confirmation#day#2026-11-28",
+                1
+            ),
+            (
+                "event#email.sent#template=order_confirmation#hour#2026-11-28T21",
+                1
+            ),
+            (
+                "event#email.sent#template=order_confirmation#minute#2026-11-28T21:59",
+                1
+            ),
+        ]),
+        "no subject, no revenue"
+    );
+    assert_eq!(
+        email_sent_template("order_confirmation"),
+        "email.sent#template=order_confirmation"
+    );
+}
+
+#[test]
+fn a_written_out_email_counts_only_its_type() {
+    let e = email_sent("2026-11-28T12:00:00Z", None, "smtp");
+    assert_eq!(
+        deltas(&e),
+        pairs(&[
+            ("event#email.sent#day#2026-11-28", 1),
+            ("event#email.sent#hour#2026-11-28T12", 1),
+            ("event#email.sent#minute#2026-11-28T12:00", 1),
+        ])
+    );
+}
+
+#[test]
+fn the_mailer_does_not_change_what_an_email_counts() {
+    let counted: Vec<_> = ["ses", "smtp", "memory"]
+        .into_iter()
+        .map(|mailer| deltas(&email_sent("2026-11-28T12:00:00Z", Some("welcome"), mailer)))
+        .collect();
+    assert!(counted.windows(2).all(|w| w[0] == w[1]), "{counted:?}");
+    assert_eq!(counted[0].len(), 6);
+}
+
+#[test]
+fn templates_keep_counters_apart_from_each_other_and_from_the_total() {
+    let a = deltas(&email_sent("2026-11-28T12:00:00Z", Some("welcome"), "ses"));
+    let b = deltas(&email_sent("2026-11-28T12:00:00Z", Some("reset"), "ses"));
+    let shared: Vec<_> = a.iter().filter(|k| b.contains(k)).collect();
+    assert_eq!(
+        shared.len(),
+        3,
+        "only email.sent's own counters are shared: {shared:?}"
+    );
+    assert!(
+        shared
+            .iter()
+            .all(|(k, _)| k.starts_with("event#email.sent#") && !k.contains("template=")),
+        "{shared:?}"
+    );
+}
+
 #[test]
 fn order_paid_adds_revenue_and_order_refunded_subtracts_it() {
     let props = json!({"order_id": "o-1", "amount_cents": 5343, "currency": "EUR"});

@@ -244,6 +244,46 @@ fn assert_logs_are_clean(d: &Deployment) {
     );
 }
 
+/// `email.sent` reached the analytics queue for every request sent and confirmed, never for one
+/// not sent, and names no address.
+async fn check_email_sent(
+    d: &Deployment,
+    sent: &BTreeMap<String, usize>,
+    dead: &[(String, DeadLetterReason)],
+) {
+    let unknown: BTreeSet<&str> = dead
+        .iter()
+        .filter(|(_, r)| r.kind == "delivery_unknown")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let mut published = BTreeSet::new();
+    for m in d.drain_queue(&d.analytics()).await {
+        assert!(!has_full_address(&m.body), "{}", m.body);
+        let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(v["type"], "email.sent", "{}", m.body);
+        let request = v["payload"]["request_id"].as_str().unwrap().to_owned();
+        assert_eq!(v["id"], format!("{request}:sent"));
+        published.insert(request);
+    }
+    for id in &published {
+        assert!(
+            sent.contains_key(id),
+            "email.sent for {id}, which was never sent"
+        );
+    }
+    for id in sent.keys() {
+        assert!(
+            published.contains(id) || unknown.contains(id.as_str()),
+            "{id} was sent and confirmed, yet no email.sent"
+        );
+    }
+    println!(
+        "email.sent published for {} of {} sent requests",
+        published.len(),
+        sent.len()
+    );
+}
+
 /// The ledger of one run: every request sent exactly once or dead-lettered as expected.
 fn check_ledger(
     all: &[Envelope<EmailRequested>],
@@ -329,6 +369,7 @@ async fn smtp_five_hundred_requests_with_duplicates_and_three_kills_are_each_sen
             r.payload.to.as_str()
         );
     }
+    check_email_sent(&d, &sent, &dead).await;
     let (_, reason) = dead.iter().find(|(id, _)| rejected.contains(id)).unwrap();
     assert!(
         reason.message.contains("smtp_550") && reason.message.contains("f***@example.org"),
@@ -368,6 +409,7 @@ async fn ses_five_hundred_requests_with_duplicates_and_three_kills_are_each_sent
     }
     let dead = dead_letters(&d).await;
     check_ledger(&all, &sent, &dead, &BTreeSet::new());
+    check_email_sent(&d, &sent, &dead).await;
     assert_logs_are_clean(&d);
 }
 

@@ -17,7 +17,7 @@ use fleet_bus::idempotency::{
     Claim, Claimed, Clock, Held, HolderToken, IdempotencyStore, payload_hash,
 };
 use fleet_bus::producer::BatchProducer;
-use fleet_schemas::{EmailRequested, Envelope, Producer, Router};
+use fleet_schemas::{EmailRequested, EmailSent, Envelope, MailerKind, Producer, Router};
 use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
 
@@ -27,6 +27,7 @@ use super::outcome::EmailError;
 use super::privacy::mask_address;
 use super::rate::SendRate;
 use super::render::Templates;
+use crate::orders::{EMAIL_SENT_SUFFIX, derived_envelope};
 
 /// The producer name of the events the email worker publishes.
 pub const PRODUCER: &str = "email";
@@ -95,6 +96,8 @@ struct Inner {
 struct SentRecord {
     provider_id: String,
     mailer: String,
+    /// When the provider accepted it: `email.sent`'s time, the same on every publish.
+    sent_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl EmailWorker {
@@ -169,8 +172,7 @@ impl EmailWorker {
                     .as_ref()
                     .map_or_else(String::new, |r| r.provider_id.clone());
                 if let Some(r) = &record {
-                    self.publish_sent(request, &r.provider_id, &r.mailer)
-                        .await?;
+                    self.publish_sent(request, r).await?;
                 }
                 return Ok(Handled::AlreadySent(provider_id));
             }
@@ -255,17 +257,18 @@ impl EmailWorker {
         let me = &*self.inner;
         let mailer = me.mailer.name();
         counter!("fleet_email_sends_total", "mailer" => mailer, "outcome" => "sent").increment(1);
-        let record = serde_json::to_string(&SentRecord {
+        let record = SentRecord {
             provider_id: sent.provider_id.clone(),
             mailer: mailer.to_owned(),
-        })
-        .unwrap_or_default();
+            sent_at: chrono::Utc::now(),
+        };
+        let data = serde_json::to_string(&record).unwrap_or_default();
         let expiration =
             (me.clock.now_ms() / 1000).saturating_add(me.settings.keep_sent_for.as_secs());
         let deadline = tokio::time::Instant::now() + me.settings.claim_lease.mul_f64(0.8);
         let mut pause = Duration::from_millis(100);
         loop {
-            match me.store.complete(held, Some(&record), expiration).await {
+            match me.store.complete(held, Some(&data), expiration).await {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && tokio::time::Instant::now() + pause < deadline => {
                     tracing::warn!(request_id = %request.header.id, provider_id = %sent.provider_id, error = %e, "marking a sent email failed; trying again");
@@ -282,8 +285,7 @@ impl EmailWorker {
                 }
             }
         }
-        self.publish_sent(request, &sent.provider_id, mailer)
-            .await?;
+        self.publish_sent(request, &record).await?;
         Ok(Handled::Sent(sent.provider_id.clone()))
     }
 
@@ -327,14 +329,28 @@ impl EmailWorker {
         }
     }
 
+    /// Publishes `email.sent`, its id derived from the request's (`<request id>:sent`) and its
+    /// time the send's, so a publish repeated after a crash is the same event.
     async fn publish_sent(
         &self,
         request: &Envelope<EmailRequested>,
-        provider_id: &str,
-        mailer: &str,
+        record: &SentRecord,
     ) -> Result<(), EmailError> {
-        let _ = (request, provider_id, mailer, &self.inner.events);
-        Ok(())
+        let mailer = match record.mailer.as_str() {
+            "ses" => MailerKind::Ses,
+            "smtp" => MailerKind::Smtp,
+            _ => MailerKind::Memory,
+        };
+        let event = EmailSent::fulfilling(request, mailer, record.provider_id.as_str())
+            .map_err(|e| EmailError::Publish(e.to_string()))?;
+        let mut envelope = derived_envelope(request, PRODUCER, EMAIL_SENT_SUFFIX, event);
+        envelope.header.occurred_at = record.sent_at;
+        self.inner
+            .events
+            .send_envelope(&envelope)
+            .await
+            .map(|_| ())
+            .map_err(|e| EmailError::Publish(e.to_string()))
     }
 
     fn log(&self, request: &Envelope<EmailRequested>, handled: &Result<Handled, EmailError>) {

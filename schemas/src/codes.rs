@@ -116,6 +116,16 @@ impl Rule for TemplateNameRule {
 /// Longest address SMTP can carry (RFC 5321 path limit minus the angle brackets).
 const MAX_EMAIL_CHARS: usize = 254;
 
+/// What an error may say of a value meant as an address: never the address itself (errors are
+/// logged and dead-lettered), only its first character and what follows its last `@`.
+fn masked(s: &str) -> String {
+    let first: String = s.chars().take(1).collect();
+    match s.rsplit_once('@') {
+        Some((_, domain)) => format!("\"{first}***@{domain}\""),
+        None => format!("\"{first}***\""),
+    }
+}
+
 /// The rule of [`Email`].
 pub struct EmailRule;
 
@@ -134,7 +144,7 @@ impl Rule for EmailRule {
             .with_required_tld();
         EmailAddress::parse_with_options(s, options)
             .map(|_| ())
-            .map_err(|e| format!("{s:?} is not an email address: {}", reason(&e)))
+            .map_err(|e| format!("{} is not an email address: {}", masked(s), reason(&e)))
     }
 
     fn schema() -> Schema {
@@ -215,6 +225,24 @@ mod tests {
         ] {
             assert!(Email::new(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Errors are logged and dead-lettered: they never repeat the address they refuse.
+    #[test]
+    fn a_refused_address_is_masked_in_its_error() {
+        let err = Email::new("Ada Lovelace <ada.l@example.com>")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("ada.l@") && !err.contains("Lovelace"),
+            "{err}"
+        );
+        assert!(err.contains("\"A***@example.com>\""), "{err}");
+        let err = Email::new("a b@example.com").unwrap_err().to_string();
+        assert!(
+            err.contains("\"a***@example.com\"") && !err.contains("a b@"),
+            "{err}"
+        );
     }
 
     /// The schema's pattern alone (what a validator that does not check `format` sees) gives the

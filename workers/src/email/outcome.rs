@@ -16,8 +16,9 @@ pub enum EmailError {
     /// The request cannot become an email (template, data, size): permanent.
     #[error(transparent)]
     Compose(#[from] ComposeError),
-    /// The provider refused or failed the send; nothing was sent.
-    #[error("the {mailer} mailer did not send it: {error}")]
+    /// The provider refused or failed the send (nothing was sent), or cut it off where it may
+    /// have been accepted (`SendErrorKind::Unknown`).
+    #[error("{mailer} mailer: {error}")]
     Send {
         /// `ses`, `smtp` or `memory`.
         mailer: &'static str,
@@ -53,16 +54,6 @@ pub enum EmailError {
     /// The idempotency store could not be asked; nothing was sent.
     #[error("the idempotency store could not claim the request")]
     Claim(#[source] IdempotencyError),
-    /// The provider accepted the email but marking it sent failed within the lease; the claim
-    /// stays, so a redelivery dead-letters it as `delivery_unknown` rather than sending again.
-    #[error("sent as {provider_id} but not marked sent")]
-    MarkFailed {
-        /// The provider's id for the email.
-        provider_id: String,
-        /// The store's error.
-        #[source]
-        source: IdempotencyError,
-    },
     /// The email went out and was marked sent; publishing `email.sent` failed (a redelivery
     /// finds it sent and publishes again).
     #[error("sent, but email.sent was not published: {0}")]
@@ -84,7 +75,6 @@ impl EmailError {
             EmailError::InProgressElsewhere { .. } => "send_in_progress",
             EmailError::KeyReused { .. } => "idempotency_key_reused",
             EmailError::Claim(_) => "idempotency_store_unavailable",
-            EmailError::MarkFailed { .. } => "mark_sent_failed",
             EmailError::Publish(_) => "publish_failed",
         }
     }
@@ -94,7 +84,7 @@ impl EmailError {
 pub const PAUSED_RETRY: Duration = Duration::from_secs(60);
 
 /// Transient: sends that failed with nothing sent, an unavailable store, another delivery at
-/// work, a failed mark or publish. Permanent: a request that cannot become an email, a
+/// work, a failed publish. Permanent: a request that cannot become an email, a
 /// rejected send, a reused id, and `delivery_unknown`.
 impl From<EmailError> for HandlerError {
     fn from(e: EmailError) -> Self {
@@ -193,14 +183,5 @@ mod tests {
         }
         .into();
         assert_eq!(k.kind(), FailureKind::Permanent);
-        let m: HandlerError = EmailError::MarkFailed {
-            provider_id: "p".into(),
-            source: IdempotencyError::NotHeld { key: "k".into() },
-        }
-        .into();
-        assert_eq!(
-            (m.kind(), m.label()),
-            (FailureKind::Transient, "mark_sent_failed")
-        );
     }
 }

@@ -96,8 +96,10 @@ struct Inner {
 struct SentRecord {
     provider_id: String,
     mailer: String,
-    /// When the provider accepted it: `email.sent`'s time, the same on every publish.
-    sent_at: chrono::DateTime<chrono::Utc>,
+    /// When the provider accepted it: `email.sent`'s time, the same on every publish (absent
+    /// from a record another writer made: then the request's time).
+    #[serde(default)]
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl EmailWorker {
@@ -158,6 +160,21 @@ impl EmailWorker {
     pub async fn handle(&self, request: &Envelope<EmailRequested>) -> Result<Handled, EmailError> {
         let me = &*self.inner;
         let email = compose(&me.templates, &me.settings.from, request)?;
+        // Received before the account was paused: wait for the probe rather than ask the
+        // provider again; still paused, it is retried later (never dead-lettered for it).
+        if me.gate.paused().is_some()
+            && tokio::time::timeout(me.settings.pause_probe, me.gate.opened())
+                .await
+                .is_err()
+        {
+            return Err(EmailError::Send {
+                mailer: me.mailer.name(),
+                error: super::mailer::SendError::paused(
+                    "paused",
+                    me.gate.paused().unwrap_or_default(),
+                ),
+            });
+        }
         let _slot = me.sends.acquire().await;
         let claim = self.claim_for(request);
         let request_id = request.header.id.clone();
@@ -202,7 +219,7 @@ impl EmailWorker {
         match sent {
             Ok(sent) => {
                 unsent.disarm();
-                self.sent(request, &email, &held, &sent).await
+                self.sent(request, &email, &claim, &sent).await
             }
             Err(error) if error.kind == SendErrorKind::Unknown => {
                 // The provider may have it: the claim stays, and the request is never resent.
@@ -251,21 +268,27 @@ impl EmailWorker {
         &self,
         request: &Envelope<EmailRequested>,
         email: &OutgoingEmail,
-        held: &Held,
+        claim: &Claim,
         sent: &Sent,
     ) -> Result<Handled, EmailError> {
+        let held = &claim.held();
         let me = &*self.inner;
         let mailer = me.mailer.name();
         counter!("fleet_email_sends_total", "mailer" => mailer, "outcome" => "sent").increment(1);
         let record = SentRecord {
             provider_id: sent.provider_id.clone(),
             mailer: mailer.to_owned(),
-            sent_at: chrono::Utc::now(),
+            sent_at: Some(chrono::Utc::now()),
         };
         let data = serde_json::to_string(&record).unwrap_or_default();
         let expiration =
             (me.clock.now_ms() / 1000).saturating_add(me.settings.keep_sent_for.as_secs());
-        let deadline = tokio::time::Instant::now() + me.settings.claim_lease.mul_f64(0.8);
+        // Within the claim's lease, less a margin: past it, a duplicate may judge it stale.
+        let left_ms = claim
+            .in_progress_until_ms
+            .saturating_sub(me.clock.now_ms())
+            .saturating_sub(millis(me.settings.claim_lease) / 10);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(left_ms);
         let mut pause = Duration::from_millis(100);
         loop {
             match me.store.complete(held, Some(&data), expiration).await {
@@ -276,12 +299,12 @@ impl EmailWorker {
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(source) => {
+                    // It was sent, once: the message is done. Its claim stays in progress, so a
+                    // duplicate of the request is dead-lettered as delivery_unknown, never sent.
+                    counter!("fleet_email_unmarked_total").increment(1);
                     tracing::error!(request_id = %request.header.id, provider_id = %sent.provider_id, to = %mask_address(&email.to), error = %source,
-                        "an email was sent but could not be marked sent; a redelivery will dead-letter it as delivery_unknown rather than send it again");
-                    return Err(EmailError::MarkFailed {
-                        provider_id: sent.provider_id.clone(),
-                        source,
-                    });
+                        "an email was sent but could not be marked sent within its claim's lease; a duplicate of this request will be dead-lettered as delivery_unknown, never sent again");
+                    break;
                 }
             }
         }
@@ -319,8 +342,25 @@ impl EmailWorker {
             );
             let gate = me.gate.clone();
             let probe = me.settings.pause_probe;
+            let mailer = me.mailer.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(probe).await;
+                // Reopen only once the provider no longer says the account cannot send; a
+                // provider that cannot be asked (moto has no GetAccount) lets one try through.
+                loop {
+                    tokio::time::sleep(probe).await;
+                    match mailer.account().await {
+                        Ok(a) if a.sending_enabled == Some(false) => {
+                            tracing::warn!(
+                                mailer = mailer.name(),
+                                "the account still cannot send: polling stays paused"
+                            );
+                        }
+                        Err(e) if e.kind == SendErrorKind::Paused => {
+                            tracing::warn!(mailer = mailer.name(), code = %e.code, "the account still cannot send: polling stays paused");
+                        }
+                        _ => break,
+                    }
+                }
                 if gate.resume() {
                     gauge!("fleet_email_paused").set(0.0);
                     tracing::info!("polling resumes: the next email tries the provider again");
@@ -344,7 +384,7 @@ impl EmailWorker {
         let event = EmailSent::fulfilling(request, mailer, record.provider_id.as_str())
             .map_err(|e| EmailError::Publish(e.to_string()))?;
         let mut envelope = derived_envelope(request, PRODUCER, EMAIL_SENT_SUFFIX, event);
-        envelope.header.occurred_at = record.sent_at;
+        envelope.header.occurred_at = record.sent_at.unwrap_or(request.header.occurred_at);
         self.inner
             .events
             .send_envelope(&envelope)

@@ -74,6 +74,11 @@ impl Poller {
             let Some(permits) = self.slots().await else {
                 return;
             };
+            // Closed while this poller waited for slots: receive nothing until it opens.
+            if self.gate.as_ref().is_some_and(|g| g.paused().is_some()) {
+                drop(permits);
+                continue;
+            }
             let held = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,

@@ -15,7 +15,9 @@ Writes into STATE_DIR:
 Faults, by recipient local part, counted per recipient address across connections:
 - fault-421-N+x@...   the first N DATA attempts get 421, and the connection is closed;
 - fault-451-N+x@...   the first N DATA attempts get 451;
-- fault-drop-N+x@...  the first N DATA attempts have the connection closed with no reply;
+- fault-drop-N+x@...  the first N attempts have the connection closed with no reply at RCPT,
+                      before the message is sent (a drop after the final dot is RFC 1047's
+                      window: the client cannot know whether the message was taken);
 - fault-stall-N+x@... the first N DATA attempts wait 10 s before answering (then accept,
                       unless the client has gone);
 - fault-550+x@...     RCPT always gets `550 5.1.1 <address>: Recipient address rejected`.
@@ -130,13 +132,20 @@ class Handler:
         local = address.split("@", 1)[0]
         if REJECTED.match(local):
             return f"550 5.1.1 <{address}>: Recipient address rejected"
+        match = COUNTED.match(local)
+        if match and match.group(1).lower() == "drop":
+            key = address.lower()
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            if self.attempts[key] <= int(match.group(2)):
+                server.transport.abort()
+                await asyncio.sleep(3600)  # cancelled when the connection is lost
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
         for rcpt in envelope.rcpt_tos:
             match = COUNTED.match(rcpt.split("@", 1)[0])
-            if not match:
+            if not match or match.group(1).lower() == "drop":
                 continue
             key = rcpt.lower()
             self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -149,9 +158,6 @@ class Handler:
                 await asyncio.sleep(3600)  # cancelled when the connection is lost
             if fault == "451":
                 return "451 4.3.0 Error: queue file write error, try again later"
-            if fault == "drop":
-                server.transport.abort()
-                await asyncio.sleep(3600)  # cancelled when the connection is lost
             if fault == "stall":
                 await asyncio.sleep(STALL_SECONDS)
         return self.record(envelope)

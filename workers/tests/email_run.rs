@@ -158,6 +158,25 @@ async fn publish(d: &Deployment, all: &[Envelope<EmailRequested>], order: &[usiz
     assert!(report.failed.is_empty(), "{:?}", report.failed);
 }
 
+/// Publishes a request whose recipient is not an address (a display name with it): its decode
+/// error must name no full address, in the dead letter or in any log line. Returns its id.
+async fn publish_malformed(d: &Deployment, like: &Envelope<EmailRequested>) -> String {
+    let mut body = serde_json::to_value(like).unwrap();
+    let id = format!("{}-malformed", like.header.id);
+    body["id"] = id.clone().into();
+    body["payload"]["to"] = "Ada Lovelace <ada@example.com>".into();
+    let message = fleet_bus::OutgoingMessage::new(body.to_string())
+        .attribute("type", fleet_bus::AttributeValue::string("email.requested"));
+    d.transport
+        .topic(&d.topic())
+        .await
+        .unwrap()
+        .publish(message)
+        .await
+        .unwrap();
+    id
+}
+
 fn assert_drained(ended: &Ended) {
     assert_eq!(
         ended.code,
@@ -170,22 +189,35 @@ fn assert_drained(ended: &Ended) {
     assert!(ended.stdout.contains("abandoned 0"), "{}", ended.stdout);
 }
 
-/// Starts the email worker, kills it `KILLS` times at seeded moments while it sends, lets the
-/// last one drain the queue and stops it with SIGTERM.
-async fn run_with_kills(d: &Deployment, seed: u64) -> Ended {
+/// Starts the email worker and SIGKILLs it each time `sent()` (what the provider has) passes
+/// the next of `KILLS` seeded thresholds, so every kill lands while it sends; lets the last
+/// process drain the queue and stops it with SIGTERM.
+async fn run_with_kills(d: &Deployment, seed: u64, sent: impl Fn() -> usize) -> Ended {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut thresholds: Vec<usize> = (0..KILLS)
+        .map(|k| 60 + k * 130 + rng.random_range(0..60))
+        .collect();
+    thresholds.sort_unstable();
     let mut process: Process = d.start_logging(&["email"], 1, LOG_LEVEL);
-    for n in 1..=KILLS {
-        let after = Duration::from_millis(rng.random_range(1_500..4_000));
-        tokio::time::sleep(after).await;
-        assert!(
-            process.running(),
-            "fleet run died on its own:\n{}",
-            process.logs()
-        );
+    for (n, threshold) in thresholds.into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        while sent() < threshold {
+            assert!(
+                process.running(),
+                "fleet run died on its own:\n{}",
+                process.logs()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{} sent, {threshold} expected before kill {}",
+                sent(),
+                n + 1
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         process.kill();
-        println!("SIGKILL {n} after {after:?}");
-        process = d.start_logging(&["email"], 1 + n, LOG_LEVEL);
+        println!("SIGKILL {} at {} sent", n + 1, sent());
+        process = d.start_logging(&["email"], 2 + n, LOG_LEVEL);
     }
     d.wait_until_drained(&[d.email()], DRAIN_LIMIT).await;
     let ended = process.terminate(STOP_LIMIT);
@@ -351,14 +383,26 @@ async fn smtp_five_hundred_requests_with_duplicates_and_three_kills_are_each_sen
     let (all, order) = requests(10, REQUESTS, &faults, false);
     let rejected: BTreeSet<String> = [all[3].header.id.clone()].into();
     publish(&d, &all, &order).await;
-    let ended = run_with_kills(&d, 10).await;
+    let malformed = publish_malformed(&d, &all[10]).await;
+    let ended = run_with_kills(&d, 10, || server.accepted().len()).await;
     println!("{}", ended.stdout);
 
     let mut sent: BTreeMap<String, usize> = BTreeMap::new();
     for m in server.accepted() {
         *sent.entry(m.event_id.clone().unwrap()).or_default() += 1;
     }
-    let dead = dead_letters(&d).await;
+    let mut dead = dead_letters(&d).await;
+    let (bad, reason) = dead.remove(dead.iter().position(|(id, _)| *id == malformed).unwrap());
+    println!(
+        "the malformed request: dead-lettered as {} ({})",
+        reason.kind, reason.message
+    );
+    assert_eq!(bad, malformed);
+    assert!(
+        reason.message.contains("***@example.com") && !has_full_address(&reason.message),
+        "{}",
+        reason.message
+    );
     check_ledger(&all, &sent, &dead, &rejected);
     // The retried faults went out, once each.
     for r in &all[..3] {
@@ -382,14 +426,27 @@ async fn smtp_five_hundred_requests_with_duplicates_and_three_kills_are_each_sen
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ses_five_hundred_requests_with_duplicates_and_three_kills_are_each_sent_once() {
     let d = Deployment::provision_with("email-ses", 10, |p| {
-        email_section(p, "ses", 100.0, 5, 1, "")
+        email_section(
+            p,
+            "ses",
+            100.0,
+            5,
+            1,
+            "[email.ses]\nsend_timeout = \"10s\"\n",
+        )
     })
     .await;
     let from = format!("fleet-{}@example.com", d.prefix);
     fleet_tests::ses::verify_sender(&d.sdk, &from).await;
     let (all, order) = requests(20, REQUESTS, &[], true);
     publish(&d, &all, &order).await;
-    let ended = run_with_kills(&d, 20).await;
+    let sent_so_far = || {
+        fleet_tests::ses::sent_emails()
+            .iter()
+            .filter(|m| m.source.contains(&from))
+            .count()
+    };
+    let ended = run_with_kills(&d, 20, sent_so_far).await;
     println!("{}", ended.stdout);
 
     let by_subject: BTreeMap<String, String> = all

@@ -257,6 +257,7 @@ async fn the_request_carries_tags_reply_to_utf8_parts_and_the_configuration_set(
     let config = local_config(&endpoint).await;
     let settings = SesSettings {
         configuration_set: Some("fleet-transactional".to_owned()),
+        ..SesSettings::default()
     };
     let mailer = SesMailer::new(AwsCalls::new().sesv2_client(&config), settings);
     let mut sent = email("orders@example.com", Some("<p>Merci</p>"));
@@ -374,4 +375,38 @@ async fn a_missing_ssm_parameter_is_not_found() {
     );
     let err = secrets.refresh(&name).await.unwrap_err();
     assert!(matches!(err, SecretError::NotFound { .. }), "{err:?}");
+}
+
+/// A `SendEmail` that SES never answers is cut by `send_timeout` once, and is `Unknown`: SES may
+/// have it, so it is never sent again.
+#[tokio::test]
+async fn a_send_ses_never_answers_is_cut_by_its_timeout_as_unknown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0_u32));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            *count.lock().unwrap() += 1;
+            held.push(socket);
+        }
+    });
+    let config = local_config(&endpoint).await;
+    let settings = SesSettings {
+        send_timeout: Duration::from_millis(500),
+        ..SesSettings::default()
+    };
+    let mailer = SesMailer::new(AwsCalls::new().sesv2_client(&config), settings);
+    let err = mailer
+        .send(&email("orders@example.com", None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (SendErrorKind::Unknown, "timeout"),
+        "{err}"
+    );
+    assert_eq!(*accepted.lock().unwrap(), 1, "one connection: no retry");
 }

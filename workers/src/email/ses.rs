@@ -26,13 +26,26 @@ const MAX_TAG_VALUE: usize = 256;
 const CHARSET: &str = "UTF-8";
 
 /// `[email.ses]` in `fleet.toml`: how the SES mailer sends.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SesSettings {
     /// The SES configuration set every send names (event publishing, a dedicated IP pool), if
     /// any. A missing set fails each send with `NotFoundException` (transient: an operator can
     /// create it).
     pub configuration_set: Option<String>,
+    /// How long one `SendEmail` may take; past it the send is abandoned as
+    /// `delivery_unknown` (SES may have accepted it), never resent.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: std::time::Duration,
+}
+
+impl Default for SesSettings {
+    fn default() -> Self {
+        Self {
+            configuration_set: None,
+            send_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// A mailer on SES v2.
@@ -91,7 +104,13 @@ impl Mailer for SesMailer {
             .request(email)?
             .customize()
             .config_override(
-                aws_sdk_sesv2::config::Config::builder().retry_config(RetryConfig::disabled()),
+                aws_sdk_sesv2::config::Config::builder()
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                            .operation_timeout(self.settings.send_timeout)
+                            .build(),
+                    ),
             )
             .send()
             .await
@@ -199,9 +218,11 @@ where
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
             SendError::transient("connect_timeout", context_of(&err))
         }
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            SendError::transient("network", context_of(&err))
-        }
+        // SES answered, but the answer could not be read: it has the request.
+        SdkError::ResponseError(_) => SendError::unknown("response_unreadable", context_of(&err)),
+        // The request could not be sent or its connection failed (possibly after it was
+        // written: the window the README names).
+        SdkError::DispatchFailure(_) => SendError::transient("network", context_of(&err)),
         SdkError::ConstructionFailure(_) => {
             SendError::rejected("invalid_request", context_of(&err))
         }
@@ -245,7 +266,12 @@ fn by_code(code: &str, status: u16, detail: &str) -> SendError {
         | "UnrecognizedClientException"
         | "InvalidClientTokenId"
         | "InvalidSignatureException"
-        | "SignatureDoesNotMatch" => SendError::paused(code, detail),
+        | "SignatureDoesNotMatch"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "RequestExpired"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature" => SendError::paused(code, detail),
         _ => by_status(code, status, detail),
     }
 }

@@ -71,8 +71,9 @@ pub enum MailerKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    /// Whether `fleet run` without `--worker` runs it.
-    #[serde(default = "yes")]
+    /// Whether `fleet run` without `--worker` runs it: off unless the configuration says so,
+    /// since it needs a sender the provider has verified (`from`).
+    #[serde(default)]
     pub enabled: bool,
     /// Its queue (it consumes `email.requested`).
     #[serde(default = "email_queue")]
@@ -283,7 +284,7 @@ impl Default for AnalyticsConfig {
 impl Default for EmailConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             queue: email_queue(),
             from: email_from(),
             templates: email_templates(),
@@ -498,6 +499,18 @@ impl FleetConfig {
         let e = &self.email;
         if !(e.rate_per_second.is_finite() && e.rate_per_second > 0.0) {
             return bad("email.rate_per_second: a positive number of sends per second".to_owned());
+        }
+        if let Err(err) = e.from.parse::<lettre::message::Mailbox>() {
+            return bad(format!(
+                "email.from: {:?} is not a mailbox (`Name <address>` or an address): {err}",
+                e.from
+            ));
+        }
+        if e.mailer == MailerKind::Ses && e.claim_lease <= e.ses.send_timeout {
+            return bad(format!(
+                "email.claim_lease: must be longer than email.ses.send_timeout ({}), so a claim outlives its send",
+                humantime::format_duration(e.ses.send_timeout)
+            ));
         }
         if e.burst == 0 || e.sends_in_flight == 0 {
             return bad("email.burst and email.sends_in_flight: at least 1".to_owned());

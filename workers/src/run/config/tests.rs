@@ -77,10 +77,7 @@ fn overrides_come_from_double_underscore_variables() {
     assert_eq!(e.config.orders.queue, "from-file");
     assert_eq!(e.config.orders.consumer.concurrency, Some(32));
     assert!(!e.config.analytics.enabled);
-    assert_eq!(
-        e.config.chosen(&[]),
-        vec![WorkerKind::Orders, WorkerKind::Email]
-    );
+    assert_eq!(e.config.chosen(&[]), vec![WorkerKind::Orders]);
     assert_eq!(e.config.shutdown_timeout, Duration::from_secs(20));
     assert_eq!(
         e.config.consumer_of(WorkerKind::Orders).shutdown_timeout,
@@ -155,10 +152,7 @@ fn a_consumer_drain_deadline_is_refused_naming_the_top_level_key() {
 #[test]
 fn chosen_workers_override_enabled() {
     let e = load_text("[orders]\nenabled = false\n", &[]).unwrap();
-    assert_eq!(
-        e.config.chosen(&[]),
-        vec![WorkerKind::Analytics, WorkerKind::Email]
-    );
+    assert_eq!(e.config.chosen(&[]), vec![WorkerKind::Analytics]);
     assert_eq!(
         e.config.chosen(&[WorkerKind::Orders, WorkerKind::Orders]),
         vec![WorkerKind::Orders]
@@ -182,6 +176,7 @@ fn secrets_never_print() {
 fn the_email_worker_refuses_what_cannot_work_naming_the_key() {
     for (text, key) in [
         ("[email]\nrate_per_second = 0\n", "email.rate_per_second"),
+        ("[email]\nfrom = \"Fleet no-reply\"\n", "email.from"),
         ("[email]\nkeep_sent_for = \"7d\"\n", "email.keep_sent_for"),
         ("[email]\nmemory_file = \"x\"\n", "email.memory_file"),
         (

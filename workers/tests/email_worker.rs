@@ -371,3 +371,109 @@ async fn a_send_cut_by_its_timeout_is_delivery_unknown_and_never_resent() {
     assert_eq!(e.label(), "send_in_progress");
     assert_eq!(s.mailer.attempts(), 1);
 }
+
+/// A mailer whose sends wait until released: the handler can be cancelled mid-send.
+struct BlockingMailer {
+    started: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl fleet_workers::email::Mailer for BlockingMailer {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    async fn send(
+        &self,
+        _email: &fleet_workers::email::OutgoingEmail,
+    ) -> Result<fleet_workers::email::Sent, SendError> {
+        self.started.notify_one();
+        self.release.notified().await;
+        Ok(fleet_workers::email::Sent {
+            provider_id: "blocked-1".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_handler_cancelled_during_its_send_keeps_the_claim_and_one_cancelled_before_releases_it()
+{
+    let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::new());
+    let bus = EmbeddedBus::new();
+    bus.provision(&Topology::from_toml(TOPOLOGY).unwrap())
+        .await
+        .unwrap();
+    let mailer = Arc::new(BlockingMailer {
+        started: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let templates = Templates::from_files(
+        "tests",
+        [
+            ("hello/subject.txt", "Hello {{ name }}"),
+            ("hello/text.txt", "Hi {{ name }}"),
+        ],
+    );
+    let gate = PauseGate::new();
+    // A rate of one send per 10 s with no token left: the first handler waits for its token
+    // after claiming.
+    let rate = Arc::new(SendRate::new(0.1, 1));
+    rate.acquire().await;
+    let worker = EmailWorker::new(
+        Arc::new(templates),
+        mailer.clone(),
+        store.clone(),
+        rate,
+        BatchProducer::to_topic("events", bus.topic("events").await.unwrap()),
+        gate,
+        EmailSettings::default(),
+    );
+    // Cancelled while waiting for its token (claimed, nothing sent): the claim is released.
+    let before = request("ada@example.com");
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), worker.handle(&before)).await;
+    assert!(cancelled.is_err(), "still waiting for its token");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probe = claim_of(&before, now_ms(), 1_000);
+    assert_eq!(
+        store.claim(&probe).await.unwrap(),
+        Claimed::Acquired,
+        "the claim was released"
+    );
+
+    // Cancelled during the send: the claim stays, so a redelivery never sends it again.
+    let worker2 = EmailWorker::new(
+        Arc::new(Templates::from_files(
+            "tests",
+            [
+                ("hello/subject.txt", "Hello {{ name }}"),
+                ("hello/text.txt", "Hi {{ name }}"),
+            ],
+        )),
+        mailer.clone(),
+        store.clone(),
+        Arc::new(SendRate::new(1000.0, 10)),
+        BatchProducer::to_topic("events", bus.topic("events").await.unwrap()),
+        PauseGate::new(),
+        EmailSettings::default(),
+    );
+    let during = request("bob@example.com");
+    let handling = tokio::spawn({
+        let worker2 = worker2.clone();
+        let during = during.clone();
+        async move { worker2.handle(&during).await }
+    });
+    mailer.started.notified().await;
+    handling.abort();
+    let _ = handling.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probe = claim_of(&during, now_ms(), 1_000);
+    assert!(
+        matches!(
+            store.claim(&probe).await.unwrap(),
+            Claimed::InProgress { .. }
+        ),
+        "the claim stays with the cancelled send"
+    );
+    let e = worker2.handle(&during).await.unwrap_err();
+    assert_eq!(e.label(), "send_in_progress");
+}

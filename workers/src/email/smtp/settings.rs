@@ -49,7 +49,8 @@ pub struct SmtpSettings {
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// How long one send may take in all (connect, TLS, AUTH, the message and the server's
-    /// reply); past it the send is abandoned as a transient `timeout`.
+    /// reply); past it the send is abandoned as `timeout`, of kind `Unknown` (the server may
+    /// have the message): the worker dead-letters it as `delivery_unknown`, never resends it.
     #[serde(with = "humantime_serde")]
     pub send_timeout: Duration,
     /// The name given in `EHLO`: this host's name unless set.

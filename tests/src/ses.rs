@@ -100,11 +100,25 @@ fn sent_email(message: &Value) -> SentEmail {
     }
 }
 
-/// moto's whole state, `GET {endpoint}/moto-api/data.json`, over plain HTTP/1.0.
+/// moto's whole state, `GET {endpoint}/moto-api/data.json`, over plain HTTP/1.0. moto builds the
+/// dump by walking its backends while other requests change them, and then answers 500 now and
+/// then: it is asked again, up to 20 times.
 ///
 /// # Panics
-/// When the request fails or the answer is not JSON.
+/// When every try fails or the answer is not JSON.
 pub fn moto_state(endpoint: &str) -> Value {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match moto_state_once(endpoint) {
+            Ok(state) => return state,
+            Err(head) => last = head,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto's state: {last}");
+}
+
+fn moto_state_once(endpoint: &str) -> Result<Value, String> {
     let authority = endpoint
         .strip_prefix("http://")
         .unwrap_or(endpoint)
@@ -125,9 +139,8 @@ pub fn moto_state(endpoint: &str) -> Value {
         .position(|w| w == b"\r\n\r\n")
         .expect("an HTTP answer from moto");
     let head = String::from_utf8_lossy(&answer[..split]);
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "moto's state: {head}"
-    );
-    serde_json::from_slice(&answer[split + 4..]).expect("moto's state is JSON")
+    if !(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")) {
+        return Err(head.into_owned());
+    }
+    Ok(serde_json::from_slice(&answer[split + 4..]).expect("moto's state is JSON"))
 }

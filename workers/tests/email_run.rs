@@ -213,7 +213,7 @@ async fn run_with_kills(d: &Deployment, seed: u64, sent: impl Fn() -> usize) -> 
                 sent(),
                 n + 1
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         process.kill();
         println!("SIGKILL {} at {} sent", n + 1, sent());

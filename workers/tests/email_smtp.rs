@@ -214,6 +214,27 @@ async fn a_refused_password_is_read_again_once_and_the_send_goes_out() {
 }
 
 #[tokio::test]
+async fn the_startup_and_pause_probe_reads_a_refused_password_again() {
+    let server = SmtpServer::start(USER, PASSWORD);
+    let secrets = secrets("wrong");
+    let mailer = SmtpMailer::new(settings(&server), secrets.clone())
+        .await
+        .unwrap();
+    let err = mailer.account().await.expect_err("refused");
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (SendErrorKind::Paused, "smtp_auth"),
+        "{err}"
+    );
+    // An operator fixes the parameter: the next probe reads it and answers.
+    secrets.inner.set(PARAMETER, PASSWORD);
+    mailer.account().await.unwrap();
+    assert_eq!(secrets.refreshes.load(Ordering::SeqCst), 2);
+    mailer.send(&email("alice@example.org")).await.unwrap();
+    assert_eq!(server.wait_for(1, Duration::from_secs(5)).len(), 1);
+}
+
+#[tokio::test]
 async fn a_password_that_stays_wrong_pauses() {
     let server = SmtpServer::start(USER, PASSWORD);
     let secrets = secrets("wrong");

@@ -19,7 +19,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use self::classify::{Failure, classify};
 pub use self::settings::{SmtpSettings, SmtpTls};
-use super::mailer::{Account, Mailer, OutgoingEmail, SendError, Sent};
+use super::mailer::{Account, Mailer, OutgoingEmail, SendError, SendErrorKind, Sent};
 use crate::secrets::{Secret, SecretError, SecretSource};
 
 /// Why an SMTP mailer could not be made.
@@ -233,7 +233,23 @@ impl Mailer for SmtpMailer {
     /// wrong host, certificate or password shows at startup, and the first sends do not pay for
     /// a handshake (which would bunch them behind it). SMTP says nothing of a send rate.
     async fn account(&self) -> Result<Account, SendError> {
-        let transport = self.lock().transport.clone();
+        let current = self.lock().clone();
+        match self.probe(&current).await {
+            // Refused: the password may have been rotated since (the pause probe relies on
+            // this to resume); read it again once, as a send would.
+            Err(e) if e.kind == SendErrorKind::Paused && e.code == "smtp_auth" => {
+                let renewed = self.refreshed(&current).await?;
+                self.probe(&renewed).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl SmtpMailer {
+    /// Connects, negotiates TLS and authenticates on `current`'s pool.
+    async fn probe(&self, current: &Current) -> Result<Account, SendError> {
+        let transport = current.transport.clone();
         match tokio::time::timeout(self.settings.send_timeout, transport.test_connection()).await {
             Ok(Ok(true)) => Ok(Account::default()),
             Ok(Ok(false)) => Err(SendError::transient(

@@ -154,13 +154,7 @@ async fn every_bad_event_is_dead_lettered_with_its_label_and_the_rest_goes_on() 
         orders.extend(store.load(&o.order_id).await.unwrap());
     }
     let emails = d.drain_queue(&d.email()).await;
-    let requested: Vec<String> = emails
-        .iter()
-        .map(|m| {
-            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
-            v["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let requested = common::fleet_run::envelope_id_list(&emails);
     let verdict = check(
         &scenario,
         &orders,

@@ -74,13 +74,7 @@ async fn check_against_model(d: &Deployment, scenario: &Scenario) {
     let dead = d.drain_queue(&format!("{}-dlq", d.orders())).await;
     let emails = d.drain_queue(&d.email()).await;
     let analytics_dead = d.drain_queue(&format!("{}-dlq", d.analytics())).await;
-    let requested: Vec<String> = emails
-        .iter()
-        .map(|m| {
-            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
-            v["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let requested = common::fleet_run::envelope_id_list(&emails);
     let verdict = check(
         scenario,
         &orders,

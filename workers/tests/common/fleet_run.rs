@@ -282,6 +282,20 @@ impl Process {
     }
 }
 
+/// The ids of the envelopes in message bodies, one per message (copies included), in order.
+///
+/// # Panics
+/// When a body is not an envelope.
+pub fn envelope_id_list(messages: &[fleet_bus::Message]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 /// The ids of envelopes in message bodies (raw delivery: the body is the envelope).
 pub fn envelope_ids(messages: &[fleet_bus::Message]) -> BTreeSet<String> {
     messages

@@ -240,21 +240,31 @@ where
     DisplayErrorContext(err).to_string()
 }
 
+/// Whether an AWS error code says "too many requests" (the email worker counts these apart).
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "TooManyRequestsException"
+            | "LimitExceededException"
+            | "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "RequestLimitExceeded"
+            | "SlowDown"
+            | "TooManyRequests"
+    )
+}
+
 /// A service error by its AWS code; unknown codes by their HTTP status.
 fn by_code(code: &str, status: u16, detail: &str) -> SendError {
+    if is_throttling(code) {
+        return SendError::transient(code, detail);
+    }
     match code {
-        "TooManyRequestsException"
-        | "LimitExceededException"
-        | "Throttling"
-        | "ThrottlingException"
-        | "ThrottledException"
-        | "RequestThrottled"
-        | "RequestThrottledException"
-        | "RequestLimitExceeded"
-        | "SlowDown"
-        | "TooManyRequests"
         // A missing configuration set: an operator can create it, the message can wait.
-        | "NotFoundException" => SendError::transient(code, detail),
+        "NotFoundException" => SendError::transient(code, detail),
         "MessageRejected" | "MailFromDomainNotVerifiedException" | "BadRequestException" => {
             SendError::rejected(code, detail)
         }

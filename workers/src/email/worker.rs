@@ -315,7 +315,7 @@ impl EmailWorker {
     fn send_failed(&self, error: &super::mailer::SendError) {
         let me = &*self.inner;
         let outcome = match error.kind {
-            SendErrorKind::Transient if is_throttling(&error.code) => "throttled",
+            SendErrorKind::Transient if super::ses::is_throttling(&error.code) => "throttled",
             SendErrorKind::Transient => "failed",
             SendErrorKind::Rejected => "rejected",
             SendErrorKind::Paused => "paused",
@@ -412,16 +412,6 @@ impl EmailWorker {
             Err(_) => {}
         }
     }
-}
-
-fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "TooManyRequestsException"
-            | "LimitExceededException"
-            | "Throttling"
-            | "ThrottlingException"
-    )
 }
 
 fn millis(d: Duration) -> u64 {

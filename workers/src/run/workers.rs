@@ -91,7 +91,11 @@ async fn email_worker(backends: &Backends, config: &FleetConfig) -> Result<Worke
             crate::email::Account::default()
         }
     };
-    let rate = SendRate::capped(c.rate_per_second, account.max_send_rate, c.burst);
+    let rate = Arc::new(SendRate::capped(
+        c.rate_per_second,
+        account.max_send_rate,
+        c.burst,
+    ));
     if let Some(max) = account.max_send_rate.filter(|m| *m < c.rate_per_second) {
         tracing::warn!(
             configured = c.rate_per_second,
@@ -106,7 +110,7 @@ async fn email_worker(backends: &Backends, config: &FleetConfig) -> Result<Worke
         Arc::new(templates),
         mailer,
         idempotency_store(backends, config),
-        Arc::new(rate),
+        rate.clone(),
         events,
         gate.clone(),
         c.settings(),
@@ -114,7 +118,7 @@ async fn email_worker(backends: &Backends, config: &FleetConfig) -> Result<Worke
     if account.sending_enabled == Some(false) {
         worker.pause("the account's SendingEnabled is false");
     }
-    tracing::info!(mailer = ?c.mailer, rate_per_second = worker_rate(&account, c), burst = c.burst, sends_in_flight = c.sends_in_flight, "email worker ready");
+    tracing::info!(mailer = ?c.mailer, rate_per_second = rate.per_second(), burst = c.burst, sends_in_flight = c.sends_in_flight, "email worker ready");
     let redact: Redactor =
         Arc::new(|text: &str| crate::email::privacy::redact_addresses(text).into_owned());
     Ok(Worker {
@@ -122,10 +126,6 @@ async fn email_worker(backends: &Backends, config: &FleetConfig) -> Result<Worke
         gate: Some(gate),
         redact: Some(redact),
     })
-}
-
-fn worker_rate(account: &crate::email::Account, c: &super::config::EmailConfig) -> f64 {
-    SendRate::capped(c.rate_per_second, account.max_send_rate, c.burst).per_second()
 }
 
 async fn mailer_for(

@@ -15,6 +15,9 @@ use std::time::Duration;
 use fleet_bus::ConsumerConfig;
 use serde::{Deserialize, Serialize};
 
+mod observability;
+pub use observability::{ObservabilityConfig, OtlpProtocol, TracingConfig};
+
 /// The prefix of every override variable.
 pub const ENV_PREFIX: &str = "FLEET__";
 /// Where `fleet run` looks for its configuration by default.
@@ -51,6 +54,9 @@ pub struct FleetConfig {
     /// The email worker.
     #[serde(default = "EmailConfig::default")]
     pub email: EmailConfig,
+    /// Metrics, health and readiness endpoints, and trace export.
+    #[serde(default)]
+    pub observability: ObservabilityConfig,
 }
 
 /// Which mailer the email worker sends through.

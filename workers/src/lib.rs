@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dlq;
 pub mod email;
 pub mod idempotency;
+pub mod observe;
 pub mod orders;
 pub mod run;
 pub mod scenario;

@@ -1,0 +1,366 @@
+//! The workers' metrics, declared once: their names, what each one means ([`CATALOGUE`], which
+//! the README's table and the tests read), their HELP texts ([`describe`]), and the Prometheus
+//! recorder of `fleet run` ([`install`]) with real histogram buckets for every histogram of the
+//! process, the bus's included.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use metrics::{KeyName, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::ObserveError;
+
+/// What a metric is, for the catalogue.
+// MERGE(issue 11): `fleet_bus::metrics::MetricDoc` (helper A) is the shared definition; this one
+// is here until that lands, then becomes `pub use fleet_bus::metrics::{MetricDoc, MetricKind}`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricDoc {
+    /// The exported name.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// Its unit (`None` for a ratio, a flag or an info metric).
+    pub unit: Option<Unit>,
+    /// Its labels.
+    pub labels: &'static [&'static str],
+    /// What it means (the HELP text).
+    pub help: &'static str,
+}
+
+/// The Prometheus metric types Fleet uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up (`_total`).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A distribution in buckets.
+    Histogram,
+}
+
+/// `ApproximateNumberOfMessages` of a worker's queue.
+pub const QUEUE_VISIBLE: &str = "fleet_queue_visible_messages";
+/// `ApproximateNumberOfMessagesNotVisible` of a worker's queue.
+pub const QUEUE_IN_FLIGHT: &str = "fleet_queue_in_flight_messages";
+/// `ApproximateNumberOfMessagesDelayed` of a worker's queue.
+pub const QUEUE_DELAYED: &str = "fleet_queue_delayed_messages";
+/// Visible and in-flight messages of a worker's dead-letter queue.
+pub const DEAD_LETTER_MESSAGES: &str = "fleet_dead_letter_messages";
+/// Visible messages waiting for a worker: the autoscaling signal.
+pub const WORKER_BACKLOG: &str = "fleet_worker_backlog_messages";
+/// `oldest_message_target` from the configuration.
+pub const OLDEST_MESSAGE_TARGET: &str = "fleet_oldest_message_target_seconds";
+/// 1 when a worker is ready (the rule of `/readyz`).
+pub const WORKER_READY: &str = "fleet_worker_ready";
+/// 1, labelled with the build's version.
+pub const BUILD_INFO: &str = "fleet_build_info";
+/// HTTP requests to AWS, the SDK's retries included.
+pub const AWS_REQUESTS: &str = "fleet_aws_requests_total";
+/// AWS operations that failed after the SDK's retries.
+pub const AWS_ERRORS: &str = "fleet_aws_errors_total";
+/// The email worker's sends by outcome.
+pub const EMAIL_SENDS: &str = "fleet_email_sends_total";
+/// Sends the mail provider throttled.
+pub const EMAIL_THROTTLES: &str = "fleet_email_throttles_total";
+/// The email send rate in force.
+pub const EMAIL_SEND_RATE: &str = "fleet_email_send_rate_per_second";
+/// 1 while the email worker's polling is paused.
+pub const EMAIL_PAUSED: &str = "fleet_email_paused";
+/// Sends whose outcome is unknown (never retried).
+pub const EMAIL_DELIVERY_UNKNOWN: &str = "fleet_email_delivery_unknown_total";
+/// Requests found sent already.
+pub const EMAIL_DUPLICATES: &str = "fleet_email_duplicates_total";
+/// Sent emails that could not be marked sent.
+pub const EMAIL_UNMARKED: &str = "fleet_email_unmarked_total";
+/// Analytics events by outcome.
+pub const ANALYTICS_EVENTS: &str = "fleet_analytics_events_total";
+/// `TransactWriteItems` calls of the analytics counter store by outcome.
+pub const ANALYTICS_TRANSACTIONS: &str = "fleet_analytics_transactions_total";
+
+const WORKER_QUEUE: &[&str] = &["worker", "queue"];
+const WORKER: &[&str] = &["worker"];
+const OUTCOME: &[&str] = &["outcome"];
+const NONE: &[&str] = &[];
+
+const fn doc(
+    name: &'static str,
+    kind: MetricKind,
+    unit: Option<Unit>,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDoc {
+    MetricDoc {
+        name,
+        kind,
+        unit,
+        labels,
+        help,
+    }
+}
+
+use MetricKind::{Counter, Gauge};
+const COUNT: Option<Unit> = Some(Unit::Count);
+const SECONDS: Option<Unit> = Some(Unit::Seconds);
+
+/// Every metric of the workers and of `fleet run`.
+pub const CATALOGUE: &[MetricDoc] = &[
+    doc(
+        QUEUE_VISIBLE,
+        Gauge,
+        COUNT,
+        WORKER_QUEUE,
+        "Messages ready to be received in the worker's queue (ApproximateNumberOfMessages), read every queue_stats_interval.",
+    ),
+    doc(
+        QUEUE_IN_FLIGHT,
+        Gauge,
+        COUNT,
+        WORKER_QUEUE,
+        "Messages received and not yet deleted in the worker's queue (ApproximateNumberOfMessagesNotVisible).",
+    ),
+    doc(
+        QUEUE_DELAYED,
+        Gauge,
+        COUNT,
+        WORKER_QUEUE,
+        "Messages delayed in the worker's queue (ApproximateNumberOfMessagesDelayed).",
+    ),
+    doc(
+        DEAD_LETTER_MESSAGES,
+        Gauge,
+        COUNT,
+        WORKER_QUEUE,
+        "Visible and in-flight messages in the worker's dead-letter queue (queue is the dead-letter queue).",
+    ),
+    doc(
+        WORKER_BACKLOG,
+        Gauge,
+        COUNT,
+        WORKER,
+        "Visible messages waiting for this worker: the autoscaling signal (divide by the running processes for the backlog per task).",
+    ),
+    doc(
+        OLDEST_MESSAGE_TARGET,
+        Gauge,
+        SECONDS,
+        WORKER,
+        "The age of the oldest waiting message operators accept (oldest_message_target).",
+    ),
+    doc(
+        WORKER_READY,
+        Gauge,
+        None,
+        WORKER,
+        "1 when the worker is ready (queue and dead-letter queue resolved, polling, not paused, receives not failing for longer than unready_after), else 0.",
+    ),
+    doc(
+        BUILD_INFO,
+        Gauge,
+        None,
+        &["version"],
+        "Always 1; the version label is the fleet build's version.",
+    ),
+    doc(
+        AWS_REQUESTS,
+        Counter,
+        COUNT,
+        &["operation"],
+        "HTTP requests sent to AWS, the SDK's retries included, by IAM action (sqs:ReceiveMessage).",
+    ),
+    doc(
+        AWS_ERRORS,
+        Counter,
+        COUNT,
+        &["operation", "error_type"],
+        "AWS operations that failed after the SDK's retries, by IAM action and error class.",
+    ),
+    doc(
+        EMAIL_SENDS,
+        Counter,
+        COUNT,
+        OUTCOME,
+        "The email worker's sends by outcome: sent, rejected, throttled, failed, paused, unknown.",
+    ),
+    doc(
+        EMAIL_THROTTLES,
+        Counter,
+        COUNT,
+        NONE,
+        "Sends the mail provider throttled (retried later).",
+    ),
+    doc(
+        EMAIL_SEND_RATE,
+        Gauge,
+        Some(Unit::CountPerSecond),
+        NONE,
+        "The email send rate in force (sends per second, per process).",
+    ),
+    doc(
+        EMAIL_PAUSED,
+        Gauge,
+        None,
+        NONE,
+        "1 while the email worker's polling is paused because the provider says the account cannot send.",
+    ),
+    doc(
+        EMAIL_DELIVERY_UNKNOWN,
+        Counter,
+        COUNT,
+        NONE,
+        "Email requests whose send outcome is unknown: never sent again, dead-lettered as delivery_unknown.",
+    ),
+    doc(
+        EMAIL_DUPLICATES,
+        Counter,
+        COUNT,
+        NONE,
+        "Email requests found sent already (not sent again).",
+    ),
+    doc(
+        EMAIL_UNMARKED,
+        Counter,
+        COUNT,
+        NONE,
+        "Emails sent that could not be marked sent within their claim's lease.",
+    ),
+    doc(
+        ANALYTICS_EVENTS,
+        Counter,
+        COUNT,
+        &["queue", "outcome"],
+        "Analytics events by outcome: applied, duplicate, skipped, failed (retried), refused (dead-lettered).",
+    ),
+    doc(
+        ANALYTICS_TRANSACTIONS,
+        Counter,
+        COUNT,
+        OUTCOME,
+        "TransactWriteItems calls of the analytics counter store by outcome: committed, cancelled, failed.",
+    ),
+];
+
+/// Registers the HELP text and unit of every metric in [`CATALOGUE`] with the installed
+/// recorder (without one, it does nothing).
+pub fn describe() {
+    describe_all(CATALOGUE);
+}
+
+/// Registers the HELP text and unit of every metric in `docs`.
+pub fn describe_all(docs: &[MetricDoc]) {
+    metrics::with_recorder(|recorder| {
+        for d in docs {
+            let (name, help) = (
+                KeyName::from_const_str(d.name),
+                SharedString::const_str(d.help),
+            );
+            match d.kind {
+                MetricKind::Counter => recorder.describe_counter(name, d.unit, help),
+                MetricKind::Gauge => recorder.describe_gauge(name, d.unit, help),
+                MetricKind::Histogram => recorder.describe_histogram(name, d.unit, help),
+            }
+        }
+    });
+}
+
+/// Handler run time: from 5 ms (a cached lookup) to 30 s (a slow provider near its timeout).
+const HANDLER_BUCKETS: [f64; 8] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0];
+/// Receive calls: from 10 ms (messages waiting) to 20 s (the longest long poll SQS allows).
+const RECEIVE_BUCKETS: [f64; 6] = [0.01, 0.1, 1.0, 5.0, 10.0, 20.0];
+
+/// The buckets of each histogram of the process, by metric name. A histogram not listed gets
+/// [`HANDLER_BUCKETS`], so the exporter never falls back to a summary.
+// MERGE(issue 11): the names become `fleet_bus::metrics::{HANDLER_DURATION, RECEIVE_DURATION}`.
+pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
+    ("fleet_handler_duration_seconds", &HANDLER_BUCKETS),
+    ("fleet_receive_duration_seconds", &RECEIVE_BUCKETS),
+];
+
+/// The installed recorder's handle: one recorder per process, however many times `install` runs.
+static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+
+/// Installs the Prometheus recorder as the process's metrics recorder (once; later calls return
+/// the same handle), describes the catalogue and sets `fleet_build_info`.
+///
+/// # Errors
+/// When another recorder is installed already.
+pub fn install() -> Result<PrometheusHandle, ObserveError> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(handle) = &*installed {
+        return Ok(handle.clone());
+    }
+    let mut builder = PrometheusBuilder::new().set_buckets(&HANDLER_BUCKETS)?;
+    for (name, buckets) in HISTOGRAM_BUCKETS {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)?;
+    }
+    let handle = builder.install_recorder()?;
+    // MERGE(issue 11): also `fleet_bus::metrics::describe()` and `fleet_schemas::metrics::describe()`.
+    describe();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    *installed = Some(handle.clone());
+    Ok(handle)
+}
+
+/// How often the recorder folds recent histogram samples into its buckets between scrapes, so
+/// memory stays bounded when nobody scrapes.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the recorder's upkeep every [`UPKEEP_INTERVAL`] until aborted.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_conventions() {
+        for d in CATALOGUE {
+            assert!(d.name.starts_with("fleet_"), "{}", d.name);
+            assert_eq!(
+                d.kind == MetricKind::Counter,
+                d.name.ends_with("_total"),
+                "{}",
+                d.name
+            );
+            for label in d.labels {
+                assert!(
+                    [
+                        "worker",
+                        "queue",
+                        "outcome",
+                        "operation",
+                        "error_type",
+                        "version"
+                    ]
+                    .contains(label),
+                    "{}: {label}",
+                    d.name
+                );
+            }
+            assert!(!d.help.is_empty(), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn every_name_is_declared_once() {
+        let mut names: Vec<&str> = CATALOGUE.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn histogram_buckets_increase() {
+        for (name, buckets) in HISTOGRAM_BUCKETS {
+            assert!(buckets.windows(2).all(|w| w[0] < w[1]), "{name}");
+        }
+    }
+}

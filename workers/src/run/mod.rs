@@ -14,6 +14,10 @@
 //! (deadline passed, a settlement given up, an engine failure: those messages come back after
 //! their visibility timeout), 3 stopped hard by a
 //! second signal, 1 failed (at startup: nothing was consumed).
+//!
+//! With `[observability] listen` set, `/metrics`, `/healthz` and `/readyz` are served from
+//! before step 3 (starting: alive, not ready) to the end of the drain (not ready from the first
+//! signal on), and the queue gauges are read every `queue_stats_interval` once the workers run.
 
 pub mod backends;
 pub mod config;
@@ -22,11 +26,14 @@ pub mod workers;
 
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fleet_bus::consumer::{ConsumerHandle, ConsumerStatus};
 use fleet_bus::{BusError, Consumer, ShutdownReport};
 use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::observe::{Observability, Probes, QueueStatsConfig, StatusSource, Watched};
 
 pub use backends::{AwsClients, Backends, Stores};
 pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
@@ -56,7 +63,33 @@ impl Ending {
 
 /// The running workers of one process.
 pub struct Fleet {
-    running: Vec<(WorkerKind, ConsumerHandle)>,
+    running: Arc<Running>,
+}
+
+/// The workers' consumers, shared with the health endpoints until the drain takes them.
+#[derive(Default)]
+struct Running(Mutex<Vec<RunningWorker>>);
+
+struct RunningWorker {
+    kind: WorkerKind,
+    /// The consumer's handler name: the `worker` label of its metrics.
+    name: String,
+    handle: ConsumerHandle,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RunningWorker>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StatusSource for Running {
+    fn statuses(&self) -> Vec<(String, ConsumerStatus)> {
+        self.lock()
+            .iter()
+            .map(|w| (w.name.clone(), w.handle.status()))
+            .collect()
+    }
 }
 
 /// One worker's report after a drain.
@@ -78,7 +111,7 @@ impl Fleet {
         config: &FleetConfig,
         chosen: &[WorkerKind],
     ) -> Result<Self, BusError> {
-        let mut running = Vec::new();
+        let running = Running::default();
         for worker in chosen {
             let parts = workers::worker_for(*worker, backends, config).await?;
             let mut consumer = Consumer::new(backends.transport.clone(), config.queue_of(*worker))
@@ -92,22 +125,55 @@ impl Fleet {
             }
             let handle = consumer.start().await?;
             tracing::info!(worker = %worker, queue = config.queue_of(*worker), "worker started");
-            running.push((*worker, handle));
+            running.lock().push(RunningWorker {
+                kind: *worker,
+                name: config.consumer_of(*worker).handler_name,
+                handle,
+            });
         }
-        Ok(Self { running })
+        Ok(Self {
+            running: Arc::new(running),
+        })
     }
 
     /// Each worker's consumer status (for health checks).
     pub fn statuses(&self) -> Vec<(WorkerKind, ConsumerStatus)> {
-        self.running.iter().map(|(w, h)| (*w, h.status())).collect()
+        self.running
+            .lock()
+            .iter()
+            .map(|w| (w.kind, w.handle.status()))
+            .collect()
+    }
+
+    /// The statuses for the health endpoints, by the workers' metric names; empty once the
+    /// drain has begun.
+    pub fn status_source(&self) -> Arc<dyn StatusSource> {
+        self.running.clone()
+    }
+
+    /// Each worker's queue and dead-letter queue, for the queue gauges.
+    pub fn watched(&self) -> Vec<Watched> {
+        self.running
+            .lock()
+            .iter()
+            .map(|w| {
+                let status = w.handle.status();
+                Watched {
+                    worker: w.name.clone(),
+                    queue: status.queue,
+                    dead_letter_queue: status.dead_letter_queue,
+                }
+            })
+            .collect()
     }
 
     /// Drains every worker at once, each within its `shutdown_timeout`.
     pub async fn drain(self) -> Vec<WorkerReport> {
-        join_all(self.running.into_iter().map(|(worker, handle)| async move {
+        let running = std::mem::take(&mut *self.running.lock());
+        join_all(running.into_iter().map(|w| async move {
             WorkerReport {
-                worker,
-                report: handle.shutdown().await,
+                worker: w.kind,
+                report: w.handle.shutdown().await,
             }
         }))
         .await
@@ -171,11 +237,31 @@ pub async fn serve(
     chosen: &[WorkerKind],
 ) -> Result<Ending, Box<dyn std::error::Error + Send + Sync>> {
     let mut signals = Signals::listen()?;
+    // Before the preflight, so a probe sees a starting process (alive, not ready) at once.
+    let mut observability = match config.observability.listen {
+        Some(address) => {
+            let probes = Probes::new(config.observability.unready_after);
+            Some(Observability::start(address, probes).await?)
+        }
+        None => None,
+    };
     preflight(backends, config, chosen).await?;
     let fleet = Fleet::start(backends, config, chosen).await?;
+    if let Some(o) = &mut observability {
+        o.probes.running(fleet.status_source());
+        let stats = QueueStatsConfig {
+            interval: config.observability.queue_stats_interval,
+            oldest_message_target: config.observability.oldest_message_target,
+        };
+        o.watch_queues(backends.transport.clone(), fleet.watched(), stats);
+    }
     let names: Vec<&str> = chosen.iter().map(|w| w.as_str()).collect();
     tracing::info!(workers = ?names, "fleet running; SIGTERM or SIGINT drains, a second stops at once");
     let first = signals.next().await;
+    if let Some(o) = &observability {
+        // Unready before the drain begins, so the load balancer stops routing here first.
+        o.probes.draining();
+    }
     tracing::info!(
         signal = first,
         deadline_ms = config.shutdown_timeout.as_millis() as u64,

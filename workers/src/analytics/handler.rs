@@ -119,7 +119,7 @@ fn settle(delivery: &Delivery, outcome: EventOutcome) -> Result<(), HandlerError
 /// types it has no handler for.
 fn skipped(delivery: &Delivery, event_type: &'static str) {
     observe(delivery, "skipped");
-    counter!(fleet_schemas::SKIPPED, "queue" => delivery.queue.to_string(), "type" => event_type)
+    counter!(fleet_schemas::SKIPPED, "queue" => delivery.queue.to_string(), "outcome" => event_type)
         .increment(1);
     tracing::debug!(queue = %delivery.queue, message_id = %delivery.message.id, event_type,
         "not counted by the analytics worker; acknowledged");
@@ -130,7 +130,7 @@ fn refused(delivery: &Delivery, error: &AnalyticsError) {
     observe(delivery, "refused");
     if let AnalyticsError::Schema(schema) = error {
         counter!(fleet_schemas::DECODE_FAILURES, "queue" => delivery.queue.to_string(),
-            "reason" => schema.label())
+            "error_type" => schema.label())
         .increment(1);
     }
     tracing::warn!(queue = %delivery.queue, message_id = %delivery.message.id,

@@ -26,12 +26,9 @@ pub use handler::AnalyticsWorker;
 pub use read::{BucketValue, CounterQuery};
 pub use store::{CounterStore, EventOutcome, MemoryCounterStore};
 
-/// Metric names, declared once.
+/// Metric names, declared once (in the workers' catalogue).
 pub mod metric {
-    /// Analytics events by `queue` and `outcome`: `applied`, `duplicate`, `skipped` (a type the
-    /// worker does not count, acknowledged), `failed` (retried) and `refused` (dead-lettered).
-    pub const EVENTS: &str = "fleet_analytics_events_total";
-    /// `TransactWriteItems` calls of the DynamoDB counter store, by `outcome`: `committed`,
-    /// `cancelled` (a duplicate or a conflict inside) and `failed` (the call as a whole).
-    pub const TRANSACTIONS: &str = "fleet_analytics_transactions_total";
+    pub use crate::observe::metrics::{
+        ANALYTICS_EVENTS as EVENTS, ANALYTICS_TRANSACTIONS as TRANSACTIONS,
+    };
 }

@@ -27,6 +27,7 @@ use super::outcome::EmailError;
 use super::privacy::mask_address;
 use super::rate::SendRate;
 use super::render::Templates;
+use crate::observe::metrics as m;
 use crate::orders::{EMAIL_SENT_SUFFIX, derived_envelope};
 
 /// The producer name of the events the email worker publishes.
@@ -115,8 +116,13 @@ impl EmailWorker {
         gate: PauseGate,
         settings: EmailSettings,
     ) -> Self {
-        gauge!("fleet_email_send_rate_per_second").set(rate.per_second());
-        gauge!("fleet_email_paused").set(0.0);
+        gauge!(m::EMAIL_SEND_RATE).set(rate.per_second());
+        gauge!(m::EMAIL_PAUSED).set(0.0);
+        // Registered at zero, so a rate over them reads 0 rather than nothing before the first.
+        for outcome in ["sent", "rejected", "throttled", "failed"] {
+            counter!(m::EMAIL_SENDS, "outcome" => outcome).increment(0);
+        }
+        counter!(m::EMAIL_THROTTLES).increment(0);
         Self {
             inner: Arc::new(Inner {
                 templates,
@@ -181,7 +187,7 @@ impl EmailWorker {
         match me.store.claim(&claim).await.map_err(EmailError::Claim)? {
             Claimed::Acquired => {}
             Claimed::Completed { data } => {
-                counter!("fleet_email_duplicates_total").increment(1);
+                counter!(m::EMAIL_DUPLICATES).increment(1);
                 let record = data
                     .as_deref()
                     .and_then(|d| serde_json::from_str::<SentRecord>(d).ok());
@@ -201,7 +207,7 @@ impl EmailWorker {
                         wait: Duration::from_millis(until_ms - now),
                     });
                 }
-                counter!("fleet_email_delivery_unknown_total").increment(1);
+                counter!(m::EMAIL_DELIVERY_UNKNOWN).increment(1);
                 return Err(EmailError::DeliveryUnknown {
                     request_id,
                     claimed_until_ms: until_ms,
@@ -224,7 +230,7 @@ impl EmailWorker {
             Err(error) if error.kind == SendErrorKind::Unknown => {
                 // The provider may have it: the claim stays, and the request is never resent.
                 unsent.disarm();
-                counter!("fleet_email_delivery_unknown_total").increment(1);
+                counter!(m::EMAIL_DELIVERY_UNKNOWN).increment(1);
                 self.send_failed(&error);
                 Err(EmailError::Send {
                     mailer: me.mailer.name(),
@@ -274,7 +280,7 @@ impl EmailWorker {
         let held = &claim.held();
         let me = &*self.inner;
         let mailer = me.mailer.name();
-        counter!("fleet_email_sends_total", "mailer" => mailer, "outcome" => "sent").increment(1);
+        counter!(m::EMAIL_SENDS, "outcome" => "sent").increment(1);
         let record = SentRecord {
             provider_id: sent.provider_id.clone(),
             mailer: mailer.to_owned(),
@@ -301,7 +307,7 @@ impl EmailWorker {
                 Err(source) => {
                     // It was sent, once: the message is done. Its claim stays in progress, so a
                     // duplicate of the request is dead-lettered as delivery_unknown, never sent.
-                    counter!("fleet_email_unmarked_total").increment(1);
+                    counter!(m::EMAIL_UNMARKED).increment(1);
                     tracing::error!(request_id = %request.header.id, provider_id = %sent.provider_id, to = %mask_address(&email.to), error = %source,
                         "an email was sent but could not be marked sent within its claim's lease; a duplicate of this request will be dead-lettered as delivery_unknown, never sent again");
                     break;
@@ -313,7 +319,6 @@ impl EmailWorker {
     }
 
     fn send_failed(&self, error: &super::mailer::SendError) {
-        let me = &*self.inner;
         let outcome = match error.kind {
             SendErrorKind::Transient if super::ses::is_throttling(&error.code) => "throttled",
             SendErrorKind::Transient => "failed",
@@ -321,8 +326,10 @@ impl EmailWorker {
             SendErrorKind::Paused => "paused",
             SendErrorKind::Unknown => "unknown",
         };
-        counter!("fleet_email_sends_total", "mailer" => me.mailer.name(), "outcome" => outcome)
-            .increment(1);
+        counter!(m::EMAIL_SENDS, "outcome" => outcome).increment(1);
+        if outcome == "throttled" {
+            counter!(m::EMAIL_THROTTLES).increment(1);
+        }
         if error.kind == SendErrorKind::Paused {
             self.pause(&format!("{}: {}", error.code, error.detail));
         }
@@ -333,7 +340,7 @@ impl EmailWorker {
     pub fn pause(&self, reason: &str) {
         let me = &*self.inner;
         if me.gate.pause(reason) {
-            gauge!("fleet_email_paused").set(1.0);
+            gauge!(m::EMAIL_PAUSED).set(1.0);
             tracing::error!(
                 mailer = me.mailer.name(),
                 reason,
@@ -362,7 +369,7 @@ impl EmailWorker {
                     }
                 }
                 if gate.resume() {
-                    gauge!("fleet_email_paused").set(0.0);
+                    gauge!(m::EMAIL_PAUSED).set(0.0);
                     tracing::info!("polling resumes: the next email tries the provider again");
                 }
             });

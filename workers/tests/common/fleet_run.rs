@@ -242,15 +242,25 @@ impl Process {
     }
 
     /// SIGTERM, then waits up to `limit` for it to exit.
-    pub fn terminate(mut self, limit: Duration) -> Ended {
+    pub fn terminate(self, limit: Duration) -> Ended {
+        self.signal("TERM");
+        self.wait_exit(limit)
+    }
+
+    /// Sends a signal (`TERM`, `INT`) without waiting.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([&format!("-{name}"), &pid])
                 .status()
                 .unwrap()
                 .success()
         );
+    }
+
+    /// Waits up to `limit` for it to exit (after a signal).
+    pub fn wait_exit(mut self, limit: Duration) -> Ended {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -263,7 +273,7 @@ impl Process {
             if started.elapsed() > limit {
                 let _ = self.child.kill();
                 panic!(
-                    "fleet run did not exit within {limit:?} of SIGTERM: {}",
+                    "fleet run did not exit within {limit:?}: {}",
                     std::fs::read_to_string(&self.stderr).unwrap_or_default()
                 );
             }

@@ -4,6 +4,7 @@
 pub mod dlq;
 pub mod fleet_run;
 pub mod mailer_conformance;
+pub mod observe;
 pub mod orders;
 
 use std::process::Command;

@@ -1,5 +1,5 @@
 //! The AWS call counter sees every operation of the clients built through it, failures included,
-//! against moto.
+//! against moto; the exported metrics name them as IAM actions with a bounded error class.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +11,8 @@ use fleet_workers::aws_calls::{AwsCalls, CallCount};
 
 #[tokio::test]
 async fn calls_are_counted_by_service_and_operation() {
+    // The process's Prometheus recorder, to read the metrics as they are exported.
+    let metrics = fleet_workers::observe::metrics::install().unwrap();
     let config = moto::sdk_config().await;
     let table = unique_name("calls");
     fleet_tests::dynamo::single_table(&config, &table).await;
@@ -49,4 +51,19 @@ async fn calls_are_counted_by_service_and_operation() {
     assert!(calls.get("SQS", "GetQueueUrl").calls >= 1, "{calls}");
     assert_eq!(calls.calls_of("DynamoDB", &["PutItem", "GetItem"]), 4);
     assert!(calls.to_string().contains("PutItem"), "{calls}");
+
+    // Exported by IAM action, failures by a bounded class read from moto's real answers.
+    let text = metrics.render();
+    for line in [
+        "fleet_aws_requests_total{operation=\"dynamodb:PutItem\"} 3",
+        "fleet_aws_errors_total{operation=\"dynamodb:GetItem\",error_type=\"not_found\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        text.contains(
+            "fleet_aws_errors_total{operation=\"sqs:GetQueueUrl\",error_type=\"not_found\"}"
+        ),
+        "{text}"
+    );
 }

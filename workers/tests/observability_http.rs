@@ -91,6 +91,12 @@ async fn healthz_answers_within_50_ms_while_64_handlers_are_busy() {
         BUSY,
         "more than the concurrency ran"
     );
+    let metrics = observe::scrape(endpoints.address).await;
+    assert!(
+        metrics.contains("fleet_worker_ready{worker=\"busy\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(get(endpoints.address, "/nothing").await.status, 404);
 
     release.cancel();
     source.shutdown().await;

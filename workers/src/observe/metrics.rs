@@ -12,16 +12,16 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use super::ObserveError;
 
 /// What a metric is, for the catalogue.
-// MERGE(issue 11): `fleet_bus::metrics::MetricDoc` (helper A) is the shared definition; this one
-// is here until that lands, then becomes `pub use fleet_bus::metrics::{MetricDoc, MetricKind}`.
+// MERGE(issue 11): `fleet_bus::metrics::{MetricDoc, MetricKind, describe_all}` (helper A) are the
+// shared definitions, of the same shape; these stand in until they land, then become a `pub use`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MetricDoc {
     /// The exported name.
     pub name: &'static str,
     /// Counter, gauge or histogram.
     pub kind: MetricKind,
-    /// Its unit (`None` for a ratio, a flag or an info metric).
-    pub unit: Option<Unit>,
+    /// Its unit (`Count` for messages, requests, and the 0/1 of a flag).
+    pub unit: Unit,
     /// Its labels.
     pub labels: &'static [&'static str],
     /// What it means (the HELP text).
@@ -86,7 +86,7 @@ const NONE: &[&str] = &[];
 const fn doc(
     name: &'static str,
     kind: MetricKind,
-    unit: Option<Unit>,
+    unit: Unit,
     labels: &'static [&'static str],
     help: &'static str,
 ) -> MetricDoc {
@@ -100,8 +100,8 @@ const fn doc(
 }
 
 use MetricKind::{Counter, Gauge};
-const COUNT: Option<Unit> = Some(Unit::Count);
-const SECONDS: Option<Unit> = Some(Unit::Seconds);
+const COUNT: Unit = Unit::Count;
+const SECONDS: Unit = Unit::Seconds;
 
 /// Every metric of the workers and of `fleet run`.
 pub const CATALOGUE: &[MetricDoc] = &[
@@ -150,14 +150,14 @@ pub const CATALOGUE: &[MetricDoc] = &[
     doc(
         WORKER_READY,
         Gauge,
-        None,
+        COUNT,
         WORKER,
         "1 when the worker is ready (queue and dead-letter queue resolved, polling, not paused, receives not failing for longer than unready_after), else 0.",
     ),
     doc(
         BUILD_INFO,
         Gauge,
-        None,
+        COUNT,
         &["version"],
         "Always 1; the version label is the fleet build's version.",
     ),
@@ -192,14 +192,14 @@ pub const CATALOGUE: &[MetricDoc] = &[
     doc(
         EMAIL_SEND_RATE,
         Gauge,
-        Some(Unit::CountPerSecond),
+        Unit::CountPerSecond,
         NONE,
         "The email send rate in force (sends per second, per process).",
     ),
     doc(
         EMAIL_PAUSED,
         Gauge,
-        None,
+        COUNT,
         NONE,
         "1 while the email worker's polling is paused because the provider says the account cannot send.",
     ),
@@ -255,9 +255,9 @@ pub fn describe_all(docs: &[MetricDoc]) {
                 SharedString::const_str(d.help),
             );
             match d.kind {
-                MetricKind::Counter => recorder.describe_counter(name, d.unit, help),
-                MetricKind::Gauge => recorder.describe_gauge(name, d.unit, help),
-                MetricKind::Histogram => recorder.describe_histogram(name, d.unit, help),
+                MetricKind::Counter => recorder.describe_counter(name, Some(d.unit), help),
+                MetricKind::Gauge => recorder.describe_gauge(name, Some(d.unit), help),
+                MetricKind::Histogram => recorder.describe_histogram(name, Some(d.unit), help),
             }
         }
     });
@@ -270,7 +270,8 @@ const RECEIVE_BUCKETS: [f64; 6] = [0.01, 0.1, 1.0, 5.0, 10.0, 20.0];
 
 /// The buckets of each histogram of the process, by metric name. A histogram not listed gets
 /// [`HANDLER_BUCKETS`], so the exporter never falls back to a summary.
-// MERGE(issue 11): the names become `fleet_bus::metrics::{HANDLER_DURATION, RECEIVE_DURATION}`.
+// MERGE(issue 11): the names become `fleet_bus::metrics::{HANDLER_DURATION, RECEIVE_DURATION}`,
+// and `install` also calls `fleet_bus::metrics::describe()`.
 pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
     ("fleet_handler_duration_seconds", &HANDLER_BUCKETS),
     ("fleet_receive_duration_seconds", &RECEIVE_BUCKETS),
@@ -344,6 +345,12 @@ mod tests {
                     d.name
                 );
             }
+            assert_eq!(
+                d.name.ends_with("_seconds"),
+                d.unit == Unit::Seconds,
+                "{}",
+                d.name
+            );
             assert!(!d.help.is_empty(), "{}", d.name);
         }
     }

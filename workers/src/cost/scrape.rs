@@ -86,24 +86,6 @@ fn labels(mut s: &str) -> Option<(Vec<(String, String)>, &str)> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_with_and_without_labels() {
-        let text = "# HELP x y\n# TYPE x counter\nfleet_a_total 3\nfleet_b_total{operation=\"sqs:ReceiveMessage\",worker=\"a \\\"b\\\"\"} 4.5 1700000000\nfleet_c_bucket{le=\"+Inf\"} +Inf\nnot a sample\n";
-        let s = samples(text);
-        assert_eq!(s.len(), 3, "{s:?}");
-        assert_eq!(s[0].name, "fleet_a_total");
-        assert_eq!(s[0].value, 3.0);
-        assert_eq!(s[1].label("operation"), Some("sqs:ReceiveMessage"));
-        assert_eq!(s[1].label("worker"), Some("a \"b\""));
-        assert_eq!(s[1].value, 4.5);
-        assert!(s[2].value.is_infinite());
-    }
-}
-
 /// Reads an exposition from `http://host:port/path` (plain HTTP, as `fleet run` serves it) or,
 /// for anything else, from a file.
 ///
@@ -140,4 +122,22 @@ pub async fn fetch(source: &str) -> std::io::Result<String> {
         )));
     }
     Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_with_and_without_labels() {
+        let text = "# HELP x y\n# TYPE x counter\nfleet_a_total 3\nfleet_b_total{operation=\"sqs:ReceiveMessage\",worker=\"a \\\"b\\\"\"} 4.5 1700000000\nfleet_c_bucket{le=\"+Inf\"} +Inf\nnot a sample\n";
+        let s = samples(text);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert_eq!(s[0].name, "fleet_a_total");
+        assert_eq!(s[0].value, 3.0);
+        assert_eq!(s[1].label("operation"), Some("sqs:ReceiveMessage"));
+        assert_eq!(s[1].label("worker"), Some("a \"b\""));
+        assert_eq!(s[1].value, 4.5);
+        assert!(s[2].value.is_infinite());
+    }
 }

@@ -86,6 +86,7 @@ impl AwsCalls {
     pub fn dynamodb_client(&self, config: &SdkConfig) -> aws_sdk_dynamodb::Client {
         let conf = aws_sdk_dynamodb::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(crate::cost::units::UnitsInterceptor)
             .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
     }

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod aws_calls;
 pub mod cli;
+pub mod cost;
 pub mod demo;
 pub mod dlq;
 pub mod email;

@@ -110,12 +110,37 @@ enum Command {
         /// Skip CloudWatch (the oldest-message age then shows n/a).
         #[arg(long)]
         no_cloudwatch: bool,
+        /// Also estimate the cost per million messages from a `fleet run` process's metrics:
+        /// `http://host:9464/metrics` or a file holding a scrape (repeat for every process).
+        #[arg(long = "metrics", value_name = "URL_OR_FILE")]
+        metrics: Vec<String>,
+        /// Only the cost estimate (with --metrics): no queue table, no AWS call.
+        #[arg(long, requires = "metrics")]
+        cost_only: bool,
     },
     /// Check the email templates.
     Templates {
         #[command(subcommand)]
         command: templates::TemplatesCommand,
     },
+}
+
+/// Prints the cost estimate from the scrapes of `sources` (one per `fleet run` process).
+async fn print_cost(sources: &[String]) -> Result<(), BoxError> {
+    let mut usage = crate::cost::Usage::default();
+    for source in sources {
+        let text = crate::cost::scrape::fetch(source)
+            .await
+            .map_err(|e| format!("cannot read the metrics of {source}: {e}"))?;
+        usage.add_scrape(&text);
+    }
+    match usage.estimate() {
+        Some(estimate) => println!("{estimate}\n"),
+        None => {
+            println!("no message received yet by these processes: no cost per message to show\n")
+        }
+    }
+    Ok(())
 }
 
 /// Parses the command line and runs the command.
@@ -180,7 +205,15 @@ async fn run(command: Command) -> CliResult {
         Command::Stats {
             topology,
             no_cloudwatch,
+            metrics,
+            cost_only,
         } => {
+            if !metrics.is_empty() {
+                print_cost(&metrics).await?;
+                if cost_only {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let topology = Topology::from_file(&topology)?;
             let (transport, config) = aws().await?;
             let cloudwatch = (!no_cloudwatch).then(|| aws_sdk_cloudwatch::Client::new(&config));

@@ -59,6 +59,10 @@ pub const BUILD_INFO: &str = "fleet_build_info";
 pub const AWS_REQUESTS: &str = "fleet_aws_requests_total";
 /// AWS operations that failed after the SDK's retries.
 pub const AWS_ERRORS: &str = "fleet_aws_errors_total";
+/// Estimated DynamoDB read request units (declared with their estimate in `cost::units`).
+pub use crate::cost::units::READ_UNITS as DYNAMODB_READ_UNITS;
+/// Estimated DynamoDB write request units (declared with their estimate in `cost::units`).
+pub use crate::cost::units::WRITE_UNITS as DYNAMODB_WRITE_UNITS;
 /// The email worker's sends by outcome.
 pub const EMAIL_SENDS: &str = "fleet_email_sends_total";
 /// Sends the mail provider throttled.
@@ -174,6 +178,20 @@ pub const CATALOGUE: &[MetricDoc] = &[
         COUNT,
         &["operation", "error_type"],
         "AWS operations that failed after the SDK's retries, by IAM action and error class.",
+    ),
+    doc(
+        DYNAMODB_WRITE_UNITS,
+        Counter,
+        COUNT,
+        &["operation"],
+        "Estimated DynamoDB write request units, by IAM action (dynamodb:TransactWriteItems).",
+    ),
+    doc(
+        DYNAMODB_READ_UNITS,
+        Counter,
+        COUNT,
+        &["operation"],
+        "Estimated DynamoDB read request units, by IAM action (dynamodb:GetItem).",
     ),
     doc(
         EMAIL_SENDS,

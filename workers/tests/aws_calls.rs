@@ -57,6 +57,9 @@ async fn calls_are_counted_by_service_and_operation() {
     for line in [
         "fleet_aws_requests_total{operation=\"dynamodb:PutItem\"} 3",
         "fleet_aws_errors_total{operation=\"dynamodb:GetItem\",error_type=\"not_found\"} 1",
+        // The estimated request units: three small puts, one read (refused, still counted).
+        "fleet_dynamodb_write_units_total{operation=\"dynamodb:PutItem\"} 3",
+        "fleet_dynamodb_read_units_total{operation=\"dynamodb:GetItem\"} 1",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }

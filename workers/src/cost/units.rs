@@ -18,15 +18,19 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::operation::put_item::PutItemInput;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::operation::scan::ScanInput;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, Input,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 /// Estimated DynamoDB write request units, by `operation` (`dynamodb:PutItem`).
 pub const WRITE_UNITS: &str = "fleet_dynamodb_write_units_total";
@@ -45,54 +49,66 @@ pub struct Units {
     pub read: u64,
 }
 
-/// The units of one DynamoDB operation, from its name and its (type-erased) input.
-pub fn units_of(operation: &str, input: &Input) -> Units {
+/// The operation and units of one DynamoDB request, from its (type-erased) input; `None` for
+/// operations that consume no request units (`DescribeTable`, ...).
+pub fn units_of(input: &Input) -> Option<(&'static str, Units)> {
     let write = |write| Units { write, read: 0 };
     let read = |read| Units { write: 0, read };
-    match operation {
-        "PutItem" => input
-            .downcast_ref::<PutItemInput>()
-            .map_or(write(1), |i| write(write_units(i.item.as_ref()))),
-        "UpdateItem" | "DeleteItem" => write(1),
-        "BatchWriteItem" => write(input.downcast_ref::<BatchWriteItemInput>().map_or(1, |i| {
-            i.request_items
-                .iter()
-                .flat_map(HashMap::values)
-                .flatten()
-                .map(|r| {
-                    r.put_request
-                        .as_ref()
-                        .map_or(1, |p| write_units(Some(&p.item)))
-                })
-                .sum()
-        })),
-        "TransactWriteItems" => write(input.downcast_ref::<TransactWriteItemsInput>().map_or(
-            2,
-            |i| {
-                i.transact_items
-                    .iter()
-                    .flatten()
-                    .map(|t| 2 * t.put.as_ref().map_or(1, |p| write_units(Some(&p.item))))
-                    .sum()
-            },
-        )),
-        "GetItem" | "Query" | "Scan" => read(1),
-        "BatchGetItem" => read(input.downcast_ref::<BatchGetItemInput>().map_or(1, |i| {
-            i.request_items
-                .iter()
-                .flat_map(HashMap::values)
-                .map(|k| k.keys.len() as u64)
-                .sum()
-        })),
-        "TransactGetItems" => read(
-            input
-                .downcast_ref::<TransactGetItemsInput>()
-                .map_or(2, |i| {
-                    2 * i.transact_items.as_ref().map_or(1, |t| t.len() as u64)
-                }),
-        ),
-        _ => Units::default(),
+    if let Some(i) = input.downcast_ref::<PutItemInput>() {
+        return Some(("PutItem", write(write_units(i.item.as_ref()))));
     }
+    if input.downcast_ref::<UpdateItemInput>().is_some() {
+        return Some(("UpdateItem", write(1)));
+    }
+    if input.downcast_ref::<DeleteItemInput>().is_some() {
+        return Some(("DeleteItem", write(1)));
+    }
+    if let Some(i) = input.downcast_ref::<BatchWriteItemInput>() {
+        let units = i
+            .request_items
+            .iter()
+            .flat_map(HashMap::values)
+            .flatten()
+            .map(|r| {
+                r.put_request
+                    .as_ref()
+                    .map_or(1, |p| write_units(Some(&p.item)))
+            })
+            .sum();
+        return Some(("BatchWriteItem", write(units)));
+    }
+    if let Some(i) = input.downcast_ref::<TransactWriteItemsInput>() {
+        let units = i
+            .transact_items
+            .iter()
+            .flatten()
+            .map(|t| 2 * t.put.as_ref().map_or(1, |p| write_units(Some(&p.item))))
+            .sum();
+        return Some(("TransactWriteItems", write(units)));
+    }
+    if input.downcast_ref::<GetItemInput>().is_some() {
+        return Some(("GetItem", read(1)));
+    }
+    if input.downcast_ref::<QueryInput>().is_some() {
+        return Some(("Query", read(1)));
+    }
+    if input.downcast_ref::<ScanInput>().is_some() {
+        return Some(("Scan", read(1)));
+    }
+    if let Some(i) = input.downcast_ref::<BatchGetItemInput>() {
+        let keys = i
+            .request_items
+            .iter()
+            .flat_map(HashMap::values)
+            .map(|k| k.keys.len() as u64)
+            .sum();
+        return Some(("BatchGetItem", read(keys)));
+    }
+    if let Some(i) = input.downcast_ref::<TransactGetItemsInput>() {
+        let items = i.transact_items.as_ref().map_or(1, |t| t.len() as u64);
+        return Some(("TransactGetItems", read(2 * items)));
+    }
+    None
 }
 
 fn write_units(item: Option<&HashMap<String, AttributeValue>>) -> u64 {
@@ -139,13 +155,14 @@ impl Intercept for UnitsInterceptor {
     fn read_before_execution(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(meta) = cfg.load::<Metadata>() else {
+        let Some((operation, units)) = units_of(context.input()) else {
             return Ok(());
         };
-        let units = units_of(meta.name(), context.input());
-        let operation = format!("dynamodb:{}", meta.name());
+        // Metadata (the operation's name) is not in the bag yet before execution: the input's
+        // type names the operation.
+        let operation = format!("dynamodb:{operation}");
         if units.write > 0 {
             metrics::counter!(WRITE_UNITS, "operation" => operation.clone()).increment(units.write);
         }
@@ -174,11 +191,14 @@ mod tests {
                 .build()
                 .unwrap();
             assert_eq!(
-                units_of("PutItem", &Input::erase(input)),
-                Units {
-                    write: expected,
-                    read: 0
-                },
+                units_of(&Input::erase(input)),
+                Some((
+                    "PutItem",
+                    Units {
+                        write: expected,
+                        read: 0
+                    }
+                )),
                 "{bytes}"
             );
         }
@@ -204,16 +224,23 @@ mod tests {
             .unwrap();
         // 2 × 2 (a 1.5 KB put) + 2 × 1 (an update).
         assert_eq!(
-            units_of("TransactWriteItems", &Input::erase(input)).write,
-            6
+            units_of(&Input::erase(input)).map(|(_, u)| u.write),
+            Some(6)
         );
     }
 
     #[test]
     fn reads_and_unknown_operations() {
-        let none = || Input::erase(());
-        assert_eq!(units_of("GetItem", &none()), Units { write: 0, read: 1 });
-        assert_eq!(units_of("UpdateItem", &none()), Units { write: 1, read: 0 });
-        assert_eq!(units_of("DescribeTable", &none()), Units::default());
+        let get = GetItemInput::builder().table_name("t").build().unwrap();
+        assert_eq!(
+            units_of(&Input::erase(get)),
+            Some(("GetItem", Units { write: 0, read: 1 }))
+        );
+        let update = UpdateItemInput::builder().table_name("t").build().unwrap();
+        assert_eq!(
+            units_of(&Input::erase(update)).unwrap().1,
+            Units { write: 1, read: 0 }
+        );
+        assert_eq!(units_of(&Input::erase(())), None);
     }
 }

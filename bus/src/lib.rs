@@ -18,6 +18,7 @@ mod error;
 pub mod events;
 pub mod idempotency;
 pub mod limits;
+pub mod log_limit;
 mod message;
 pub mod producer;
 pub mod retry;

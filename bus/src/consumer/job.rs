@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use super::LeaseView;
 use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
-use super::observe::Observer;
+use super::observe::{Observer, RetryLine};
 use super::settler::{Cause, Event, Verdict};
 use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Message;
@@ -90,10 +90,12 @@ impl Job {
         }
     }
 
-    /// Hands the verdict to the settler.
+    /// Writes the decision's one log line and hands the verdict to the settler.
     pub fn settle(mut self, verdict: Verdict) {
         self.settled = true;
         let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+        self.ctx
+            .announce(&self.message.id, self.attempt(), &verdict);
         send(&self.ctx.events, self.id, verdict);
     }
 }
@@ -104,6 +106,8 @@ impl Drop for Job {
             tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
             let verdict = Verdict::Release("handler task ended without a verdict");
             let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+            self.ctx
+                .announce(&self.message.id, self.attempt(), &verdict);
             send(&self.ctx.events, self.id, verdict);
         }
     }
@@ -260,7 +264,7 @@ impl JobContext {
                     Some(redact) => redact(&text),
                     None => text,
                 };
-                self.obs.handler_failed(&message.id, kind, cause, &text);
+                let error_type = self.obs.handler_failed(&label).to_owned();
                 let last = attempt >= self.max_attempts;
                 if kind == FailureKind::Permanent || last {
                     let text = if kind == FailureKind::Transient {
@@ -281,10 +285,39 @@ impl JobContext {
                         delay,
                         attempt,
                         reason: text,
+                        error_type,
                         cause,
                     }
                 }
             }
+        }
+    }
+
+    /// The one log line of a decision (see `observe`).
+    pub fn announce(&self, message_id: &str, attempt: u32, verdict: &Verdict) {
+        match verdict {
+            Verdict::Ack => self.obs.succeeded(message_id, attempt),
+            Verdict::Retry {
+                delay,
+                attempt,
+                reason,
+                error_type,
+                ..
+            } => self.obs.retry_decided(&RetryLine {
+                message_id,
+                attempt: *attempt,
+                error_type,
+                delay: *delay,
+                reason,
+                in_place: false,
+            }),
+            Verdict::DeadLetter { reason, .. } => self.obs.dead_letter_decided(
+                message_id,
+                reason.attempt,
+                &reason.kind,
+                &reason.message,
+            ),
+            Verdict::Release(why) => self.obs.release_decided(message_id, why),
         }
     }
 

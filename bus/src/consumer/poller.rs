@@ -27,10 +27,12 @@ use crate::transport::Queue;
 
 /// A receive that is not cancel-safe gets this long beyond its long-poll wait before it is
 /// abandoned as hung (its messages, if any, return after their visibility timeout).
-const RECEIVE_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const RECEIVE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub(crate) struct Poller {
+    /// Which poller of the consumer this is (its slot in the status).
+    pub index: usize,
     pub queue: Arc<dyn Queue>,
     pub ctx: Arc<JobContext>,
     pub dispatcher: Arc<Dispatcher>,
@@ -92,11 +94,17 @@ impl Poller {
                 ..self.request.clone()
             };
             let requested_at = Instant::now();
-            let Some(result) = self.receive(&request).await else {
+            self.status.receive_sent(self.index, requested_at);
+            let result = self.receive(&request).await;
+            self.status.receive_done(self.index);
+            let Some(result) = result else {
                 return;
             };
             let responded_at = Instant::now();
-            self.ctx.obs.api_call(Operation::Receive);
+            let obs = &self.ctx.obs;
+            let received = result.as_ref().ok().map(Vec::as_slice);
+            obs.receive_answered(responded_at - requested_at, received);
+            obs.report_held_back();
             match result {
                 Ok(messages) => {
                     backoff = error_backoff();

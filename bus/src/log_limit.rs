@@ -1,7 +1,9 @@
 //! A rate limit for log lines about a failing dependency: per key (a worker's error type), the
 //! first few lines pass, then at most one per interval; the lines held back are counted and the
 //! count is reported on the next line that passes, or by [`LogLimiter::overdue`] once the
-//! interval is over. A key that stays quiet for an interval starts afresh.
+//! interval is over. A key quiet for [`QUIET`] is forgotten: its next line starts afresh, with
+//! the burst. A dependency that fails now and then (retries backing off to 30 s) keeps its key,
+//! so it never gets the burst again during one outage.
 //!
 //! The limiter is pure: the caller passes the time, so tests run it on any clock.
 
@@ -15,6 +17,8 @@ use tokio::time::Instant;
 pub const BURST: u32 = 5;
 /// After the burst, at most one line per key per this long.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// A key without a line (written or held back) for six intervals is forgotten.
+pub const QUIET: Duration = Duration::from_secs(60);
 
 /// Whether to write a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,7 @@ struct Entry {
 pub struct LogLimiter<K> {
     burst: u32,
     interval: Duration,
+    quiet: Duration,
     keys: HashMap<K, Entry>,
 }
 
@@ -52,18 +57,20 @@ impl<K: Hash + Eq + Clone> Default for LogLimiter<K> {
 }
 
 impl<K: Hash + Eq + Clone> LogLimiter<K> {
-    /// A limiter that lets `burst` lines per key pass, then one per `interval`.
+    /// A limiter that lets `burst` lines per key pass, then one per `interval`; a key quiet
+    /// for six intervals starts afresh.
     pub fn new(burst: u32, interval: Duration) -> Self {
         Self {
             burst,
             interval,
+            quiet: interval * 6,
             keys: HashMap::new(),
         }
     }
 
     /// Whether a line of `key` written at `now` passes.
     pub fn check(&mut self, key: &K, now: Instant) -> Admit {
-        let interval = self.interval;
+        let (interval, quiet) = (self.interval, self.quiet);
         let entry = match self.keys.get_mut(key) {
             Some(e) => e,
             None => self.keys.entry(key.clone()).or_insert(Entry {
@@ -73,7 +80,7 @@ impl<K: Hash + Eq + Clone> LogLimiter<K> {
                 suppressed: 0,
             }),
         };
-        if entry.suppressed == 0 && now.saturating_duration_since(entry.last_seen) >= interval {
+        if entry.suppressed == 0 && now.saturating_duration_since(entry.last_seen) >= quiet {
             entry.written = 0;
         }
         entry.last_seen = now;
@@ -90,10 +97,10 @@ impl<K: Hash + Eq + Clone> LogLimiter<K> {
     }
 
     /// Keys with lines held back whose interval is over, with how many were held back: the
-    /// caller writes one line for each. Each key counts as having written a line now, and keys
-    /// quiet for an interval are forgotten.
+    /// caller writes one line for each. Each key counts as having written a line now, and quiet
+    /// keys are forgotten.
     pub fn overdue(&mut self, now: Instant) -> Vec<(K, u64)> {
-        let interval = self.interval;
+        let (interval, quiet) = (self.interval, self.quiet);
         let mut due = Vec::new();
         self.keys.retain(|key, e| {
             let waited = now.saturating_duration_since(e.last_written) >= interval;
@@ -101,7 +108,7 @@ impl<K: Hash + Eq + Clone> LogLimiter<K> {
                 due.push((key.clone(), std::mem::take(&mut e.suppressed)));
                 e.last_written = now;
             }
-            e.suppressed > 0 || now.saturating_duration_since(e.last_seen) < interval
+            e.suppressed > 0 || now.saturating_duration_since(e.last_seen) < quiet
         });
         due
     }
@@ -179,11 +186,15 @@ mod tests {
         }
         assert_eq!(written(&mut l, "a", t + MS(2)), None);
         assert_eq!(written(&mut l, "a", t + MS(10_002)), Some(1));
-        // Quiet for an interval: the burst is back.
-        let later = t + MS(30_000);
+        // Failing every 30 s: the key is kept, one line per interval at most, no new burst.
+        assert_eq!(written(&mut l, "a", t + MS(40_000)), Some(0));
+        assert_eq!(written(&mut l, "a", t + MS(40_001)), None);
+        assert_eq!(l.overdue(t + MS(50_000)), vec![("a", 1)]);
+        // Quiet for a minute: the burst is back.
+        let later = t + MS(110_001);
         assert_eq!(written(&mut l, "a", later), Some(0));
         assert_eq!(written(&mut l, "a", later + MS(1)), Some(0));
-        assert!(l.overdue(later + MS(20_000)).is_empty());
+        assert!(l.overdue(later + MS(61_000)).is_empty());
         assert!(l.keys.is_empty(), "quiet keys are dropped");
     }
 }

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use super::LeaseView;
 use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
-use super::observe::{Observer, RetryLine};
+use super::observe::Observer;
 use super::settler::{Cause, Event, Verdict};
 use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Message;
@@ -95,7 +95,8 @@ impl Job {
         self.settled = true;
         let verdict = self.ctx.last_receive_guard(&self.message, verdict);
         self.ctx
-            .announce(&self.message.id, self.attempt(), &verdict);
+            .obs
+            .decided(&self.message.id, self.attempt(), &verdict);
         send(&self.ctx.events, self.id, verdict);
     }
 }
@@ -107,7 +108,8 @@ impl Drop for Job {
             let verdict = Verdict::Release("handler task ended without a verdict");
             let verdict = self.ctx.last_receive_guard(&self.message, verdict);
             self.ctx
-                .announce(&self.message.id, self.attempt(), &verdict);
+                .obs
+                .decided(&self.message.id, self.attempt(), &verdict);
             send(&self.ctx.events, self.id, verdict);
         }
     }
@@ -290,34 +292,6 @@ impl JobContext {
                     }
                 }
             }
-        }
-    }
-
-    /// The one log line of a decision (see `observe`).
-    pub fn announce(&self, message_id: &str, attempt: u32, verdict: &Verdict) {
-        match verdict {
-            Verdict::Ack => self.obs.succeeded(message_id, attempt),
-            Verdict::Retry {
-                delay,
-                attempt,
-                reason,
-                error_type,
-                ..
-            } => self.obs.retry_decided(&RetryLine {
-                message_id,
-                attempt: *attempt,
-                error_type,
-                delay: *delay,
-                reason,
-                in_place: false,
-            }),
-            Verdict::DeadLetter { reason, .. } => self.obs.dead_letter_decided(
-                message_id,
-                reason.attempt,
-                &reason.kind,
-                &reason.message,
-            ),
-            Verdict::Release(why) => self.obs.release_decided(message_id, why),
         }
     }
 

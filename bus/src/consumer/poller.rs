@@ -94,17 +94,10 @@ impl Poller {
                 ..self.request.clone()
             };
             let requested_at = Instant::now();
-            self.status.receive_sent(self.index, requested_at);
-            let result = self.receive(&request).await;
-            self.status.receive_done(self.index);
-            let Some(result) = result else {
+            let Some(result) = self.receive_observed(&request, requested_at).await else {
                 return;
             };
             let responded_at = Instant::now();
-            let obs = &self.ctx.obs;
-            let received = result.as_ref().ok().map(Vec::as_slice);
-            obs.receive_answered(responded_at - requested_at, received);
-            obs.report_held_back();
             match result {
                 Ok(messages) => {
                     backoff = error_backoff();
@@ -123,6 +116,24 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// One receive, on the wire in the status while it lasts, then timed and counted; `None`
+    /// when the poller must stop without its answer.
+    async fn receive_observed(
+        &self,
+        request: &ReceiveRequest,
+        requested_at: Instant,
+    ) -> Option<Result<Vec<Message>, BusError>> {
+        self.status.receive_sent(self.index, requested_at);
+        let result = self.receive(request).await;
+        self.status.receive_done(self.index);
+        let result = result?;
+        let obs = &self.ctx.obs;
+        let received = result.as_ref().ok().map(Vec::as_slice);
+        obs.receive_answered(requested_at.elapsed(), received);
+        obs.report_held_back();
+        Some(result)
     }
 
     /// One receive; `None` when the poller must stop without its answer.

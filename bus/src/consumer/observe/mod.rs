@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use series::Series;
 pub(crate) use series::Settled;
 
+use super::settler::Verdict;
 use crate::log_limit::{Admit, LogLimiter};
 use crate::message::Message;
 
@@ -209,8 +210,33 @@ impl Observer {
         }
     }
 
+    /// The one log line of a decision: what the engine decided for a message, and why.
+    pub fn decided(&self, message_id: &str, attempt: u32, verdict: &Verdict) {
+        match verdict {
+            Verdict::Ack => self.succeeded(message_id, attempt),
+            Verdict::Retry {
+                delay,
+                attempt,
+                reason,
+                error_type,
+                ..
+            } => self.retry_decided(&RetryLine {
+                message_id,
+                attempt: *attempt,
+                error_type,
+                delay: *delay,
+                reason,
+                in_place: false,
+            }),
+            Verdict::DeadLetter { reason, .. } => {
+                self.dead_letter_decided(message_id, reason.attempt, &reason.kind, &reason.message)
+            }
+            Verdict::Release(why) => self.release_decided(message_id, why),
+        }
+    }
+
     /// The one line of a success.
-    pub fn succeeded(&self, message_id: &str, attempt: u32) {
+    fn succeeded(&self, message_id: &str, attempt: u32) {
         tracing::debug!(queue = %self.queue, worker = %self.worker, message_id, attempt, "message handled");
     }
 
@@ -230,13 +256,13 @@ impl Observer {
     }
 
     /// The one line of a dead-letter: never rate limited.
-    pub fn dead_letter_decided(&self, message_id: &str, attempt: u32, kind: &str, reason: &str) {
+    fn dead_letter_decided(&self, message_id: &str, attempt: u32, kind: &str, reason: &str) {
         tracing::warn!(queue = %self.queue, worker = %self.worker, message_id, attempt, kind, reason,
             "message goes to the dead-letter queue");
     }
 
     /// The one line of a message handed back unprocessed.
-    pub fn release_decided(&self, message_id: &str, why: &str) {
+    fn release_decided(&self, message_id: &str, why: &str) {
         tracing::debug!(queue = %self.queue, worker = %self.worker, message_id, why, "message released");
     }
 }

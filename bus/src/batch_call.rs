@@ -6,13 +6,54 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use std::sync::{Mutex, OnceLock};
+
+use metrics::counter;
+use tokio::time::Instant;
+
 use crate::error::BusError;
-use crate::events::Scope;
+use crate::log_limit::{Admit, LogLimiter};
 use crate::message::{EntryError, EntryResult};
+use crate::metrics::{API_CALLS, API_ERRORS, PRODUCER_WORKER};
 
 /// A settling call that has not answered after this long is abandoned and tried again, so one
 /// hung connection cannot stall leases or shutdown.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Labels of a producer's calls (`worker` is `producer`); a consumer has its own observer, with
+/// handles registered once.
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    pub queue: String,
+}
+
+/// The rate limit of every producer's lines about failed calls, per operation and error class.
+fn producer_lines() -> &'static Mutex<LogLimiter<(&'static str, &'static str)>> {
+    static LINES: OnceLock<Mutex<LogLimiter<(&'static str, &'static str)>>> = OnceLock::new();
+    LINES.get_or_init(|| Mutex::new(LogLimiter::default()))
+}
+
+impl Scope {
+    pub fn api_call(&self, operation: &'static str) {
+        counter!(API_CALLS, "worker" => PRODUCER_WORKER, "queue" => self.queue.clone(), "operation" => operation)
+            .increment(1);
+    }
+
+    pub fn api_error(&self, operation: &'static str, error: &BusError) {
+        let error_type = error.error_type();
+        counter!(API_ERRORS, "worker" => PRODUCER_WORKER, "queue" => self.queue.clone(),
+            "operation" => operation, "error_type" => error_type)
+        .increment(1);
+        let admit = producer_lines()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(&(operation, error_type), Instant::now());
+        if let Admit::Log { suppressed } = admit {
+            let suppressed = (suppressed > 0).then_some(suppressed);
+            tracing::warn!(queue = %self.queue, operation, error_type, %error, suppressed, "queue API call failed");
+        }
+    }
+}
 
 /// Tries a batch call up to four times; returns one result per entry, in order.
 pub(crate) async fn call_batch<E, T, F, Fut>(

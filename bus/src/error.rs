@@ -62,6 +62,20 @@ pub enum BusError {
     Internal(String),
 }
 
+/// The class of an API error code (see [`BusError::error_type`]).
+fn api_error_type(code: &str, retryable: bool) -> &'static str {
+    match code {
+        c if THROTTLING_CODES.contains(&c) => "throttled",
+        "RequestTimeout" | "RequestTimeoutException" => "timeout",
+        "NetworkError" | "UnparseableResponse" => "network",
+        c if NOT_FOUND_CODES.contains(&c) => "not_found",
+        c if ACCESS_DENIED_CODES.contains(&c) => "access_denied",
+        "Unknown" => "other",
+        _ if retryable => "service",
+        _ => "client",
+    }
+}
+
 /// An error and its causes on one line, `outer: inner: innermost`, each level once: a level whose
 /// text the previous one already shows (many errors print their source in their own message) is
 /// skipped.
@@ -79,7 +93,59 @@ pub fn chain_text(e: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// Error codes AWS uses for throttling: always worth a retry after a pause.
+pub(crate) const THROTTLING_CODES: [&str; 9] = [
+    "KmsThrottled",
+    "ThrottledException",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "OverLimit",
+];
+
+/// Error codes that say the caller may not do this.
+const ACCESS_DENIED_CODES: [&str; 9] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthorizationError",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "KMS.AccessDeniedException",
+];
+
+/// Error codes that say a queue, topic or table does not exist.
+const NOT_FOUND_CODES: [&str; 4] = [
+    "QueueDoesNotExist",
+    "NotFound",
+    "NotFoundException",
+    "ResourceNotFoundException",
+];
+
 impl BusError {
+    /// A bounded class of this error, for the `error_type` metric label and for rate limiting
+    /// log lines: `throttled`, `timeout`, `network`, `not_found`, `access_denied`, `service`
+    /// (a server-side fault), `client` (a request the service refused) or `other`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            BusError::Api {
+                code, retryable, ..
+            } => api_error_type(code, *retryable),
+            BusError::NotFound { .. } => "not_found",
+            BusError::Topology(_)
+            | BusError::TopologyFile { .. }
+            | BusError::FilterPolicy(_)
+            | BusError::Envelope(_)
+            | BusError::Config(_) => "client",
+            BusError::Internal(_) => "other",
+        }
+    }
+
     /// The AWS error code of an API error.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -129,6 +195,52 @@ impl BusError {
             message: message.into(),
             retryable: false,
             source: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str, retryable: bool) -> BusError {
+        BusError::Api {
+            resource: "q".into(),
+            operation: "ReceiveMessage",
+            code: code.into(),
+            message: String::new(),
+            retryable,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn error_types_are_a_small_fixed_set() {
+        let cases = [
+            (api("ThrottlingException", true), "throttled"),
+            (api("RequestThrottled", true), "throttled"),
+            (
+                BusError::timeout("q", "ReceiveMessage", std::time::Duration::from_secs(1)),
+                "timeout",
+            ),
+            (api("NetworkError", true), "network"),
+            (api("QueueDoesNotExist", false), "not_found"),
+            (
+                BusError::NotFound {
+                    kind: "queue",
+                    name: "q".into(),
+                },
+                "not_found",
+            ),
+            (api("AccessDenied", false), "access_denied"),
+            (api("InternalError", true), "service"),
+            (api("Http503", true), "service"),
+            (api("InvalidParameterValue", false), "client"),
+            (api("Unknown", false), "other"),
+            (BusError::Internal("x".into()), "other"),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(e.error_type(), expected, "{e}");
         }
     }
 }

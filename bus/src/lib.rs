@@ -7,7 +7,9 @@
 //! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
 //! - [`sns`]: filter policies and the SNS envelope;
 //! - [`idempotency`]: the idempotency store trait, its in-memory store and the layer that runs a
-//!   handler once per key.
+//!   handler once per key;
+//! - [`metrics`]: the catalogue of the bus's metrics (names, types, units, labels, meaning);
+//! - [`log_limit`]: the rate limit of log lines about a failing dependency.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -15,10 +17,11 @@ mod batch_call;
 pub mod consumer;
 pub mod embedded;
 mod error;
-pub mod events;
 pub mod idempotency;
 pub mod limits;
+pub mod log_limit;
 mod message;
+pub mod metrics;
 pub mod producer;
 pub mod retry;
 #[cfg(feature = "scenarios")]

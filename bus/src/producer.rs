@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use crate::batch_call::Scope;
 use crate::batch_call::call_batch;
 use crate::error::BusError;
-use crate::events::Scope;
 use crate::limits::{
     MAX_BATCH_ENTRIES, MAX_SNS_BATCH_BYTES, MAX_SNS_MESSAGE_BYTES, MAX_SQS_BATCH_BYTES,
     MAX_SQS_MESSAGE_BYTES,

@@ -27,7 +27,7 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// A gauge's value per `consumer` label, over the series whose `queue` label is `queue`.
+/// A gauge's value per `worker` label, over the series whose `queue` label is `queue`.
 fn gauge_by_consumer(name: &str, queue: &str) -> std::collections::BTreeMap<String, f64> {
     let mut by = std::collections::BTreeMap::new();
     for (k, _, _, v) in snapshotter().snapshot().into_vec() {
@@ -40,7 +40,7 @@ fn gauge_by_consumer(name: &str, queue: &str) -> std::collections::BTreeMap<Stri
         if key.name() != name || label("queue").as_deref() != Some(queue) {
             continue;
         }
-        if let (Some(consumer), DebugValue::Gauge(g)) = (label("consumer"), v) {
+        if let (Some(consumer), DebugValue::Gauge(g)) = (label("worker"), v) {
             *by.entry(consumer).or_insert(0.0) += g.into_inner();
         }
     }
@@ -76,7 +76,7 @@ async fn two_consumers_of_one_queue_count_their_own_messages_in_flight() {
     tokio::time::sleep(SECS(5)).await;
     // The debugging recorder's snapshot resets what it reads: the second reading is the change
     // since the first.
-    let held = gauge_by_consumer(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    let held = gauge_by_consumer(fleet_bus::metrics::IN_FLIGHT, "gauged");
     let expected: std::collections::BTreeMap<String, f64> =
         [("worker-a".to_owned(), 1.0), ("worker-b".to_owned(), 1.0)].into();
     assert_eq!(
@@ -86,7 +86,7 @@ async fn two_consumers_of_one_queue_count_their_own_messages_in_flight() {
     wait_drained(&bus, "gauged", SECS(120)).await;
     let (ra, rb) = (a.stop().await, b.stop().await);
     assert_eq!(ra.acked + rb.acked, 2, "{ra} / {rb}");
-    let change = gauge_by_consumer(fleet_bus::events::names::IN_FLIGHT, "gauged");
+    let change = gauge_by_consumer(fleet_bus::metrics::IN_FLIGHT, "gauged");
     for (consumer, c) in change {
         assert_eq!(
             held[&consumer] + c,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::*;
 use fleet_bus::consumer::{Delivery, MessageHandler, handler_fn};
-use fleet_bus::events::names;
 use fleet_bus::idempotency::{Clock, IdempotencyLayer, MemoryIdempotencyStore, Status};
+use fleet_bus::metrics as names;
 use fleet_bus::scenarios::idempotency::body_key;
 use fleet_bus::{Consumer, OutgoingMessage};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -32,8 +32,8 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// Counter values by (name, outcome) for one `scope`, counted since the last reading (the
-/// debugging recorder's snapshot resets what it reads).
+/// Idempotency counter values by (name, outcome) for one scope (the `worker` label), counted
+/// since the last reading (the debugging recorder's snapshot resets what it reads).
 fn counted(scope: &str) -> std::collections::BTreeMap<(String, String), u64> {
     let mut by = std::collections::BTreeMap::new();
     for (k, _, _, v) in snapshotter().snapshot().into_vec() {
@@ -44,7 +44,8 @@ fn counted(scope: &str) -> std::collections::BTreeMap<(String, String), u64> {
                 .map(|l| l.value().to_owned())
         };
         if let (Some(outcome), DebugValue::Counter(c)) = (label("outcome"), v)
-            && label("scope").as_deref() == Some(scope)
+            && label("worker").as_deref() == Some(scope)
+            && key.name().starts_with("fleet_idempotency_")
         {
             *by.entry((key.name().to_owned(), outcome)).or_insert(0) += c;
         }

@@ -18,17 +18,8 @@ use metrics::counter;
 use crate::envelope::Envelope;
 use crate::error::SchemaError;
 use crate::event::Event;
+use crate::metrics::{DECODE_FAILURES, OTHER_TYPE, SKIPPED};
 use crate::registry::Registry;
-
-/// Metric: messages a router refused to hand to a handler, by `queue` and `reason` (the label).
-pub const DECODE_FAILURES: &str = "fleet_decode_failures_total";
-/// Metric: messages of a type without a handler that a router acknowledged unhandled
-/// ([`Unknown::Ack`]), by `queue` and `type`: a Fleet type by name, any other as `other`, so a
-/// producer cannot grow the number of series.
-pub const SKIPPED: &str = "fleet_messages_skipped_total";
-
-/// The `type` label of [`SKIPPED`] for a type that is not one of Fleet's.
-const OTHER_TYPE: &str = "other";
 
 /// What a [`Router`] does with a well-formed message whose type it has no handler for. A message
 /// that is malformed (not JSON, a bad header, an unsupported version of a handled type) is
@@ -165,7 +156,7 @@ impl Router {
             .map(|(t, _)| t)
             .find(|t| *t == event_type)
             .unwrap_or(OTHER_TYPE);
-        counter!(SKIPPED, "queue" => delivery.queue.to_string(), "type" => label).increment(1);
+        counter!(SKIPPED, "queue" => delivery.queue.to_string(), "outcome" => label).increment(1);
         tracing::debug!(
             queue = %delivery.queue,
             router = %self.name,
@@ -177,9 +168,11 @@ impl Router {
 
     fn refused(&self, delivery: &Delivery, error: &SchemaError) {
         let reason = error.label();
-        counter!(DECODE_FAILURES, "queue" => delivery.queue.to_string(), "reason" => reason)
+        counter!(DECODE_FAILURES, "queue" => delivery.queue.to_string(), "error_type" => reason)
             .increment(1);
-        tracing::warn!(
+        // Debug, not a warning: the engine writes the dead-letter's one warning, with the label
+        // and the error text.
+        tracing::debug!(
             queue = %delivery.queue,
             router = %self.name,
             message_id = %delivery.message.id,

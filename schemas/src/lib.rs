@@ -24,6 +24,7 @@ mod envelope;
 mod error;
 mod event;
 pub mod events;
+pub mod metrics;
 mod producer;
 mod registry;
 mod schema;
@@ -31,7 +32,7 @@ pub mod text;
 mod time;
 
 pub use decode::{MAX_BODY_BYTES, decode, decode_as};
-pub use dispatch::{DECODE_FAILURES, Router, SKIPPED, Unknown};
+pub use dispatch::{Router, Unknown};
 pub use envelope::{
     ATTR_TYPE, ATTR_VERSION, Envelope, Header, MAX_ID_CHARS, MAX_PRODUCER_CHARS, MAX_TYPE_CHARS,
 };
@@ -42,6 +43,7 @@ pub use events::{
     LineItem, MailerKind, OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped,
     event_types,
 };
+pub use metrics::{DECODE_FAILURES, SKIPPED};
 pub use producer::Producer;
 pub use registry::Registry;
 pub use schema::{HEADER_SCHEMA_FILE, json_schemas, schema_file_name, write_json_schemas};

@@ -134,7 +134,7 @@ async fn bad_messages_are_dead_lettered_at_once_with_their_label_and_counted() {
             "{}",
             reason.message
         );
-        let failures = counters().get(DECODE_FAILURES, &[("queue", queue), ("reason", label)]);
+        let failures = counters().get(DECODE_FAILURES, &[("queue", queue), ("error_type", label)]);
         assert_eq!(failures, 1, "{label}");
     }
 }
@@ -175,7 +175,7 @@ async fn handler_outcomes_pass_through_the_router_unchanged() {
     );
     let failures = counters().get(
         DECODE_FAILURES,
-        &[("queue", queue), ("reason", "invalid_field")],
+        &[("queue", queue), ("error_type", "invalid_field")],
     );
     assert_eq!(failures, 0, "handler failures are not decode failures");
 }

@@ -90,7 +90,7 @@ async fn unknown_types_are_dead_lettered_by_default() {
     assert_eq!(report.received, report.settled(), "{report}");
     let unknown = counters().get(
         DECODE_FAILURES,
-        &[("queue", queue), ("reason", "unknown_type")],
+        &[("queue", queue), ("error_type", "unknown_type")],
     );
     assert_eq!(unknown, 3);
 }
@@ -109,7 +109,7 @@ async fn unknown_types_can_be_acked_and_are_counted_with_bounded_labels() {
     );
     assert_eq!((report.acked, report.dead_lettered), (4, 1), "{report}");
     assert_eq!(report.received, report.settled(), "{report}");
-    let skipped = |t: &str| counters().get(SKIPPED, &[("queue", queue), ("type", t)]);
+    let skipped = |t: &str| counters().get(SKIPPED, &[("queue", queue), ("outcome", t)]);
     assert_eq!(skipped("order.placed"), 1);
     assert_eq!(skipped("order.paid"), 1);
     // A type outside Fleet's fixed set is counted under one label, so a producer cannot grow the
@@ -119,7 +119,7 @@ async fn unknown_types_can_be_acked_and_are_counted_with_bounded_labels() {
     assert_eq!(skipped("analytics.tracked"), 0);
     let unknown = counters().get(
         DECODE_FAILURES,
-        &[("queue", queue), ("reason", "unknown_type")],
+        &[("queue", queue), ("error_type", "unknown_type")],
     );
     assert_eq!(unknown, 0, "a skipped message is not a decode failure");
 }

@@ -4,20 +4,7 @@
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::BusError;
-
-/// Error codes AWS uses for throttling: always worth a retry after a pause.
-const THROTTLING_CODES: [&str; 9] = [
-    "KmsThrottled",
-    "ThrottledException",
-    "Throttling",
-    "ThrottlingException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "OverLimit",
-];
+use crate::error::{BusError, THROTTLING_CODES};
 
 /// SQS's JSON protocol keeps the old query-protocol codes (`AWS.SimpleQueueService.X`); the bus
 /// uses the short form everywhere, so the embedded transport and SQS report the same code.

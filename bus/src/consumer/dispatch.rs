@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handler::{BatchHandler, Handler, MessageHandler};
 use super::job::{Job, JobContext, Ran, run_batch, run_one};
+use super::observe::RetryLine;
 use super::settler::{Event, Verdict};
 
 type Groups = Arc<Mutex<HashMap<String, VecDeque<Job>>>>;
@@ -192,13 +193,27 @@ async fn run_in_place(
     loop {
         let ran = run_job(ctx, handler.clone(), job).await;
         let verdict = ctx.verdict(job, ran);
-        let Verdict::Retry { delay, cause, .. } = &verdict else {
+        let Verdict::Retry {
+            delay,
+            cause,
+            reason,
+            error_type,
+            ..
+        } = &verdict
+        else {
             return verdict;
         };
         let cause = *cause;
         // The delay is at most the 12-hour limit (see `JobContext::verdict`).
         let until = Instant::now() + *delay;
-        tracing::info!(queue = %ctx.queue, message_id = %job.message.id, attempt = job.attempt(), delay_ms = delay.as_millis() as u64, "FIFO message will be retried in place");
+        ctx.obs.retry_decided(&RetryLine {
+            message_id: &job.message.id,
+            attempt: job.attempt(),
+            error_type,
+            delay: *delay,
+            reason,
+            in_place: true,
+        });
         job.park();
         if let Some(waiting) = lock(groups).get_mut(group) {
             waiting.iter_mut().for_each(Job::park);
@@ -220,12 +235,14 @@ fn retry_in(verdict: Verdict, until: Instant) -> Verdict {
         Verdict::Retry {
             attempt,
             reason,
+            error_type,
             cause,
             ..
         } => Verdict::Retry {
             delay: until.saturating_duration_since(Instant::now()),
             attempt,
             reason,
+            error_type,
             cause,
         },
         other => other,

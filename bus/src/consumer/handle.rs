@@ -21,36 +21,116 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// deadline; this only covers scheduling).
 const REPORT_GRACE: Duration = Duration::from_secs(1);
 
-/// What the pollers report for health checks.
+/// The settler turns its loop at least this often, so a stalled settler shows.
+pub(crate) const SETTLER_HEARTBEAT: Duration = Duration::from_secs(5);
+/// A settler that has not turned its loop for this long is stalled (two heartbeats missed).
+const SETTLER_STALL: Duration = Duration::from_secs(10);
+/// Beyond the longest a receive may take (its wait plus the receive grace), how long before a
+/// receive still on the wire counts as stalled.
+const RECEIVE_STALL_MARGIN: Duration = Duration::from_secs(5);
+
+/// What the pollers and the settler report for health checks. Times are milliseconds after
+/// `started`, plus one, so 0 means "never".
 pub(crate) struct Status {
     started: Instant,
-    /// Milliseconds after `started` of the last receive that answered, plus one (0: none yet).
+    /// The last receive that answered.
     last_receive: AtomicU64,
     receive_failures: AtomicU32,
     stopping: AtomicBool,
+    /// Per poller: when its receive now on the wire was sent (0: none on the wire).
+    receiving: Box<[AtomicU64]>,
+    /// The longest a receive may take before the poller abandons it.
+    receive_limit: Duration,
+    /// The settler's last turn of its loop.
+    settler_turned: AtomicU64,
 }
 
 impl Status {
-    pub fn new() -> Self {
+    /// The status of a consumer with `pollers` pollers whose receives take at most
+    /// `receive_limit`.
+    pub fn new(pollers: usize, receive_limit: Duration) -> Self {
         Self {
             started: Instant::now(),
             last_receive: AtomicU64::new(0),
             receive_failures: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
+            receiving: (0..pollers).map(|_| AtomicU64::new(0)).collect(),
+            receive_limit,
+            settler_turned: AtomicU64::new(1),
+        }
+    }
+
+    fn stamp(&self, at: Instant) -> u64 {
+        let ms = u64::try_from(at.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        ms.saturating_add(1)
+    }
+
+    fn since(&self, stamp: u64, now: Instant) -> Option<Duration> {
+        (stamp > 0).then(|| {
+            let at = self.started + Duration::from_millis(stamp - 1);
+            now.saturating_duration_since(at)
+        })
+    }
+
+    /// Poller `poller` sent a receive.
+    pub fn receive_sent(&self, poller: usize, at: Instant) {
+        if let Some(slot) = self.receiving.get(poller) {
+            slot.store(self.stamp(at), Ordering::Relaxed);
+        }
+    }
+
+    /// Poller `poller` has no receive on the wire any more.
+    pub fn receive_done(&self, poller: usize) {
+        if let Some(slot) = self.receiving.get(poller) {
+            slot.store(0, Ordering::Relaxed);
         }
     }
 
     /// A receive answered (with or without messages).
     pub fn received(&self, at: Instant) {
-        let ms = u64::try_from(at.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
-        self.last_receive
-            .store(ms.saturating_add(1), Ordering::Relaxed);
+        self.last_receive.store(self.stamp(at), Ordering::Relaxed);
         self.receive_failures.store(0, Ordering::Relaxed);
     }
 
     /// A receive failed.
     pub fn receive_failed(&self) {
         self.receive_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The settler turned its loop.
+    pub fn settler_turned(&self, at: Instant) {
+        self.settler_turned.store(self.stamp(at), Ordering::Relaxed);
+    }
+
+    /// Why a loop of the engine has not turned when it should have, if one has not. Nothing
+    /// once shutdown has begun: the loops stop on purpose then.
+    fn stalled(&self, now: Instant) -> Option<String> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return None;
+        }
+        let receive_stall = self.receive_limit + RECEIVE_STALL_MARGIN;
+        let longest = self
+            .receiving
+            .iter()
+            .filter_map(|slot| self.since(slot.load(Ordering::Relaxed), now))
+            .max();
+        if let Some(on_wire) = longest.filter(|d| *d > receive_stall) {
+            return Some(format!(
+                "a receive has been on the wire for {}s; it should have ended within {}s",
+                on_wire.as_secs(),
+                self.receive_limit.as_secs()
+            ));
+        }
+        let settler = self
+            .since(self.settler_turned.load(Ordering::Relaxed), now)
+            .unwrap_or_default();
+        (settler > SETTLER_STALL).then(|| {
+            format!(
+                "the settler has not turned its loop for {}s (it should every {}s)",
+                settler.as_secs(),
+                SETTLER_HEARTBEAT.as_secs()
+            )
+        })
     }
 }
 
@@ -72,6 +152,12 @@ pub struct ConsumerStatus {
     /// Why polling is paused (its [`PauseGate`](super::PauseGate) is closed), if it is: the
     /// consumer is not ready.
     pub paused: Option<String>,
+    /// Why one of the consumer's loops has not turned when it should have, if one has not: a
+    /// receive on the wire longer than its long-poll wait plus the receive grace plus 5 s, or
+    /// the settler not having turned its loop for 10 s. The consumer is not alive. Waiting for
+    /// free handler slots (all handlers busy) or behind a closed pause gate is not a stall;
+    /// nothing is stalled once shutdown has begun.
+    pub stalled: Option<String>,
 }
 
 /// The running parts of a consumer.
@@ -220,11 +306,9 @@ impl ConsumerHandle {
 
     /// The consumer's state now.
     pub fn status(&self) -> ConsumerStatus {
+        let now = Instant::now();
         let last = self.status.last_receive.load(Ordering::Relaxed);
-        let since_last_receive = (last > 0).then(|| {
-            let at = self.status.started + Duration::from_millis(last - 1);
-            Instant::now().saturating_duration_since(at)
-        });
+        let since_last_receive = self.status.since(last, now);
         ConsumerStatus {
             queue: self.queue.clone(),
             dead_letter_queue: self.dead_letter_queue.clone(),
@@ -233,6 +317,7 @@ impl ConsumerHandle {
             receive_failures: self.status.receive_failures.load(Ordering::Relaxed),
             stopping: self.status.stopping.load(Ordering::Relaxed),
             paused: self.gate.as_ref().and_then(super::PauseGate::paused),
+            stalled: self.status.stalled(now),
         }
     }
 
@@ -248,5 +333,40 @@ impl ConsumerHandle {
                 "the consumer was already stopped".to_owned(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_receive_on_the_wire_past_its_limit_and_five_seconds_is_a_stall() {
+        let status = Status::new(2, SECS(50));
+        status.settler_turned(Instant::now());
+        status.receive_sent(1, Instant::now());
+        tokio::time::sleep(SECS(55)).await;
+        status.settler_turned(Instant::now());
+        assert_eq!(status.stalled(Instant::now()), None, "at the limit");
+        tokio::time::sleep(SECS(1)).await;
+        status.settler_turned(Instant::now());
+        let why = status.stalled(Instant::now()).expect("stalled");
+        assert!(why.contains("56s") && why.contains("50s"), "{why}");
+        status.receive_done(1);
+        assert_eq!(status.stalled(Instant::now()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settler_that_has_not_turned_for_ten_seconds_is_a_stall_until_shutdown() {
+        let status = Status::new(1, SECS(50));
+        tokio::time::sleep(SECS(10)).await;
+        assert_eq!(status.stalled(Instant::now()), None);
+        tokio::time::sleep(SECS(1)).await;
+        let why = status.stalled(Instant::now()).expect("stalled");
+        assert!(why.contains("settler"), "{why}");
+        status.stopping.store(true, Ordering::Relaxed);
+        assert_eq!(status.stalled(Instant::now()), None, "stopping on purpose");
     }
 }

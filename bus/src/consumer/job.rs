@@ -90,10 +90,13 @@ impl Job {
         }
     }
 
-    /// Hands the verdict to the settler.
+    /// Writes the decision's one log line and hands the verdict to the settler.
     pub fn settle(mut self, verdict: Verdict) {
         self.settled = true;
         let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+        self.ctx
+            .obs
+            .decided(&self.message.id, self.attempt(), &verdict);
         send(&self.ctx.events, self.id, verdict);
     }
 }
@@ -104,6 +107,9 @@ impl Drop for Job {
             tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
             let verdict = Verdict::Release("handler task ended without a verdict");
             let verdict = self.ctx.last_receive_guard(&self.message, verdict);
+            self.ctx
+                .obs
+                .decided(&self.message.id, self.attempt(), &verdict);
             send(&self.ctx.events, self.id, verdict);
         }
     }
@@ -260,7 +266,7 @@ impl JobContext {
                     Some(redact) => redact(&text),
                     None => text,
                 };
-                self.obs.handler_failed(&message.id, kind, cause, &text);
+                let error_type = self.obs.handler_failed(&label).to_owned();
                 let last = attempt >= self.max_attempts;
                 if kind == FailureKind::Permanent || last {
                     let text = if kind == FailureKind::Transient {
@@ -281,6 +287,7 @@ impl JobContext {
                         delay,
                         attempt,
                         reason: text,
+                        error_type,
                         cause,
                     }
                 }

@@ -232,9 +232,15 @@ impl Consumer {
 
     fn launch(&self, handler: Handler, r: &Resolved) -> ConsumerHandle {
         let c = &self.config;
-        let obs = Arc::new(Observer::new(&self.queue, &c.handler_name));
+        let obs = Arc::new(Observer::new(
+            &self.queue,
+            &c.handler_name,
+            c.concurrency_limit(),
+        ));
+        let status = Arc::new(Status::new(c.pollers, c.wait_time + poller::RECEIVE_GRACE));
         let (tx, rx) = mpsc::unbounded_channel();
         let setup = SettlerSetup {
+            status: status.clone(),
             queue: r.source.queue(),
             dead_letter: r.dead_letter.sender(),
             dead_letter_fifo: is_fifo_name(r.dead_letter.name()),
@@ -256,9 +262,9 @@ impl Consumer {
             hard_stop: hard_stop.clone(),
             concurrency_limit: u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX),
         });
-        let status = Arc::new(Status::new());
         let pollers = TaskTracker::new();
         let template = Poller {
+            index: 0,
             queue: r.source.queue(),
             ctx,
             dispatcher,
@@ -276,8 +282,14 @@ impl Consumer {
             status: status.clone(),
             gate: self.gate.clone(),
         };
-        for _ in 0..c.pollers {
-            pollers.spawn(template.clone().run());
+        for index in 0..c.pollers {
+            pollers.spawn(
+                Poller {
+                    index,
+                    ..template.clone()
+                }
+                .run(),
+            );
         }
         tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts = template.ctx.max_attempts, visibility_ms = r.visibility.as_millis() as u64, fifo = r.description.fifo, dead_letter = r.dead_letter.name(), "consumer started");
         let engine = Engine {

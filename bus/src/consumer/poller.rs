@@ -27,10 +27,12 @@ use crate::transport::Queue;
 
 /// A receive that is not cancel-safe gets this long beyond its long-poll wait before it is
 /// abandoned as hung (its messages, if any, return after their visibility timeout).
-const RECEIVE_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const RECEIVE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub(crate) struct Poller {
+    /// Which poller of the consumer this is (its slot in the status).
+    pub index: usize,
     pub queue: Arc<dyn Queue>,
     pub ctx: Arc<JobContext>,
     pub dispatcher: Arc<Dispatcher>,
@@ -92,11 +94,10 @@ impl Poller {
                 ..self.request.clone()
             };
             let requested_at = Instant::now();
-            let Some(result) = self.receive(&request).await else {
+            let Some(result) = self.receive_observed(&request, requested_at).await else {
                 return;
             };
             let responded_at = Instant::now();
-            self.ctx.obs.api_call(Operation::Receive);
             match result {
                 Ok(messages) => {
                     backoff = error_backoff();
@@ -115,6 +116,24 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// One receive, on the wire in the status while it lasts, then timed and counted; `None`
+    /// when the poller must stop without its answer.
+    async fn receive_observed(
+        &self,
+        request: &ReceiveRequest,
+        requested_at: Instant,
+    ) -> Option<Result<Vec<Message>, BusError>> {
+        self.status.receive_sent(self.index, requested_at);
+        let result = self.receive(request).await;
+        self.status.receive_done(self.index);
+        let result = result?;
+        let obs = &self.ctx.obs;
+        let received = result.as_ref().ok().map(Vec::as_slice);
+        obs.receive_answered(requested_at.elapsed(), received);
+        obs.report_held_back();
+        Some(result)
     }
 
     /// One receive; `None` when the poller must stop without its answer.

@@ -14,7 +14,7 @@ use super::layer::{IdempotencyLayer, Keyed, labels};
 use super::record::{Claim, Claimed, Held, HolderToken};
 use super::store::{IdempotencyError, IdempotencyStore};
 use crate::consumer::{Delivery, HandlerError, LeaseView};
-use crate::events::names;
+use crate::metrics as names;
 
 impl IdempotencyLayer {
     /// Runs one delivery through the layer.
@@ -152,7 +152,8 @@ impl IdempotencyLayer {
     }
 
     fn count(&self, name: &'static str, outcome: &'static str) {
-        counter!(name, "scope" => self.scope.to_string(), "outcome" => outcome).increment(1);
+        // The scope is the worker's name: its label is shared, not copied.
+        counter!(name, "worker" => self.scope.clone(), "outcome" => outcome).increment(1);
     }
 
     fn store_failed(&self, operation: &'static str, key: &str, e: &IdempotencyError) {
@@ -165,7 +166,7 @@ async fn release(store: &dyn IdempotencyStore, scope: &str, held: &Held) {
         Ok(()) => {}
         Err(IdempotencyError::NotHeld { .. }) => {
             tracing::warn!(scope, key = %held.key, "the idempotency record to release is held by another holder");
-            counter!(names::IDEMPOTENCY_CONFLICTS, "scope" => scope.to_owned(), "outcome" => "not_held")
+            counter!(names::IDEMPOTENCY_CONFLICTS, "worker" => scope.to_owned(), "outcome" => "not_held")
                 .increment(1);
         }
         Err(e) => store_failed(scope, "release", &held.key, &e),
@@ -181,7 +182,7 @@ fn store_failed(scope: &str, operation: &'static str, key: &str, e: &Idempotency
         error,
         "idempotency store call failed"
     );
-    counter!(names::IDEMPOTENCY_STORE_ERRORS, "scope" => scope.to_owned(), "operation" => operation)
+    counter!(names::IDEMPOTENCY_STORE_ERRORS, "worker" => scope.to_owned(), "operation" => operation)
         .increment(1);
 }
 

@@ -58,6 +58,8 @@ pub struct Faulty {
     /// Whether a receive may be dropped without taking messages (as the embedded queue's may;
     /// SQS's may not).
     cancel_safe: bool,
+    /// Received messages look this much older than the queue stamped them.
+    backdate: Arc<Mutex<Duration>>,
 }
 
 impl Faulty {
@@ -66,7 +68,13 @@ impl Faulty {
             bus,
             rules: Arc::default(),
             cancel_safe: true,
+            backdate: Arc::default(),
         }
+    }
+
+    /// Received messages carry a `SentTimestamp` this much earlier than the queue's.
+    pub fn backdate_receives(&self, by: Duration) {
+        *self.backdate.lock().expect("lock") = by;
     }
 
     /// Receives behave as on SQS: the consumer may not drop one that is on the wire.
@@ -145,7 +153,12 @@ impl Queue for FaultyQueue {
         self.faults
             .apply(&self.name, Call::Receive, "ReceiveMessage")
             .await?;
-        self.inner.queue().receive(r).await
+        let mut messages = self.inner.queue().receive(r).await?;
+        let by = *self.faults.backdate.lock().expect("lock");
+        for m in &mut messages {
+            m.system.sent_at -= by;
+        }
+        Ok(messages)
     }
     async fn delete_batch(&self, r: &[Receipt]) -> Result<Vec<EntryResult<()>>, BusError> {
         self.faults

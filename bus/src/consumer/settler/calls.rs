@@ -48,15 +48,6 @@ impl Op {
     pub fn keeps_lease(&self) -> bool {
         !matches!(self, Op::Change { .. })
     }
-
-    /// The call this settlement makes.
-    pub fn operation(&self) -> Operation {
-        match self {
-            Op::Delete { .. } => Operation::Delete,
-            Op::Change { .. } => Operation::ChangeVisibility,
-            Op::DeadLetter { .. } => Operation::SendDeadLetter,
-        }
-    }
 }
 
 /// What a visibility change settles the message as.

@@ -10,7 +10,6 @@ use super::calls::{ChangeEntry, ChangeOutcome, Completed, Op};
 use super::lease::visibility_budget;
 use super::lease::{Phase, Settle, State};
 use super::{Outcome, RECEIPT_GONE, Settler};
-use crate::consumer::observe::Operation;
 use crate::message::{EntryError, EntryResult};
 
 /// First pause before a failed settlement is tried again; it doubles up to [`MAX_PAUSE`].
@@ -61,9 +60,7 @@ impl Settler {
                             let outcome = match change {
                                 ChangeOutcome::Retried => Outcome::Retried,
                                 ChangeOutcome::Released => Outcome::Released,
-                                ChangeOutcome::DeadLetterFailed => {
-                                    Outcome::SettleFailed(Operation::SendDeadLetter)
-                                }
+                                ChangeOutcome::DeadLetterFailed => Outcome::SettleFailed,
                             };
                             self.finish(c.id, outcome);
                         }
@@ -180,8 +177,7 @@ impl Settler {
                     tracing::warn!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code,
                         "the message is in the dead-letter queue but could not be deleted from its source; it will be received again, and its dead letter may be copied (copies share the message id)");
                 }
-                let op = op.operation();
-                self.finish(id, Outcome::SettleFailed(op));
+                self.finish(id, Outcome::SettleFailed);
             }
         }
     }
@@ -210,10 +206,7 @@ impl Settler {
                             .leases_lost(&ids, "the receipt no longer holds the message");
                     }
                     State::Settling(s) if s.phase == Phase::InFlight => s.given_up = true,
-                    State::Settling(s) => {
-                        let op = s.op.operation();
-                        self.finish(c.id, Outcome::SettleFailed(op));
-                    }
+                    State::Settling(_) => self.finish(c.id, Outcome::SettleFailed),
                     State::Lost => {}
                 }
                 return;

@@ -34,7 +34,8 @@ impl Settler {
         self.ready(id, now);
     }
 
-    /// What carries out a verdict; counts the failure's cause and logs the decision.
+    /// What carries out a verdict; counts the failure's cause. The decision's log line was
+    /// written when it was made (`Job::settle`).
     fn settlement_of(
         &mut self,
         verdict: Verdict,
@@ -46,29 +47,18 @@ impl Settler {
             Verdict::Ack => Op::Delete {
                 dead_lettered: false,
             },
-            Verdict::Retry {
-                delay,
-                attempt,
-                reason,
-                cause,
-            } => {
+            Verdict::Retry { delay, cause, .. } => {
                 self.count_cause(cause);
                 let delay = delay.min(visibility_budget(budget_from, now));
-                self.setup
-                    .obs
-                    .retry_decided(message_id, attempt, delay, &reason);
                 Op::Change {
                     timeout: delay,
                     outcome: ChangeOutcome::Retried,
                 }
             }
-            Verdict::Release(why) => {
-                tracing::debug!(queue = %self.setup.obs.queue, message_id, why, "releasing message");
-                Op::Change {
-                    timeout: Duration::ZERO,
-                    outcome: ChangeOutcome::Released,
-                }
-            }
+            Verdict::Release(_) => Op::Change {
+                timeout: Duration::ZERO,
+                outcome: ChangeOutcome::Released,
+            },
             Verdict::DeadLetter {
                 message,
                 reason,
@@ -78,12 +68,10 @@ impl Settler {
                 self.count_cause(cause);
                 let out = dead_letter_message(&message, &reason, self.setup.dead_letter_fifo);
                 if out.note.is_some() {
-                    tracing::warn!(queue = %self.setup.obs.queue, message_id, kind = %reason.kind,
+                    // Not a second warning: the decision's own line was written already.
+                    tracing::debug!(queue = %self.setup.obs.queue, message_id, kind = %reason.kind,
                         "the dead-letter reason does not fit on the message; it goes in a note just before it");
                 }
-                self.setup
-                    .obs
-                    .dead_letter_decided(message_id, &reason.kind, &reason.message);
                 let (out, then) = match out.note {
                     Some(note) => (Box::new(note), Some(Box::new(out.message))),
                     None => (Box::new(out.message), None),

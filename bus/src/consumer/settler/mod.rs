@@ -30,7 +30,8 @@ pub(crate) use lease::first_deadline;
 use lease::{Lease, Phase, Plan, State};
 
 use super::dead_letter::DeadLetterReason;
-use super::observe::{Observer, Operation};
+use super::handle::{SETTLER_HEARTBEAT, Status};
+use super::observe::{Observer, Settled};
 use super::report::ShutdownReport;
 use crate::message::{Message, Receipt};
 use crate::retry::RetryPolicy;
@@ -57,6 +58,8 @@ pub(crate) enum Verdict {
         delay: Duration,
         attempt: u32,
         reason: String,
+        /// The failure's label, bounded as the metric counts it.
+        error_type: String,
         cause: Cause,
     },
     /// Send it to the dead-letter queue with the reason, then delete it.
@@ -112,6 +115,8 @@ const MIN_CALL_TIME: Duration = Duration::from_millis(100);
 
 /// What the settler needs to know about its queue.
 pub(crate) struct SettlerSetup {
+    /// Where the settler's heartbeat goes.
+    pub status: Arc<Status>,
     pub queue: Arc<dyn Queue>,
     pub dead_letter: Arc<dyn Sender>,
     pub dead_letter_fifo: bool,
@@ -128,7 +133,7 @@ enum Outcome {
     Released,
     DeadLettered,
     LeaseLost,
-    SettleFailed(Operation),
+    SettleFailed,
     Abandoned,
 }
 
@@ -169,6 +174,7 @@ impl Settler {
     /// Runs until drained (or the drain deadline); returns how every message was settled.
     pub async fn run(mut self) -> ShutdownReport {
         loop {
+            self.setup.status.settler_turned(Instant::now());
             let wake = self.next_wake();
             tokio::select! {
                 ev = self.rx.recv() => match ev {
@@ -194,7 +200,10 @@ impl Settler {
         self.report
     }
 
+    /// When to turn the loop next: the first due action, and at least every heartbeat, so a
+    /// settler that stopped turning shows in the consumer's status.
     fn next_wake(&self) -> Instant {
+        let heartbeat = Instant::now() + SETTLER_HEARTBEAT;
         let interval = self.setup.flush_interval;
         let urgent = self
             .changes
@@ -215,7 +224,7 @@ impl Settler {
             .flatten()
             .chain(leases)
             .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+            .map_or(heartbeat, |at| at.min(heartbeat))
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -262,37 +271,18 @@ impl Settler {
         if self.leases.remove(&id).is_none() {
             return;
         }
-        let (r, obs) = (&mut self.report, &self.setup.obs);
-        match outcome {
-            Outcome::Acked => {
-                r.acked += 1;
-                obs.acked();
-            }
-            Outcome::Retried => {
-                r.retried += 1;
-                obs.retried();
-            }
-            Outcome::Released => {
-                r.released += 1;
-                obs.released();
-            }
-            Outcome::DeadLettered => {
-                r.dead_lettered += 1;
-                obs.dead_lettered();
-            }
-            Outcome::LeaseLost => {
-                r.lease_lost += 1;
-                obs.lease_lost();
-            }
-            Outcome::SettleFailed(op) => {
-                r.settle_failed += 1;
-                obs.settle_failed(op);
-            }
-            Outcome::Abandoned => {
-                r.abandoned += 1;
-                obs.abandoned();
-            }
-        }
+        let r = &mut self.report;
+        let (count, settled) = match outcome {
+            Outcome::Acked => (&mut r.acked, Settled::Succeeded),
+            Outcome::Retried => (&mut r.retried, Settled::Retried),
+            Outcome::Released => (&mut r.released, Settled::Released),
+            Outcome::DeadLettered => (&mut r.dead_lettered, Settled::DeadLettered),
+            Outcome::LeaseLost => (&mut r.lease_lost, Settled::LeaseLost),
+            Outcome::SettleFailed => (&mut r.settle_failed, Settled::SettleFailed),
+            Outcome::Abandoned => (&mut r.abandoned, Settled::Abandoned),
+        };
+        *count += 1;
+        self.setup.obs.settled(settled);
     }
 
     /// The drain deadline passed: whatever is still held reappears after its visibility timeout.
@@ -313,6 +303,7 @@ impl Settler {
     fn on_tick(&mut self, now: Instant) {
         self.tend_leases(now);
         self.flush(now);
+        self.setup.obs.report_held_back();
     }
 
     /// Extends leases that are due (with those within three quarters, so they share calls),

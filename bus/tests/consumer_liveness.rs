@@ -101,3 +101,24 @@ async fn all_handlers_busy_is_not_a_stall() {
     let report = handle.shutdown().await.unwrap();
     assert!(report.is_balanced(), "{report}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_on_an_empty_queue_counts_as_polling_after_a_second() {
+    let bus = bus_with_queue("empty", 3, SECS(30)).await;
+    let handle = Consumer::new(bus, "empty")
+        .handler(ok_handler())
+        .configure(|c| {
+            c.pollers = 1;
+            c.wait_time = SECS(20);
+        })
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!handle.status().polling, "{:?}", handle.status());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = handle.status();
+    assert!(status.polling, "the long poll was accepted: {status:?}");
+    assert_eq!(status.since_last_receive, None, "nothing answered yet");
+    handle.shutdown().await.unwrap();
+}

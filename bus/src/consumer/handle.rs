@@ -21,6 +21,8 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// deadline; this only covers scheduling).
 const REPORT_GRACE: Duration = Duration::from_secs(1);
 
+/// A receive that has waited on the wire this long was accepted by the queue: polling works.
+const ACCEPTED_POLL: Duration = Duration::from_secs(1);
 /// The settler turns its loop at least this often, so a stalled settler shows.
 pub(crate) const SETTLER_HEARTBEAT: Duration = Duration::from_secs(5);
 /// A settler that has not turned its loop for this long is stalled (two heartbeats missed).
@@ -102,6 +104,14 @@ impl Status {
         self.settler_turned.store(self.stamp(at), Ordering::Relaxed);
     }
 
+    /// How long the longest receive now on the wire has been waiting, if one is.
+    fn longest_on_wire(&self, now: Instant) -> Option<Duration> {
+        self.receiving
+            .iter()
+            .filter_map(|slot| self.since(slot.load(Ordering::Relaxed), now))
+            .max()
+    }
+
     /// Why a loop of the engine has not turned when it should have, if one has not. Nothing
     /// once shutdown has begun: the loops stop on purpose then.
     fn stalled(&self, now: Instant) -> Option<String> {
@@ -109,12 +119,7 @@ impl Status {
             return None;
         }
         let receive_stall = self.receive_limit + RECEIVE_STALL_MARGIN;
-        let longest = self
-            .receiving
-            .iter()
-            .filter_map(|slot| self.since(slot.load(Ordering::Relaxed), now))
-            .max();
-        if let Some(on_wire) = longest.filter(|d| *d > receive_stall) {
+        if let Some(on_wire) = self.longest_on_wire(now).filter(|d| *d > receive_stall) {
             return Some(format!(
                 "a receive has been on the wire for {}s; it should have ended within {}s",
                 on_wire.as_secs(),
@@ -141,7 +146,8 @@ pub struct ConsumerStatus {
     pub queue: String,
     /// Where it dead-letters (resolved before it started).
     pub dead_letter_queue: String,
-    /// A receive has answered since it started: polling works.
+    /// Polling works: a receive has answered since it started, or one has been waiting on the
+    /// wire for a second (a long poll the queue accepted; a refused receive answers at once).
     pub polling: bool,
     /// How long ago the last receive answered.
     pub since_last_receive: Option<Duration>,
@@ -312,7 +318,13 @@ impl ConsumerHandle {
         ConsumerStatus {
             queue: self.queue.clone(),
             dead_letter_queue: self.dead_letter_queue.clone(),
-            polling: last > 0,
+            // A long poll that has waited a second was accepted by the queue (a refused receive
+            // answers at once), so an empty queue does not hold readiness for a whole wait.
+            polling: last > 0
+                || self
+                    .status
+                    .longest_on_wire(now)
+                    .is_some_and(|d| d >= ACCEPTED_POLL && d <= self.status.receive_limit),
             since_last_receive,
             receive_failures: self.status.receive_failures.load(Ordering::Relaxed),
             stopping: self.status.stopping.load(Ordering::Relaxed),

@@ -2,8 +2,8 @@
 //! consumers' statuses.
 //!
 //! - Ready (`/readyz`, and `fleet_worker_ready`): the process is running (not starting, not
-//!   draining) and every worker is ready: its queue and dead-letter queue are resolved, a
-//!   receive has answered (polling started), it is not paused, not stopping, and its receives
+//!   draining) and every worker is ready: its queue and dead-letter queue are resolved, polling
+//!   has started (a receive answered, or a long poll was accepted), it is not paused, not stopping, and its receives
 //!   have not been failing for longer than `unready_after`. A load balancer or an orchestrator
 //!   stops sending work to an unready process; nothing restarts it.
 //! - Alive (`/healthz`): every consumer's loops are turning. A process that is starting or
@@ -46,7 +46,7 @@ pub fn unready_reason(status: &ConsumerStatus, unready_after: Duration) -> Optio
         return Some(format!("paused: {reason}"));
     }
     if !status.polling {
-        return Some("no receive has answered yet".to_owned());
+        return Some("polling has not started".to_owned());
     }
     // The failures began after the last receive that answered, so `since_last_receive` bounds
     // how long they have lasted (from above, by at most one long poll).
@@ -76,13 +76,11 @@ pub fn readiness(
     per_worker(workers, |s| unready_reason(s, unready_after), "ready")
 }
 
-/// Why a consumer's loops are not turning, or `None` when they are.
-// MERGE(issue 11): `status.stalled.clone()` once helper A's `ConsumerStatus::stalled` lands. The
-// fields that exist today cannot tell a stuck receive from a long poll or from a poller waiting
-// for free handler slots (which is not stalled), so until then every consumer counts as turning.
+/// Why a consumer's loops are not turning, or `None` when they are: a receive hung on the wire,
+/// or a settler that stopped turning its loop (a poller waiting for free handler slots is not
+/// stalled).
 pub fn stalled_reason(status: &ConsumerStatus) -> Option<String> {
-    let _ = status;
-    None
+    status.stalled.clone()
 }
 
 /// The `/healthz` verdict: `stalled` says why a worker's loops are not turning (see

@@ -12,6 +12,7 @@ fn polling() -> ConsumerStatus {
         receive_failures: 0,
         stopping: false,
         paused: None,
+        stalled: None,
     }
 }
 
@@ -83,7 +84,7 @@ fn each_reason_makes_a_worker_unready() {
                 since_last_receive: None,
                 ..polling()
             },
-            "no receive has answered yet",
+            "polling has not started",
         ),
         (
             ConsumerStatus {
@@ -193,4 +194,16 @@ fn an_unready_worker_is_still_alive() {
         ..polling()
     };
     assert!(liveness(Phase::Running, &one(paused), stalled_reason).ok);
+}
+
+#[test]
+fn the_engine_s_stalled_reason_is_the_liveness_reason() {
+    let stuck = ConsumerStatus {
+        stalled: Some("a receive has been on the wire for 55s".into()),
+        ..polling()
+    };
+    let v = liveness(Phase::Running, &one(stuck), stalled_reason);
+    assert!(!v.ok);
+    assert!(v.body.contains("on the wire for 55s"), "{}", v.body);
+    assert!(liveness(Phase::Running, &one(polling()), stalled_reason).ok);
 }

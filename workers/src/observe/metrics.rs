@@ -6,38 +6,12 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use metrics::{KeyName, SharedString, Unit};
+use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::ObserveError;
 
-/// What a metric is, for the catalogue.
-// MERGE(issue 11): `fleet_bus::metrics::{MetricDoc, MetricKind, describe_all}` (helper A) are the
-// shared definitions, of the same shape; these stand in until they land, then become a `pub use`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MetricDoc {
-    /// The exported name.
-    pub name: &'static str,
-    /// Counter, gauge or histogram.
-    pub kind: MetricKind,
-    /// Its unit (`Count` for messages, requests, and the 0/1 of a flag).
-    pub unit: Unit,
-    /// Its labels.
-    pub labels: &'static [&'static str],
-    /// What it means (the HELP text).
-    pub help: &'static str,
-}
-
-/// The Prometheus metric types Fleet uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricKind {
-    /// Only goes up (`_total`).
-    Counter,
-    /// A value that goes up and down.
-    Gauge,
-    /// A distribution in buckets.
-    Histogram,
-}
+pub use fleet_bus::metrics::{MetricDoc, MetricKind, describe_all};
 
 /// `ApproximateNumberOfMessages` of a worker's queue.
 pub const QUEUE_VISIBLE: &str = "fleet_queue_visible_messages";
@@ -264,36 +238,7 @@ pub fn describe() {
     describe_all(CATALOGUE);
 }
 
-/// Registers the HELP text and unit of every metric in `docs`.
-pub fn describe_all(docs: &[MetricDoc]) {
-    metrics::with_recorder(|recorder| {
-        for d in docs {
-            let (name, help) = (
-                KeyName::from_const_str(d.name),
-                SharedString::const_str(d.help),
-            );
-            match d.kind {
-                MetricKind::Counter => recorder.describe_counter(name, Some(d.unit), help),
-                MetricKind::Gauge => recorder.describe_gauge(name, Some(d.unit), help),
-                MetricKind::Histogram => recorder.describe_histogram(name, Some(d.unit), help),
-            }
-        }
-    });
-}
-
-/// Handler run time: from 5 ms (a cached lookup) to 30 s (a slow provider near its timeout).
-const HANDLER_BUCKETS: [f64; 8] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0];
-/// Receive calls: from 10 ms (messages waiting) to 20 s (the longest long poll SQS allows).
-const RECEIVE_BUCKETS: [f64; 6] = [0.01, 0.1, 1.0, 5.0, 10.0, 20.0];
-
-/// The buckets of each histogram of the process, by metric name. A histogram not listed gets
-/// [`HANDLER_BUCKETS`], so the exporter never falls back to a summary.
-// MERGE(issue 11): the names become `fleet_bus::metrics::{HANDLER_DURATION, RECEIVE_DURATION}`,
-// and `install` also calls `fleet_bus::metrics::describe()`.
-pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
-    ("fleet_handler_duration_seconds", &HANDLER_BUCKETS),
-    ("fleet_receive_duration_seconds", &RECEIVE_BUCKETS),
-];
+use fleet_bus::metrics::{HANDLER_BUCKETS, HISTOGRAM_BUCKETS};
 
 /// The installed recorder's handle: one recorder per process, however many times `install` runs.
 static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
@@ -308,12 +253,15 @@ pub fn install() -> Result<PrometheusHandle, ObserveError> {
     if let Some(handle) = &*installed {
         return Ok(handle.clone());
     }
-    let mut builder = PrometheusBuilder::new().set_buckets(&HANDLER_BUCKETS)?;
+    // Every histogram gets real buckets (a histogram not listed gets the handler's), so the
+    // exporter never falls back to a summary.
+    let mut builder = PrometheusBuilder::new().set_buckets(HANDLER_BUCKETS)?;
     for (name, buckets) in HISTOGRAM_BUCKETS {
         builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)?;
     }
     let handle = builder.install_recorder()?;
-    // MERGE(issue 11): also `fleet_bus::metrics::describe()` and `fleet_schemas::metrics::describe()`.
+    fleet_bus::metrics::describe();
+    fleet_schemas::metrics::describe();
     describe();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     *installed = Some(handle.clone());
@@ -341,35 +289,13 @@ mod tests {
     #[test]
     fn names_follow_the_conventions() {
         for d in CATALOGUE {
-            assert!(d.name.starts_with("fleet_"), "{}", d.name);
-            assert_eq!(
-                d.kind == MetricKind::Counter,
-                d.name.ends_with("_total"),
-                "{}",
-                d.name
-            );
-            for label in d.labels {
-                assert!(
-                    [
-                        "worker",
-                        "queue",
-                        "outcome",
-                        "operation",
-                        "error_type",
-                        "version"
-                    ]
-                    .contains(label),
-                    "{}: {label}",
-                    d.name
-                );
-            }
-            assert_eq!(
-                d.name.ends_with("_seconds"),
-                d.unit == Unit::Seconds,
-                "{}",
-                d.name
-            );
-            assert!(!d.help.is_empty(), "{}", d.name);
+            let problems: Vec<String> = d
+                .problems()
+                .into_iter()
+                // The build's version is a constant label: one series per process.
+                .filter(|p| !(d.name == BUILD_INFO && p.contains("label version")))
+                .collect();
+            assert!(problems.is_empty(), "{problems:?}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Running the `fleet` binary against the test process's moto_server.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;
 pub mod mailer_conformance;

@@ -189,6 +189,16 @@ async fn promtool_finds_nothing_to_report_in_the_metrics_of_fleet_run_after_traf
         series(&text),
         scenario.publish.len()
     );
+    // The Grafana dashboard queries only metrics that this real scrape holds.
+    let scraped = common::dashboard::scrape_metrics(&text);
+    let missing: Vec<_> = common::dashboard::dashboard_metrics()
+        .into_iter()
+        .filter(|m| !scraped.contains(m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "dashboard metrics missing from a real scrape: {missing:?}\n{text}"
+    );
     let ended = process.terminate(Duration::from_secs(30));
     assert_eq!(ended.code, Some(0), "{}\n{}", ended.stdout, ended.stderr);
 }

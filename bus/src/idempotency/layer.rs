@@ -63,9 +63,11 @@ impl IdempotencyLayer {
         scope: impl Into<String>,
         key_fn: impl Fn(&Delivery) -> Result<Keyed, HandlerError> + Send + Sync + 'static,
     ) -> Self {
+        let scope: String = scope.into();
+        super::counters::register(&scope);
         Self {
             store,
-            scope: scope.into().into(),
+            scope: scope.into(),
             key_fn: Arc::new(key_fn),
             expires_after: DEFAULT_EXPIRES_AFTER,
             clock: Clock::system(),

@@ -11,6 +11,7 @@
 //! conformance suite in `fleet_bus::scenarios::idempotency` (feature `scenarios`).
 
 mod clock;
+pub mod counters;
 mod hash;
 mod layer;
 mod memory;

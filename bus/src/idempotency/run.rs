@@ -82,11 +82,11 @@ impl IdempotencyLayer {
             Claimed::Acquired => Ok(true),
             Claimed::Completed { .. } => {
                 tracing::debug!(scope = %self.scope, key, "idempotency hit: the work is done already");
-                self.count(names::IDEMPOTENCY_HITS, "completed");
+                super::counters::hit(&self.scope);
                 Ok(false)
             }
             Claimed::InProgress { until_ms } => {
-                self.count(names::IDEMPOTENCY_CONFLICTS, "in_progress");
+                super::counters::conflict(&self.scope, "in_progress");
                 let wait = retry_wait(until_ms.saturating_sub(claim.now_ms));
                 let e = IdempotencyError::InProgress { key, until_ms };
                 Err(HandlerError::transient(e)
@@ -94,7 +94,7 @@ impl IdempotencyLayer {
                     .retry_after(wait))
             }
             Claimed::KeyReused => {
-                self.count(names::IDEMPOTENCY_CONFLICTS, "key_reused");
+                super::counters::conflict(&self.scope, "key_reused");
                 let e = IdempotencyError::KeyReused { key };
                 Err(HandlerError::permanent(e).with_label(labels::KEY_REUSED))
             }
@@ -128,7 +128,7 @@ impl IdempotencyLayer {
             Ok(other) => {
                 tracing::warn!(scope = %self.scope, key = %claim.key, found = ?other,
                     "the idempotency record was taken over while its work still runs");
-                self.count(names::IDEMPOTENCY_CONFLICTS, "not_held");
+                super::counters::conflict(&self.scope, "not_held");
             }
             Err(e) => self.store_failed("renew", &claim.key, &e),
         }
@@ -144,16 +144,11 @@ impl IdempotencyLayer {
             Err(IdempotencyError::NotHeld { .. }) => {
                 tracing::warn!(scope = %self.scope, key = %held.key,
                     "work done, but another holder took the idempotency record over after this lease ended");
-                self.count(names::IDEMPOTENCY_CONFLICTS, "not_held");
+                super::counters::conflict(&self.scope, "not_held");
             }
             Err(e) => self.store_failed("complete", &held.key, &e),
         }
         Ok(())
-    }
-
-    fn count(&self, name: &'static str, outcome: &'static str) {
-        // The scope is the worker's name: its label is shared, not copied.
-        counter!(name, "worker" => self.scope.clone(), "outcome" => outcome).increment(1);
     }
 
     fn store_failed(&self, operation: &'static str, key: &str, e: &IdempotencyError) {
@@ -166,8 +161,7 @@ async fn release(store: &dyn IdempotencyStore, scope: &str, held: &Held) {
         Ok(()) => {}
         Err(IdempotencyError::NotHeld { .. }) => {
             tracing::warn!(scope, key = %held.key, "the idempotency record to release is held by another holder");
-            counter!(names::IDEMPOTENCY_CONFLICTS, "worker" => scope.to_owned(), "outcome" => "not_held")
-                .increment(1);
+            super::counters::conflict(scope, "not_held");
         }
         Err(e) => store_failed(scope, "release", &held.key, &e),
     }

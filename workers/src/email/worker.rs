@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_bus::consumer::{Delivery, HandlerError, MessageHandler, PauseGate};
+use fleet_bus::idempotency::counters as idempotency_counters;
 use fleet_bus::idempotency::{
     Claim, Claimed, Clock, Held, HolderToken, IdempotencyStore, payload_hash,
 };
@@ -34,6 +35,8 @@ use crate::orders::{EMAIL_SENT_SUFFIX, derived_envelope};
 pub const PRODUCER: &str = "email";
 /// The idempotency key prefix of email requests.
 pub const KEY_PREFIX: &str = "email#";
+/// The `worker` label of the email worker's idempotency counters: its consumer's handler name.
+const WORKER: &str = "email";
 
 /// How the worker sends.
 #[derive(Clone, Debug)]
@@ -123,6 +126,7 @@ impl EmailWorker {
             counter!(m::EMAIL_SENDS, "outcome" => outcome).increment(0);
         }
         counter!(m::EMAIL_THROTTLES).increment(0);
+        idempotency_counters::register(WORKER);
         Self {
             inner: Arc::new(Inner {
                 templates,
@@ -188,6 +192,7 @@ impl EmailWorker {
             Claimed::Acquired => {}
             Claimed::Completed { data } => {
                 counter!(m::EMAIL_DUPLICATES).increment(1);
+                idempotency_counters::hit(WORKER);
                 let record = data
                     .as_deref()
                     .and_then(|d| serde_json::from_str::<SentRecord>(d).ok());
@@ -200,6 +205,7 @@ impl EmailWorker {
                 return Ok(Handled::AlreadySent(provider_id));
             }
             Claimed::InProgress { until_ms } => {
+                idempotency_counters::conflict(WORKER, "in_progress");
                 let now = me.clock.now_ms();
                 if until_ms >= now {
                     return Err(EmailError::InProgressElsewhere {
@@ -213,7 +219,10 @@ impl EmailWorker {
                     claimed_until_ms: until_ms,
                 });
             }
-            Claimed::KeyReused => return Err(EmailError::KeyReused { request_id }),
+            Claimed::KeyReused => {
+                idempotency_counters::conflict(WORKER, "key_reused");
+                return Err(EmailError::KeyReused { request_id });
+            }
         }
         let held = claim.held();
         let mut unsent = ReleaseUnlessSent::new(me.store.clone(), held.clone());

@@ -7,7 +7,8 @@
 //! - [`topology`]: queues, topics and subscriptions declared once and provisioned anywhere;
 //! - [`sns`]: filter policies and the SNS envelope;
 //! - [`idempotency`]: the idempotency store trait, its in-memory store and the layer that runs a
-//!   handler once per key.
+//!   handler once per key;
+//! - [`trace`]: the W3C trace context every send carries and every handler runs in.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -25,6 +26,7 @@ pub mod retry;
 pub mod scenarios;
 pub mod sns;
 pub mod topology;
+pub mod trace;
 pub mod transport;
 pub mod validate;
 

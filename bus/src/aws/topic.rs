@@ -9,6 +9,7 @@ use super::error::{build_error, sdk_error};
 use crate::error::BusError;
 use crate::limits::MAX_SNS_BATCH_BYTES;
 use crate::message::{EntryError, EntryResult, OutgoingMessage, SendReceipt};
+use crate::trace;
 use crate::transport::{Publisher, single_entry};
 use crate::validate;
 
@@ -45,9 +46,10 @@ impl Publisher for SnsTopic {
         // SNS checks the total only on the service side; checking first gives a clear error
         // without a round trip, and the same one the embedded transport gives.
         validate::check_send_batch(&self.name, op, messages, MAX_SNS_BATCH_BYTES)?;
+        let stamped = trace::stamp(messages, trace::Stamp::SNS);
         let mut entries = Vec::with_capacity(messages.len());
         let mut local_failures = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
+        for (i, m) in stamped.iter().enumerate() {
             if m.delay.is_some() {
                 local_failures.push((
                     i.to_string(),

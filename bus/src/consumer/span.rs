@@ -2,7 +2,8 @@
 //! queue, worker, attempt, correlation and trace ids) and what a span exporter sends, named as
 //! the OpenTelemetry messaging conventions name them.
 //!
-//! The span's trace ids are fields (`trace_id`, `span_id`, `parent_span_id`, `links`), the same
+//! The span's trace ids are fields (`trace_id`, `span_id`, `parent_span_id`, `links`, and
+//! `trace_sampled = false` for a trace its producer did not sample), the same
 //! ids the handler's sends propagate, so an exporter that reads them builds a trace whose parent
 //! and child links are right. `fleet_bus` emits only `tracing` spans; exporting is the
 //! application's choice (`fleet run` exports over OTLP when configured).
@@ -37,6 +38,7 @@ pub(crate) fn process(ctx: &JobContext, job: &Job, run: &TraceContext) -> Span {
         trace_id = %run.trace_id,
         span_id = %run.span_id,
         parent_span_id = parent.map(display),
+        trace_sampled = (!run.sampled).then_some(false),
         otel.name = %format_args!("process {}", ctx.queue),
         otel.kind = "consumer",
         otel.status_code = Empty,
@@ -76,6 +78,7 @@ pub(crate) fn batch(ctx: &JobContext, jobs: &[Job], run: &TraceContext) -> Span 
         trace_id = %run.trace_id,
         span_id = %run.span_id,
         parent_span_id = parent.map(display),
+        trace_sampled = (!run.sampled).then_some(false),
         links = (!links.is_empty()).then_some(links.as_str()),
         otel.name = %format_args!("process {}", ctx.queue),
         otel.kind = "consumer",

@@ -286,3 +286,6 @@ impl Visit for Recorded {
         self.text(field, format!("{value:?}"));
     }
 }
+
+#[cfg(test)]
+mod tests;

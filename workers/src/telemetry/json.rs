@@ -6,6 +6,9 @@
 //! Keys are unique. `timestamp`, `level` and `target` are the event's own; then the event's
 //! fields; then each span's fields, from the innermost span out, each key only where no earlier
 //! one set it (an event's field wins over a span's, an inner span's over an outer one's).
+//!
+//! Span fields named for exporters (`otel.*`, `messaging.*`: the OpenTelemetry names, which
+//! repeat `queue` and `message_id`) stay out of log lines.
 
 use std::fmt;
 
@@ -57,6 +60,9 @@ fn add_absent(line: &mut Map<String, Value>, stored: &str) {
         return;
     };
     for (key, value) in fields {
+        if key.starts_with("otel.") || key.starts_with("messaging.") {
+            continue;
+        }
         line.entry(key).or_insert(value);
     }
 }
@@ -172,7 +178,9 @@ mod tests {
                 queue = "q",
                 message_id = "m-1",
                 attempt = 2u32,
-                correlation_id = Empty
+                correlation_id = Empty,
+                otel.name = "process q",
+                messaging.message.id = "m-1",
             );
             let _i = inner.enter();
             inner.record("correlation_id", "c-9");
@@ -189,6 +197,10 @@ mod tests {
         assert_eq!(line["reason"], "because");
         assert!(line.contains_key("timestamp") && line.contains_key("target"));
         assert!(!line.contains_key("spans") && !line.contains_key("span"));
+        assert!(
+            !line.contains_key("otel.name") && !line.contains_key("messaging.message.id"),
+            "exporters' names stay out of logs"
+        );
     }
 
     #[test]

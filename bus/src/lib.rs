@@ -10,6 +10,7 @@
 //!   handler once per key;
 //! - [`metrics`]: the catalogue of the bus's metrics (names, types, units, labels, meaning);
 //! - [`log_limit`]: the rate limit of log lines about a failing dependency.
+//! - [`trace`]: the W3C trace context every send carries and every handler runs in.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -28,6 +29,7 @@ pub mod retry;
 pub mod scenarios;
 pub mod sns;
 pub mod topology;
+pub mod trace;
 pub mod transport;
 pub mod validate;
 

@@ -137,6 +137,9 @@ pub struct SystemAttributes {
     pub deduplication_id: Option<String>,
     /// `SequenceNumber` (FIFO queues).
     pub sequence_number: Option<String>,
+    /// `AWSTraceHeader`: the X-Ray trace header the message was sent with, if any (see
+    /// [`crate::trace`]).
+    pub trace_header: Option<String>,
 }
 
 /// A received message.
@@ -169,6 +172,10 @@ pub struct OutgoingMessage {
     pub deduplication_id: Option<String>,
     /// SNS `Subject` (topics only; it appears in the SNS envelope).
     pub subject: Option<String>,
+    /// The X-Ray trace header to send as the `AWSTraceHeader` system attribute (queues only;
+    /// counts against no limit). The bus sets it when the trace context does not fit in the
+    /// `traceparent` attribute (see [`crate::trace`]).
+    pub trace_header: Option<String>,
 }
 
 impl OutgoingMessage {

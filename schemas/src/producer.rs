@@ -163,7 +163,10 @@ mod tests {
         let decoded =
             crate::decode(&got[0].body).expect("a consumer accepts what the producer sends");
         assert_eq!(decoded.header.producer, "checkout");
-        assert_eq!(got[0].attributes, decoded.attributes());
+        let mut attributes = got[0].attributes.clone();
+        // Every send carries its trace context besides the producer's attributes.
+        assert!(attributes.remove(fleet_bus::trace::TRACEPARENT).is_some());
+        assert_eq!(attributes, decoded.attributes());
         assert_eq!(
             got[0].attributes["type"].as_str(),
             Some("analytics.tracked")

@@ -22,6 +22,12 @@ took 415 ms, 87 % of it in `unix_time_millis` (profiled, moto 5.2.5, 2026-11-28)
 (wall-clock milliseconds since the epoch) from `time.time()` brings it to 16 ms and changes
 nothing else, so the end-to-end tests can drain a 1,000-message backlog in minutes.
 
+4. SendMessageBatch keeps each entry's MessageSystemAttributes. SQS accepts `AWSTraceHeader` on
+a batch entry as on SendMessage; moto 5.2.5 reads it only on SendMessage and drops it from batch
+entries, so a trace context that travels in the header (a message that already has 10
+attributes) would vanish on moto alone. Each entry's system attributes are handed to the
+`send_message` the batch makes for it, in entry order.
+
 Usage: python launcher.py [moto_server arguments]
 """
 
@@ -141,6 +147,31 @@ def _fast_unix_time(dt=None):
 
 sqs_models.unix_time_millis = _fast_unix_time_millis
 sqs_models.unix_time = _fast_unix_time
+
+_batch = threading.local()
+_send_message = sqs_models.SQSBackend.send_message
+_send_message_batch = sqs_models.SQSBackend.send_message_batch
+
+
+def _send_message_batch_keeping_system_attributes(self, queue_name, entries):
+    _batch.system_attributes = [e.get("MessageSystemAttributes") for e in entries.values()]
+    try:
+        return _send_message_batch(self, queue_name, entries)
+    finally:
+        _batch.system_attributes = None
+
+
+def _send_message_with_entry_system_attributes(self, queue_name, *args, **kwargs):
+    pending = getattr(_batch, "system_attributes", None)
+    if pending:
+        from_entry = pending.pop(0)
+        if kwargs.get("system_attributes") is None:
+            kwargs["system_attributes"] = from_entry
+    return _send_message(self, queue_name, *args, **kwargs)
+
+
+sqs_models.SQSBackend.send_message_batch = _send_message_batch_keeping_system_attributes
+sqs_models.SQSBackend.send_message = _send_message_with_entry_system_attributes
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,8 @@ use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{self as sqs, MessageSystemAttributeName as Sys};
 
 use crate::message::{
-    AttributeValue, EntryError, Message, MessageAttributes, Receipt, SystemAttributes,
+    AttributeValue, EntryError, Message, MessageAttributes, OutgoingMessage, Receipt,
+    SystemAttributes,
 };
 
 /// Whole seconds for an SQS duration parameter, rounded up so a delay is never shortened.
@@ -47,6 +48,26 @@ pub(crate) fn to_sns_attributes(
             Ok((k.clone(), value))
         })
         .collect()
+}
+
+/// The `AWSTraceHeader` system attribute of a send, if the message carries a trace header.
+pub(crate) fn to_sqs_system_attributes(
+    m: &OutgoingMessage,
+) -> Result<
+    Option<HashMap<sqs::MessageSystemAttributeNameForSends, sqs::MessageSystemAttributeValue>>,
+    aws_sdk_sqs::error::BuildError,
+> {
+    let Some(header) = &m.trace_header else {
+        return Ok(None);
+    };
+    let value = sqs::MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()?;
+    Ok(Some(HashMap::from([(
+        sqs::MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )])))
 }
 
 fn from_sqs_attribute(v: &sqs::MessageAttributeValue) -> AttributeValue {
@@ -97,6 +118,7 @@ pub(crate) fn from_sqs_message(m: &sqs::Message) -> Option<Message> {
             message_group_id: sys(Sys::MessageGroupId).map(str::to_owned),
             deduplication_id: sys(Sys::MessageDeduplicationId).map(str::to_owned),
             sequence_number: sys(Sys::SequenceNumber).map(str::to_owned),
+            trace_header: sys(Sys::AwsTraceHeader).map(str::to_owned),
         },
         receipt: Receipt::new(m.receipt_handle()?),
     })

@@ -10,13 +10,16 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName as Q, SendMessageBatchRequestEntry,
 };
 
-use super::convert::{by_index, entry_error, from_sqs_message, seconds, to_sqs_attributes};
+use super::convert::{
+    by_index, entry_error, from_sqs_message, seconds, to_sqs_attributes, to_sqs_system_attributes,
+};
 use super::error::{build_error, sdk_error};
 use crate::error::BusError;
 use crate::limits::MAX_SQS_BATCH_BYTES;
 use crate::message::{
     EntryResult, Message, OutgoingMessage, Receipt, ReceiveRequest, SendReceipt, VisibilityChange,
 };
+use crate::trace;
 use crate::transport::{Queue, QueueAdmin, QueueCounts, QueueDescription, RedrivePolicy, Sender};
 use crate::validate;
 
@@ -202,15 +205,19 @@ impl Sender for SqsQueue {
             messages,
             MAX_SQS_BATCH_BYTES,
         )?;
+        let stamped = trace::stamp(messages, trace::Stamp::SQS);
         let op = "SendMessageBatch";
         let mut entries = Vec::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
+        for (i, m) in stamped.iter().enumerate() {
             let attributes =
                 to_sqs_attributes(&m.attributes).map_err(|e| build_error(&self.name, op, e))?;
+            let system =
+                to_sqs_system_attributes(m).map_err(|e| build_error(&self.name, op, e))?;
             let entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(&m.body)
                 .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+                .set_message_system_attributes(system)
                 .set_delay_seconds(m.delay.map(seconds))
                 .set_message_group_id(m.group_id.clone())
                 .set_message_deduplication_id(m.deduplication_id.clone())

@@ -163,6 +163,8 @@ pub fn dead_letter_message(m: &Message, reason: &DeadLetterReason, fifo: bool) -
     let mut out = OutgoingMessage {
         body: m.body.clone(),
         attributes: own_attributes(m),
+        // Its trace context, when it came in the header rather than an attribute.
+        trace_header: m.system.trace_header.clone(),
         ..OutgoingMessage::default()
     };
     if fifo {
@@ -229,6 +231,7 @@ mod tests {
                 message_group_id: Some("g".into()),
                 deduplication_id: None,
                 sequence_number: None,
+                trace_header: None,
             },
             receipt: Receipt::new("r"),
         }

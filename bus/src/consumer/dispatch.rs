@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::handler::{BatchHandler, Handler, MessageHandler};
 use super::job::{Job, JobContext, Ran, run_batch, run_one};
 use super::observe::RetryLine;
 use super::settler::{Event, Verdict};
+use super::span;
+use crate::trace::{self, MessageTrace};
 
 type Groups = Arc<Mutex<HashMap<String, VecDeque<Job>>>>;
 
@@ -46,13 +49,33 @@ fn holds_back_group(v: &Verdict) -> bool {
     matches!(v, Verdict::Retry { .. } | Verdict::Release(_))
 }
 
-/// Runs the handler once for a job, unless shutdown or a lost lease came first.
-async fn run_job(ctx: &JobContext, handler: MessageHandler, job: &Job) -> Ran {
-    match ctx.slot(1, &job.cancel).await {
+/// Runs the handler once for a job, unless shutdown or a lost lease came first; then decides
+/// the verdict, inside the run's `process` span (so its log lines carry the message's fields).
+///
+/// The handler runs with its span's context as the task's [`trace::current`], so whatever it
+/// sends continues the trace.
+async fn run_job(ctx: &JobContext, handler: MessageHandler, job: &mut Job) -> Verdict {
+    let ran = match ctx.slot(1, &job.cancel).await {
         None => Ran::Cancelled,
         Some(_slot) if job.cancel.is_cancelled() => Ran::Cancelled,
-        Some(_slot) => run_one(ctx, handler, job).await,
-    }
+        Some(_slot) => {
+            let run = job.trace.next_span();
+            job.span = span::process(ctx, job, &run);
+            let call = trace::scope(run, run_one(ctx, handler, job));
+            call.instrument(job.span.clone()).await
+        }
+    };
+    decide(ctx, job, ran)
+}
+
+/// The verdict on one run, decided (and logged) inside the run's span.
+fn decide(ctx: &JobContext, job: &Job, ran: Ran) -> Verdict {
+    job.span.in_scope(|| {
+        if let Ran::Failed { label, .. } = &ran {
+            span::failed(&job.span, label);
+        }
+        ctx.verdict(job, ran)
+    })
 }
 
 impl Dispatcher {
@@ -69,11 +92,10 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_one(&self, handler: MessageHandler, job: Job) {
+    fn spawn_one(&self, handler: MessageHandler, mut job: Job) {
         let ctx = self.ctx.clone();
         self.tracker.spawn(async move {
-            let ran = run_job(&ctx, handler, &job).await;
-            let verdict = ctx.verdict(&job, ran);
+            let verdict = run_job(&ctx, handler, &mut job).await;
             job.settle(verdict);
         });
     }
@@ -134,7 +156,7 @@ impl Dispatcher {
         });
     }
 
-    fn spawn_batch(&self, handler: BatchHandler, jobs: Vec<Job>) {
+    fn spawn_batch(&self, handler: BatchHandler, mut jobs: Vec<Job>) {
         let (ctx, fifo, hard_stop) = (self.ctx.clone(), self.fifo, self.hard_stop.clone());
         let slots = u32::try_from(jobs.len())
             .unwrap_or(u32::MAX)
@@ -143,7 +165,7 @@ impl Dispatcher {
             // Every job's token is a child of the hard stop: it cancels the wait for slots too.
             let rans = match ctx.slot(slots, &hard_stop).await {
                 None => jobs.iter().map(|_| Ran::Cancelled).collect(),
-                Some(_slots) => run_batch(&ctx, handler, &jobs).await,
+                Some(_slots) => run_traced_batch(&ctx, handler, &mut jobs).await,
             };
             let mut held: HashSet<String> = HashSet::new();
             for (job, ran) in jobs.into_iter().zip(rans) {
@@ -151,7 +173,7 @@ impl Dispatcher {
                 let verdict = if fifo && held.contains(&group) {
                     Verdict::Release("behind a failed message of its group")
                 } else {
-                    ctx.verdict(&job, ran)
+                    decide(&ctx, &job, ran)
                 };
                 if fifo && holds_back_group(&verdict) {
                     held.insert(group);
@@ -160,6 +182,18 @@ impl Dispatcher {
             }
         });
     }
+}
+
+/// Runs a batch handler in one `process` span for the batch (see [`span::batch`]); every job
+/// keeps that span for its verdict.
+async fn run_traced_batch(ctx: &JobContext, handler: BatchHandler, jobs: &mut [Job]) -> Vec<Ran> {
+    let run = MessageTrace::of_batch(jobs.first().map(|j| &j.trace)).next_span();
+    let batch_span = span::batch(ctx, jobs, &run);
+    for job in jobs.iter_mut() {
+        job.span = batch_span.clone();
+    }
+    let call = trace::scope(run, run_batch(ctx, handler, jobs));
+    call.instrument(batch_span).await
 }
 
 /// Removes a group's entry when its task ends, however it ends: a task that died (a bug) must
@@ -191,8 +225,7 @@ async fn run_in_place(
     group: &str,
 ) -> Verdict {
     loop {
-        let ran = run_job(ctx, handler.clone(), job).await;
-        let verdict = ctx.verdict(job, ran);
+        let verdict = run_job(ctx, handler.clone(), job).await;
         let Verdict::Retry {
             delay,
             cause,
@@ -206,13 +239,15 @@ async fn run_in_place(
         let cause = *cause;
         // The delay is at most the 12-hour limit (see `JobContext::verdict`).
         let until = Instant::now() + *delay;
-        ctx.obs.retry_decided(&RetryLine {
-            message_id: &job.message.id,
-            attempt: job.attempt(),
-            error_type,
-            delay: *delay,
-            reason,
-            in_place: true,
+        job.span.in_scope(|| {
+            ctx.obs.retry_decided(&RetryLine {
+                message_id: &job.message.id,
+                attempt: job.attempt(),
+                error_type,
+                delay: *delay,
+                reason,
+                in_place: true,
+            });
         });
         job.park();
         if let Some(waiting) = lock(groups).get_mut(group) {

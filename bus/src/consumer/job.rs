@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Span;
 
 use super::LeaseView;
 use super::dead_letter::DeadLetterReason;
@@ -21,6 +22,7 @@ use super::settler::{Cause, Event, Verdict};
 use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
+use crate::trace::MessageTrace;
 
 /// A received message's place under the consumer's limits. The permit is held, never read:
 /// dropping it (when the job ends) frees the slot.
@@ -46,6 +48,11 @@ pub(crate) struct Job {
     pub lease: LeaseView,
     /// Attempts made in this process beyond the receive count (FIFO retries in place).
     pub retries_in_place: u32,
+    /// The trace the message arrived in.
+    pub trace: MessageTrace,
+    /// The span of the handler's latest run (none before it runs): the settler logs the
+    /// decision inside it, so that line carries the message's fields too.
+    pub span: Span,
     slot: Slot,
     ctx: Arc<JobContext>,
     settled: bool,
@@ -61,6 +68,8 @@ impl Job {
     ) -> Self {
         Self {
             id,
+            trace: MessageTrace::of(&message),
+            span: Span::none(),
             message,
             cancel,
             lease,
@@ -94,10 +103,12 @@ impl Job {
     pub fn settle(mut self, verdict: Verdict) {
         self.settled = true;
         let verdict = self.ctx.last_receive_guard(&self.message, verdict);
-        self.ctx
-            .obs
-            .decided(&self.message.id, self.attempt(), &verdict);
-        send(&self.ctx.events, self.id, verdict);
+        self.span.in_scope(|| {
+            self.ctx
+                .obs
+                .decided(&self.message.id, self.attempt(), &verdict);
+        });
+        send(&self.ctx.events, self.id, verdict, self.span.clone());
     }
 }
 
@@ -107,17 +118,19 @@ impl Drop for Job {
             tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
             let verdict = Verdict::Release("handler task ended without a verdict");
             let verdict = self.ctx.last_receive_guard(&self.message, verdict);
-            self.ctx
-                .obs
-                .decided(&self.message.id, self.attempt(), &verdict);
-            send(&self.ctx.events, self.id, verdict);
+            self.span.in_scope(|| {
+                self.ctx
+                    .obs
+                    .decided(&self.message.id, self.attempt(), &verdict);
+            });
+            send(&self.ctx.events, self.id, verdict, self.span.clone());
         }
     }
 }
 
-fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict) {
+fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict, span: Span) {
     // The settler outlives every job but a stuck one at the shutdown deadline.
-    if events.send(Event::Decided { id, verdict }).is_err() {
+    if events.send(Event::Decided { id, verdict, span }).is_err() {
         tracing::error!(
             id,
             "settler gone; the message will reappear after its visibility timeout"

@@ -30,6 +30,7 @@ mod observe;
 mod poller;
 mod report;
 mod settler;
+pub mod span;
 
 use std::collections::HashMap;
 use std::sync::Arc;

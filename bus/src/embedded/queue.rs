@@ -16,6 +16,7 @@ use crate::message::{
     EntryError, EntryResult, Message, OutgoingMessage, Receipt, ReceiveRequest, SendReceipt,
     VisibilityChange,
 };
+use crate::trace;
 use crate::transport::{Queue, QueueAdmin, QueueDescription, RedrivePolicy, Sender};
 use crate::validate;
 
@@ -264,10 +265,11 @@ impl Sender for EmbeddedQueue {
             messages,
             MAX_SQS_BATCH_BYTES,
         )?;
+        let stamped = trace::stamp(messages, trace::Stamp::SQS);
         let now = Instant::now();
         let results: Vec<_> = {
             let mut store = self.store();
-            messages
+            stamped
                 .iter()
                 .map(
                     |m| match validate::entry_problem(m, MAX_SQS_MESSAGE_BYTES) {

@@ -31,6 +31,8 @@ pub(crate) struct Stored {
     pub id: String,
     pub body: String,
     pub attributes: MessageAttributes,
+    /// `AWSTraceHeader`.
+    pub trace_header: Option<String>,
     pub group_id: Option<String>,
     pub deduplication_id: Option<String>,
     pub sent_at: SystemTime,
@@ -100,6 +102,7 @@ impl Store {
             id: uuid::Uuid::new_v4().to_string(),
             body: m.body.clone(),
             attributes: m.attributes.clone(),
+            trace_header: m.trace_header.clone(),
             group_id: m.group_id.clone(),
             deduplication_id: dedup_id.clone(),
             sent_at: SystemTime::now(),
@@ -276,6 +279,7 @@ impl Store {
                 message_group_id: m.group_id.clone(),
                 deduplication_id: m.deduplication_id.clone(),
                 sequence_number: fifo.then(|| format!("{seq:020}")),
+                trace_header: m.trace_header.clone(),
             },
             receipt: Receipt::new(format!("emb-{uid}-{seq}-{nonce}")),
         }

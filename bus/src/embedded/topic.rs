@@ -13,6 +13,7 @@ use crate::limits::{FIFO_DEDUP_WINDOW, MAX_SNS_BATCH_BYTES, MAX_SNS_MESSAGE_BYTE
 use crate::message::{EntryError, EntryResult, OutgoingMessage, SendReceipt};
 use crate::sns::{FilterPolicy, SnsEnvelope};
 use crate::topology::SubscriptionDecl;
+use crate::trace;
 use crate::transport::{Applied, Publisher, single_entry};
 use crate::validate;
 
@@ -226,8 +227,9 @@ impl Publisher for EmbeddedTopic {
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryResult<SendReceipt>>, BusError> {
         validate::check_send_batch(&self.name, "PublishBatch", messages, MAX_SNS_BATCH_BYTES)?;
+        let stamped = trace::stamp(messages, trace::Stamp::SNS);
         let now = Instant::now();
-        Ok(messages.iter().map(|m| self.publish_one(m, now)).collect())
+        Ok(stamped.iter().map(|m| self.publish_one(m, now)).collect())
     }
 
     async fn publish(&self, message: OutgoingMessage) -> Result<SendReceipt, BusError> {

@@ -32,7 +32,7 @@ pub use queue::*;
 pub use topic::*;
 
 use crate::embedded::EmbeddedBus;
-use crate::message::{Message, ReceiveRequest};
+use crate::message::{Message, MessageAttributes, ReceiveRequest};
 use crate::topology::{Declaration, QueueDecl, TopicDecl};
 use crate::transport::{Publisher, QueueHandle, Transport};
 
@@ -210,6 +210,23 @@ pub async fn ack(q: &QueueHandle, messages: &[Message]) {
             "delete failed: {results:?}"
         );
     }
+}
+
+/// The attributes a producer set, without the `traceparent` every send adds; asserts that the
+/// one received is a valid trace context.
+pub fn own_attributes(received: &MessageAttributes) -> MessageAttributes {
+    let mut own = received.clone();
+    let context = own
+        .remove(crate::trace::TRACEPARENT)
+        .and_then(|v| v.as_str().map(str::to_owned));
+    assert!(
+        context
+            .as_deref()
+            .and_then(crate::trace::TraceContext::from_traceparent)
+            .is_some(),
+        "no valid traceparent among {received:?}"
+    );
+    own
 }
 
 /// Stamps out one test per scenario of the suite for a transport. The first argument is the test

@@ -49,7 +49,7 @@ impl RawMessage {
         // The limit applies to what the producer sent, not to SNS's wrapping of it.
         check_size(&text, MAX_BODY_BYTES)?;
         match json::parse(&text)? {
-            Value::Object(map) => Self::from_object(map),
+            Value::Object(map) => Self::from_object(map).inspect(Self::record_correlation),
             other => Err(SchemaError::NotAnObject {
                 found: json_kind(&other),
             }),
@@ -82,6 +82,15 @@ impl RawMessage {
             },
             payload,
         })
+    }
+
+    /// Records the message's correlation id in the current span (the engine's `process` span
+    /// declares the field empty), so every line logged while the message is handled carries
+    /// it. Nothing happens outside such a span.
+    fn record_correlation(&self) {
+        if let Some(id) = &self.header.correlation_id {
+            tracing::Span::current().record("correlation_id", id.as_str());
+        }
     }
 
     /// The header of the decoded message, which carries `version` (the current one) after any

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fleet_bus::Topology;
@@ -9,6 +10,7 @@ use fleet_bus::Topology;
 use super::{BoxError, CliResult};
 use crate::run::config::DEFAULT_CONFIG;
 use crate::run::{Backends, Effective, TransportKind, WorkerKind, serve};
+use crate::telemetry;
 
 /// Where the configuration comes from.
 #[derive(Args)]
@@ -70,13 +72,20 @@ pub async fn run_fleet(args: RunArgs) -> CliResult {
             "no worker to run: enable one in the configuration or name it with --worker".into(),
         );
     }
+    telemetry::export_spans(&config.observability.tracing)?;
     let backends = match config.transport {
         TransportKind::Aws => Backends::aws(&super::aws().await?.1),
         TransportKind::Embedded => Backends::embedded(&topology(&config.topology)?).await?.0,
     };
-    let ending = serve(&backends, config, &chosen).await?;
-    Ok(ending.exit_code())
+    let ending = serve(&backends, config, &chosen).await;
+    // The batch processor's thread sends what is left; it blocks, so not on a runtime thread.
+    let flushed = tokio::task::spawn_blocking(|| telemetry::shutdown_export(SPAN_FLUSH_LIMIT));
+    let _ = flushed.await;
+    Ok(ending?.exit_code())
 }
+
+/// How long the spans not yet exported may hold up the exit.
+const SPAN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 fn topology(path: &Path) -> Result<Topology, BoxError> {
     Ok(Topology::from_file(path)?)

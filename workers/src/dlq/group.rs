@@ -148,6 +148,7 @@ mod tests {
                 message_group_id: None,
                 deduplication_id: None,
                 sequence_number: None,
+                trace_header: None,
             },
             receipt: Receipt::new(format!("r-{id}")),
         }

@@ -272,6 +272,7 @@ enum Removed {
 fn back_to_source(m: &Message, fifo: bool) -> OutgoingMessage {
     let mut out = OutgoingMessage::new(m.body.clone());
     out.attributes = own_attributes(m);
+    out.trace_header.clone_from(&m.system.trace_header);
     if fifo {
         out.group_id = Some(
             m.system

@@ -23,6 +23,7 @@ pub fn source_message(id: &str, body: &str, attributes: usize) -> Message {
             message_group_id: None,
             deduplication_id: None,
             sequence_number: None,
+            trace_header: None,
         },
         receipt: Receipt::new("r"),
     }

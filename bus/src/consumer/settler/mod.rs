@@ -97,6 +97,8 @@ pub(crate) enum Event {
     Decided {
         id: u64,
         verdict: Verdict,
+        /// The span the handler ran in: the decision's log line is written inside it.
+        span: tracing::Span,
     },
     Done(Completed),
     /// A FIFO message failed (for this cause) and is being tried again in place.
@@ -247,7 +249,9 @@ impl Settler {
                     self.leases.insert(t.id, lease);
                 }
             }
-            Event::Decided { id, verdict } => self.on_decided(id, verdict, now),
+            Event::Decided { id, verdict, span } => {
+                span.in_scope(|| self.on_decided(id, verdict, now));
+            }
             Event::Done(done) => self.on_completed(done, now),
             Event::RetriedInPlace(cause) => {
                 self.count_cause(cause);

@@ -74,6 +74,7 @@ pub fn delivery(body: &str, lease: Duration) -> Delivery {
                 message_group_id: None,
                 deduplication_id: None,
                 sequence_number: None,
+                trace_header: None,
             },
             receipt: Receipt::new(unique_name("receipt")),
         },

@@ -102,7 +102,8 @@ pub fn dashboard_as_rules() -> PathBuf {
             serde_json::to_string(&q).unwrap()
         ));
     }
-    let path = std::env::temp_dir().join(format!("fleet-dashboard-rules-{}.yml", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("fleet-dashboard-rules-{}.yml", std::process::id()));
     std::fs::write(&path, yaml).unwrap();
     path
 }

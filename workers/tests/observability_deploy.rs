@@ -159,3 +159,48 @@ fn the_dashboard_cost_panel_uses_the_prices_of_prices_rs() {
         assert_eq!(factor, price, "{metric}");
     }
 }
+
+/// The README's metric table, as the catalogues say it must read.
+fn metrics_table() -> String {
+    let mut out = String::from("| metric | type | unit | labels | meaning |\n|---|---|---|---|---|\n");
+    let catalogues: [&[fleet_bus::metrics::MetricDoc]; 3] = [
+        fleet_bus::metrics::CATALOGUE,
+        fleet_schemas::metrics::CATALOGUE,
+        fleet_workers::observe::metrics::CATALOGUE,
+    ];
+    for m in catalogues.into_iter().flatten() {
+        let kind = format!("{:?}", m.kind).to_lowercase();
+        let unit = match m.unit {
+            metrics::Unit::Seconds => "seconds",
+            metrics::Unit::CountPerSecond => "per second",
+            _ => "count",
+        };
+        let labels = m
+            .labels
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "| `{}` | {kind} | {unit} | {labels} | {} |\n",
+            m.name, m.help
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_readme_lists_every_metric_of_the_catalogues() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let block = readme
+        .split("<!-- metrics:begin -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- metrics:end -->").next())
+        .expect("README: the metrics block");
+    let expected = metrics_table();
+    assert!(
+        block == expected,
+        "the README's metric table differs from the catalogues; it should read:\n{expected}"
+    );
+}

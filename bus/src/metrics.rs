@@ -130,7 +130,7 @@ pub const PRODUCER_WORKER: &str = "producer";
 pub const OTHER_ERROR_TYPE: &str = "other";
 /// Distinct `error_type` values of [`HANDLER_FAILURES`] per consumer, at most: a worker's codes
 /// are a handful; a label built from data would otherwise grow the series without bound.
-pub const MAX_ERROR_TYPES: usize = 32;
+pub const MAX_ERROR_TYPES: usize = 16;
 
 /// Messages received from a queue.
 pub const RECEIVED: &str = "fleet_messages_received_total";

@@ -232,3 +232,36 @@ async fn a_failing_receive_logs_at_a_bounded_rate() {
     assert!(failed.len() <= 5 + 12 + 1, "{} lines", failed.len());
     assert!(failed.iter().all(|v| v["error_type"] == "service"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_at_the_last_receive_logs_no_dead_letter() {
+    let (lines, _guard) = Lines::capture();
+    // One receive allowed: the cancelled handler's release becomes a dead-letter verdict, which
+    // the settler never carries out, since the lease is gone.
+    let bus = bus_with_queue("lost-last", 1, SECS(10)).await;
+    send_all(&bus, "lost-last", vec![OutgoingMessage::new("doomed")]).await;
+    let handler = handler_fn(|_d: Delivery| async move {
+        tokio::time::sleep(SECS(60)).await;
+        Ok(())
+    });
+    let running = spawn(Consumer::new(bus.clone(), "lost-last").handler(handler));
+    tokio::time::sleep(SECS(2)).await;
+    // A purge invalidates the receipt: the next extension fails and the lease is lost.
+    bus.embedded_queue("lost-last").unwrap().purge();
+    tokio::time::sleep(SECS(90)).await;
+    let report = running.stop().await;
+    assert_eq!(
+        (report.lease_lost, report.dead_lettered),
+        (1, 0),
+        "{report}"
+    );
+    let dead: Vec<_> = lines
+        .all()
+        .into_iter()
+        .filter(|v| text(v, "message") == "message goes to the dead-letter queue")
+        .collect();
+    assert!(
+        dead.is_empty(),
+        "a dead-letter that never happened was logged: {dead:?}"
+    );
+}

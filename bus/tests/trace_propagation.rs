@@ -16,8 +16,7 @@ use fleet_bus::scenarios::support::declare_with_dlq;
 use fleet_bus::sns::SnsEnvelope;
 use fleet_bus::trace::{self, TRACEPARENT, TraceContext};
 use fleet_bus::{
-    AttributeValue, Consumer, Declaration, OutgoingMessage, SubscriptionDecl, TopicDecl,
-    Transport,
+    AttributeValue, Consumer, Declaration, OutgoingMessage, SubscriptionDecl, TopicDecl, Transport,
 };
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -74,7 +73,10 @@ impl Spans {
     /// The span whose `span_id` field is `context`'s span id.
     fn of(&self, context: &TraceContext) -> HashMap<String, String> {
         let id = context.span_id.to_string();
-        let found = self.all().into_iter().find(|f| f.get("span_id") == Some(&id));
+        let found = self
+            .all()
+            .into_iter()
+            .find(|f| f.get("span_id") == Some(&id));
         found.unwrap_or_else(|| panic!("no process span {id} among {:?}", self.all()))
     }
 }
@@ -104,19 +106,26 @@ fn seen(d: &Delivery) -> Seen {
 
 /// A consumer of `queue` that logs what it sees and, if `forward_to` is set, sends a message
 /// there from inside the handler.
-fn recording(bus: &fleet_bus::embedded::EmbeddedBus, queue: &str, log: &Log, forward_to: Option<&str>) -> Running {
+fn recording(
+    bus: &fleet_bus::embedded::EmbeddedBus,
+    queue: &str,
+    log: &Log,
+    forward_to: Option<&str>,
+) -> Running {
     let (log, bus2, forward_to) = (log.clone(), bus.clone(), forward_to.map(str::to_owned));
-    spawn(Consumer::new(bus.clone(), queue).handler(handler_fn(move |d: Delivery| {
-        let (log, bus, forward_to) = (log.clone(), bus2.clone(), forward_to.clone());
-        async move {
-            log.lock().unwrap().push(seen(&d));
-            if let Some(to) = forward_to {
-                let sender = bus.queue(&to).await?.sender();
-                sender.send(OutgoingMessage::new("next")).await?;
+    spawn(
+        Consumer::new(bus.clone(), queue).handler(handler_fn(move |d: Delivery| {
+            let (log, bus, forward_to) = (log.clone(), bus2.clone(), forward_to.clone());
+            async move {
+                log.lock().unwrap().push(seen(&d));
+                if let Some(to) = forward_to {
+                    let sender = bus.queue(&to).await?.sender();
+                    sender.send(OutgoingMessage::new("next")).await?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })))
+        })),
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -137,11 +146,21 @@ async fn a_handler_s_send_continues_its_trace_into_the_next_consumer() {
     let second = second.lock().unwrap()[0].clone();
     let root = first.attribute.expect("the producer's root");
     let first_run = first.current.expect("the first handler's context");
-    assert_eq!(first_run.trace_id, root.trace_id, "the handler runs in the message's trace");
+    assert_eq!(
+        first_run.trace_id, root.trace_id,
+        "the handler runs in the message's trace"
+    );
     assert_ne!(first_run.span_id, root.span_id, "in a span of its own");
-    assert_eq!(second.attribute, Some(first_run), "its send carries its own context");
+    assert_eq!(
+        second.attribute,
+        Some(first_run),
+        "its send carries its own context"
+    );
     let second_run = second.current.expect("the second handler's context");
-    assert_eq!(second_run.trace_id, root.trace_id, "one trace across both consumers");
+    assert_eq!(
+        second_run.trace_id, root.trace_id,
+        "one trace across both consumers"
+    );
 
     // The spans say the same, with the fields every log line inside them carries.
     let (s1, s2) = (spans.of(&first_run), spans.of(&second_run));
@@ -156,7 +175,10 @@ async fn a_handler_s_send_continues_its_trace_into_the_next_consumer() {
     assert_eq!(s1["messaging.system"], "aws_sqs");
     assert_eq!(s1["messaging.operation.type"], "process");
     assert!(s1.contains_key("worker"));
-    assert!(!s1.contains_key("trace_sampled"), "sampled traces say nothing");
+    assert!(
+        !s1.contains_key("trace_sampled"),
+        "sampled traces say nothing"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -175,7 +197,12 @@ async fn a_message_without_context_gets_a_root() {
     let full = (0..10).fold(OutgoingMessage::new("full"), |m, i| {
         m.attribute(format!("a{i}"), AttributeValue::string("v"))
     });
-    bus.topic("events").await.unwrap().publish(full).await.unwrap();
+    bus.topic("events")
+        .await
+        .unwrap()
+        .publish(full)
+        .await
+        .unwrap();
     let log = Log::default();
     let running = recording(&bus, "raw", &log, None);
     wait_for(SECS(10), || async { !log.lock().unwrap().is_empty() }).await;
@@ -187,7 +214,10 @@ async fn a_message_without_context_gets_a_root() {
     let run = got.current.expect("a root context");
     let span = spans.of(&run);
     assert_eq!(span["trace_id"], run.trace_id.to_string());
-    assert!(!span.contains_key("parent_span_id"), "a root has no parent: {span:?}");
+    assert!(
+        !span.contains_key("parent_span_id"),
+        "a root has no parent: {span:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -204,8 +234,17 @@ async fn a_full_message_carries_its_context_in_the_trace_header() {
     running.stop().await;
 
     let got = log.lock().unwrap()[0].clone();
-    assert_eq!(got.delivery.message.attributes, full.attributes, "no eleventh attribute");
-    let header = got.delivery.message.system.trace_header.as_deref().expect("AWSTraceHeader");
+    assert_eq!(
+        got.delivery.message.attributes, full.attributes,
+        "no eleventh attribute"
+    );
+    let header = got
+        .delivery
+        .message
+        .system
+        .trace_header
+        .as_deref()
+        .expect("AWSTraceHeader");
     let sent = TraceContext::from_xray(header).expect("an X-Ray header");
     assert_eq!(got.current.unwrap().trace_id, sent.trace_id);
 }
@@ -221,15 +260,25 @@ async fn enveloped_delivery_carries_the_context_inside_the_envelope() {
         subscription: &topic.subscriptions[0],
     };
     bus.declare(&subscription).await.unwrap();
-    bus.topic("wrapped").await.unwrap().publish(OutgoingMessage::new("{}")).await.unwrap();
+    bus.topic("wrapped")
+        .await
+        .unwrap()
+        .publish(OutgoingMessage::new("{}"))
+        .await
+        .unwrap();
     let log = Log::default();
     let running = recording(&bus, "enveloped", &log, None);
     wait_for(SECS(10), || async { !log.lock().unwrap().is_empty() }).await;
     running.stop().await;
 
     let got = log.lock().unwrap()[0].clone();
-    assert_eq!(got.attribute, None, "an enveloped message has no SQS attributes");
-    let envelope = SnsEnvelope::detect(&got.delivery.message.body).unwrap().unwrap();
+    assert_eq!(
+        got.attribute, None,
+        "an enveloped message has no SQS attributes"
+    );
+    let envelope = SnsEnvelope::detect(&got.delivery.message.body)
+        .unwrap()
+        .unwrap();
     let published = envelope.attributes[TRACEPARENT].as_str().unwrap();
     let published = TraceContext::from_traceparent(published).unwrap();
     assert_eq!(got.current.unwrap().trace_id, published.trace_id);
@@ -242,15 +291,17 @@ async fn a_batch_runs_in_one_span_linked_to_every_message() {
     send_all(&bus, "batch", numbered(3)).await;
     let log = Log::default();
     let recorded = log.clone();
-    let running = spawn(Consumer::new(bus.clone(), "batch").handler(batch_handler_fn(
-        move |batch: Vec<Delivery>| {
-            let log = recorded.clone();
-            async move {
-                log.lock().unwrap().extend(batch.iter().map(seen));
-                Ok(batch.iter().map(|_| Ok(())).collect())
-            }
-        },
-    )));
+    let running = spawn(
+        Consumer::new(bus.clone(), "batch").handler(batch_handler_fn(
+            move |batch: Vec<Delivery>| {
+                let log = recorded.clone();
+                async move {
+                    log.lock().unwrap().extend(batch.iter().map(seen));
+                    Ok(batch.iter().map(|_| Ok(())).collect())
+                }
+            },
+        )),
+    );
     wait_drained(&bus, "batch", SECS(10)).await;
     running.stop().await;
 
@@ -263,11 +314,20 @@ async fn a_batch_runs_in_one_span_linked_to_every_message() {
         .filter(|s| s.current == first.current)
         .map(|s| s.attribute.unwrap())
         .collect();
-    assert_eq!(run.trace_id, contexts[0].trace_id, "the first message's trace");
+    assert_eq!(
+        run.trace_id, contexts[0].trace_id,
+        "the first message's trace"
+    );
     assert_eq!(span["parent_span_id"], contexts[0].span_id.to_string());
     let links: Vec<&str> = span["links"].split(' ').collect();
     let expected: Vec<String> = contexts.iter().map(TraceContext::traceparent).collect();
     assert_eq!(links, expected);
-    assert_eq!(span["messaging.batch.message_count"], contexts.len().to_string());
-    assert!(!span.contains_key("message_id"), "a batch names no single message");
+    assert_eq!(
+        span["messaging.batch.message_count"],
+        contexts.len().to_string()
+    );
+    assert!(
+        !span.contains_key("message_id"),
+        "a batch names no single message"
+    );
 }

@@ -162,7 +162,8 @@ fn the_dashboard_cost_panel_uses_the_prices_of_prices_rs() {
 
 /// The README's metric table, as the catalogues say it must read.
 fn metrics_table() -> String {
-    let mut out = String::from("| metric | type | unit | labels | meaning |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| metric | type | unit | labels | meaning |\n|---|---|---|---|---|\n");
     let catalogues: [&[fleet_bus::metrics::MetricDoc]; 3] = [
         fleet_bus::metrics::CATALOGUE,
         fleet_schemas::metrics::CATALOGUE,

@@ -120,21 +120,32 @@ async fn every_line_is_json_and_every_message_line_says_which_message_and_trace(
     // Sent straight to the orders queue, so the test knows each message's id: two orders with
     // a correlation id, one without, and a body that is not JSON (dead-lettered).
     let orders = d.transport.queue(&d.orders()).await.unwrap().sender();
-    let producer = Producer::new(BatchProducer::to_queue(d.orders(), orders.clone()), "checkout");
+    let producer = Producer::new(
+        BatchProducer::to_queue(d.orders(), orders.clone()),
+        "checkout",
+    );
     let mut correlation: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (order, id) in [("o-1", Some("checkout-1")), ("o-2", Some("checkout-2")), ("o-3", None)] {
+    for (order, id) in [
+        ("o-1", Some("checkout-1")),
+        ("o-2", Some("checkout-2")),
+        ("o-3", None),
+    ] {
         let mut envelope = producer.envelope(placed(order));
         if let Some(id) = id {
             envelope = envelope.with_correlation_id(id);
         }
-        let receipt = orders.send(producer.message(&envelope).unwrap()).await.unwrap();
+        let receipt = orders
+            .send(producer.message(&envelope).unwrap())
+            .await
+            .unwrap();
         correlation.insert(receipt.message_id, id.map(str::to_owned));
     }
     let bad = orders.send(OutgoingMessage::new("not json")).await.unwrap();
     correlation.insert(bad.message_id.clone(), None);
 
     let queues = [d.orders(), d.email(), d.analytics()];
-    d.wait_until_drained(&queues, Duration::from_secs(120)).await;
+    d.wait_until_drained(&queues, Duration::from_secs(120))
+        .await;
     let ended = fleet.terminate(Duration::from_secs(30));
     assert_eq!(ended.code, Some(0), "{}", ended.stderr);
 
@@ -145,11 +156,17 @@ async fn every_line_is_json_and_every_message_line_says_which_message_and_trace(
             _ => panic!("line {} is not a JSON object: {line}", n + 1),
         }
     }
-    let about_messages: Vec<&Map<String, Value>> =
-        lines.iter().filter(|l| l.contains_key("message_id")).collect();
+    let about_messages: Vec<&Map<String, Value>> = lines
+        .iter()
+        .filter(|l| l.contains_key("message_id"))
+        .collect();
     for line in &about_messages {
         for key in ["queue", "worker", "attempt", "trace_id"] {
-            assert!(line.contains_key(key), "no {key} on {}", Value::Object((*line).clone()));
+            assert!(
+                line.contains_key(key),
+                "no {key} on {}",
+                Value::Object((*line).clone())
+            );
         }
     }
     // Lines of the orders worker about the messages the test sent: their own correlation id.
@@ -161,14 +178,29 @@ async fn every_line_is_json_and_every_message_line_says_which_message_and_trace(
         };
         seen.insert(id.to_owned());
         let got = line.get("correlation_id").and_then(Value::as_str);
-        assert_eq!(got, expected.as_deref(), "{}", Value::Object((*line).clone()));
+        assert_eq!(
+            got,
+            expected.as_deref(),
+            "{}",
+            Value::Object((*line).clone())
+        );
     }
-    assert_eq!(seen.len(), correlation.len(), "a line about each message sent");
+    assert_eq!(
+        seen.len(),
+        correlation.len(),
+        "a line about each message sent"
+    );
     // The email worker's messages were caused by an order: each has a correlation id.
     for line in about_messages.iter().filter(|l| l["worker"] == "email") {
-        assert!(line.contains_key("correlation_id"), "{}", Value::Object((*line).clone()));
+        assert!(
+            line.contains_key("correlation_id"),
+            "{}",
+            Value::Object((*line).clone())
+        );
     }
-    let dead = about_messages.iter().find(|l| l["message_id"] == Value::from(bad.message_id.as_str()) && l["level"] == "WARN");
+    let dead = about_messages
+        .iter()
+        .find(|l| l["message_id"] == Value::from(bad.message_id.as_str()) && l["level"] == "WARN");
     assert!(dead.is_some(), "the bad message's dead-letter line");
 
     // The spans went to the collector, in the traces the lines name.
@@ -179,5 +211,8 @@ async fn every_line_is_json_and_every_message_line_says_which_message_and_trace(
         .collect();
     let exported = exported_trace_ids(&bodies.lock().unwrap());
     assert!(!logged.is_empty());
-    assert!(logged.is_subset(&exported), "logged {logged:?}, exported {exported:?}");
+    assert!(
+        logged.is_subset(&exported),
+        "logged {logged:?}, exported {exported:?}"
+    );
 }

@@ -110,7 +110,11 @@ async fn one_published_order_is_one_trace_across_the_workers_it_reaches() {
     // publishes; the analytics worker counts the order and the orders worker's analytics event.
     let started = Instant::now();
     let (orders, email, analytics) = loop {
-        let found = (spans_of(&d.orders()), spans_of(&d.email()), spans_of(&d.analytics()));
+        let found = (
+            spans_of(&d.orders()),
+            spans_of(&d.email()),
+            spans_of(&d.analytics()),
+        );
         let counted = found.2.iter().map(batch_size).sum::<usize>();
         if !found.0.is_empty() && !found.1.is_empty() && counted >= 2 {
             break found;
@@ -131,19 +135,44 @@ async fn one_published_order_is_one_trace_across_the_workers_it_reaches() {
     let trace_id = orders[0].span_context.trace_id();
     let orders_span = orders[0].span_context.span_id();
     for span in orders.iter().chain(&email).chain(&analytics) {
-        assert_eq!(span.span_context.trace_id(), trace_id, "one trace: {span:?}");
-        assert_eq!(span.name, format!("process {}", attribute(span, "queue").unwrap()));
+        assert_eq!(
+            span.span_context.trace_id(),
+            trace_id,
+            "one trace: {span:?}"
+        );
+        assert_eq!(
+            span.name,
+            format!("process {}", attribute(span, "queue").unwrap())
+        );
     }
-    assert!(orders[0].parent_span_is_remote, "a child of the producer's context");
-    assert_eq!(attribute(&orders[0], "correlation_id").as_deref(), Some("checkout-1"));
+    assert!(
+        orders[0].parent_span_is_remote,
+        "a child of the producer's context"
+    );
+    assert_eq!(
+        attribute(&orders[0], "correlation_id").as_deref(),
+        Some("checkout-1")
+    );
     assert_eq!(attribute(&orders[0], "worker").as_deref(), Some("orders"));
-    assert_eq!(email[0].parent_span_id, orders_span, "the email worker's span is the orders worker's child");
-    assert_eq!(attribute(&email[0], "correlation_id").as_deref(), Some("checkout-1"));
+    assert_eq!(
+        email[0].parent_span_id, orders_span,
+        "the email worker's span is the orders worker's child"
+    );
+    assert_eq!(
+        attribute(&email[0], "correlation_id").as_deref(),
+        Some("checkout-1")
+    );
     // A batch span is the child of its first message, and links every message it handles.
     let caused = analytics.iter().any(|s| {
-        s.parent_span_id == orders_span || s.links.iter().any(|l| l.span_context.span_id() == orders_span)
+        s.parent_span_id == orders_span
+            || s.links
+                .iter()
+                .any(|l| l.span_context.span_id() == orders_span)
     });
-    assert!(caused, "an analytics span caused by the orders worker: {analytics:?}");
+    assert!(
+        caused,
+        "an analytics span caused by the orders worker: {analytics:?}"
+    );
 }
 
 /// How many messages a span handled (a batch span says how many).
@@ -177,7 +206,10 @@ async fn a_message_with_ten_attributes_is_still_sent_and_published() {
     sent.await.unwrap();
     // Published: SNS has no per-message system attribute; the message goes without a context.
     let topic_handle = t.topic(&topic).await.unwrap();
-    topic_handle.publish(ten_attributes("published")).await.unwrap();
+    topic_handle
+        .publish(ten_attributes("published"))
+        .await
+        .unwrap();
 
     let mut got = BTreeMap::new();
     let started = Instant::now();
@@ -188,7 +220,11 @@ async fn a_message_with_ten_attributes_is_still_sent_and_published() {
         }
     }
     let sent = &got["sent"];
-    assert_eq!(sent.attributes, ten_attributes("sent").attributes, "no eleventh attribute");
+    assert_eq!(
+        sent.attributes,
+        ten_attributes("sent").attributes,
+        "no eleventh attribute"
+    );
     let header = sent.system.trace_header.as_deref().expect("AWSTraceHeader");
     assert_eq!(TraceContext::from_xray(header), Some(context));
     let published = &got["published"];
@@ -226,8 +262,14 @@ fn otlp_server() -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            let path = request_line.split(' ').nth(1).unwrap_or_default().to_owned();
-            kept.lock().unwrap().push((path, content_type, String::from_utf8(body).unwrap()));
+            let path = request_line
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            kept.lock()
+                .unwrap()
+                .push((path, content_type, String::from_utf8(body).unwrap()));
             let mut stream = reader.into_inner();
             let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
             stream.write_all(answer.as_bytes()).unwrap();

@@ -211,8 +211,7 @@ impl Sender for SqsQueue {
         for (i, m) in stamped.iter().enumerate() {
             let attributes =
                 to_sqs_attributes(&m.attributes).map_err(|e| build_error(&self.name, op, e))?;
-            let system =
-                to_sqs_system_attributes(m).map_err(|e| build_error(&self.name, op, e))?;
+            let system = to_sqs_system_attributes(m).map_err(|e| build_error(&self.name, op, e))?;
             let entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(&m.body)

@@ -18,7 +18,7 @@ use super::LeaseView;
 use super::dead_letter::DeadLetterReason;
 use super::handler::{BatchHandler, Delivery, FailureKind, HandlerError, MessageHandler};
 use super::observe::Observer;
-use super::settler::{Cause, Event, Verdict};
+use super::settler::{Cause, Decision, Event, Verdict};
 use crate::limits::MAX_VISIBILITY_TIMEOUT;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
@@ -103,12 +103,12 @@ impl Job {
     pub fn settle(mut self, verdict: Verdict) {
         self.settled = true;
         let verdict = self.ctx.last_receive_guard(&self.message, verdict);
-        self.span.in_scope(|| {
-            self.ctx
-                .obs
-                .decided(&self.message.id, self.attempt(), &verdict);
-        });
-        send(&self.ctx.events, self.id, verdict, self.span.clone());
+        let decision = Decision {
+            id: self.id,
+            attempt: self.attempt(),
+            span: self.span.clone(),
+        };
+        send(&self.ctx.events, decision, verdict);
     }
 }
 
@@ -118,19 +118,20 @@ impl Drop for Job {
             tracing::error!(id = self.id, message_id = %self.message.id, "a handler task ended without a verdict; releasing the message");
             let verdict = Verdict::Release("handler task ended without a verdict");
             let verdict = self.ctx.last_receive_guard(&self.message, verdict);
-            self.span.in_scope(|| {
-                self.ctx
-                    .obs
-                    .decided(&self.message.id, self.attempt(), &verdict);
-            });
-            send(&self.ctx.events, self.id, verdict, self.span.clone());
+            let decision = Decision {
+                id: self.id,
+                attempt: self.attempt(),
+                span: self.span.clone(),
+            };
+            send(&self.ctx.events, decision, verdict);
         }
     }
 }
 
-fn send(events: &UnboundedSender<Event>, id: u64, verdict: Verdict, span: Span) {
+fn send(events: &UnboundedSender<Event>, decision: Decision, verdict: Verdict) {
+    let id = decision.id;
     // The settler outlives every job but a stuck one at the shutdown deadline.
-    if events.send(Event::Decided { id, verdict, span }).is_err() {
+    if events.send(Event::Decided { decision, verdict }).is_err() {
         tracing::error!(
             id,
             "settler gone; the message will reappear after its visibility timeout"

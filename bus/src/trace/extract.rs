@@ -137,7 +137,11 @@ mod tests {
 
     #[test]
     fn the_attribute_comes_first_then_the_envelope_then_the_header() {
-        let (a, b, c) = (TraceContext::root(), TraceContext::root(), TraceContext::root());
+        let (a, b, c) = (
+            TraceContext::root(),
+            TraceContext::root(),
+            TraceContext::root(),
+        );
         let env = SnsEnvelope::new("id", "arn:aws:sns:r:1:t", "{}", with_traceparent(&b)).to_json();
         let all = message(&env, with_traceparent(&a), Some(c.to_xray()));
         assert_eq!(MessageTrace::of(&all).parent, Some(a));
@@ -153,14 +157,29 @@ mod tests {
         let m = message("x", bad, Some("Root=garbage".into()));
         let t = MessageTrace::of(&m);
         assert_eq!(t.parent, None);
-        assert_eq!(t.next_span().trace_id, t.next_span().trace_id, "one trace per receive");
-        assert_ne!(t.next_span().span_id, t.next_span().span_id, "one span per try");
+        assert_eq!(
+            t.next_span().trace_id,
+            t.next_span().trace_id,
+            "one trace per receive"
+        );
+        assert_ne!(
+            t.next_span().span_id,
+            t.next_span().span_id,
+            "one span per try"
+        );
     }
 
     #[test]
     fn a_body_that_mentions_traceparent_but_is_no_envelope_is_no_context() {
-        for body in [r#"{"note": "traceparent"}"#, r#"{"MessageAttributes": 3, "traceparent": 1}"#, "\"traceparent\" not json"] {
-            assert_eq!(MessageTrace::of(&message(body, MessageAttributes::new(), None)).parent, None);
+        for body in [
+            r#"{"note": "traceparent"}"#,
+            r#"{"MessageAttributes": 3, "traceparent": 1}"#,
+            "\"traceparent\" not json",
+        ] {
+            assert_eq!(
+                MessageTrace::of(&message(body, MessageAttributes::new(), None)).parent,
+                None
+            );
         }
     }
 

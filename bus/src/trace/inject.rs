@@ -50,7 +50,8 @@ const ATTRIBUTE_BYTES: usize = TRACEPARENT.len() + "String".len() + 55;
 /// (`AWSTraceHeader`, which counts against no limit); else the message goes without it. So a
 /// batch that was valid before stamping is valid after: tracing never fails nor splits a send.
 pub(crate) fn stamp(messages: &[OutgoingMessage], to: Stamp) -> Cow<'_, [OutgoingMessage]> {
-    let needs = |m: &OutgoingMessage| m.trace_header.is_none() && !m.attributes.contains_key(TRACEPARENT);
+    let needs =
+        |m: &OutgoingMessage| m.trace_header.is_none() && !m.attributes.contains_key(TRACEPARENT);
     if !messages.iter().any(needs) {
         return Cow::Borrowed(messages);
     }
@@ -117,7 +118,10 @@ mod tests {
     #[test]
     fn outside_a_handler_each_message_gets_its_own_root() {
         let out = stamp(&[with_attributes(0), with_attributes(9)], SQS).into_owned();
-        let (a, b) = (traceparent_of(&out[0]).unwrap(), traceparent_of(&out[1]).unwrap());
+        let (a, b) = (
+            traceparent_of(&out[0]).unwrap(),
+            traceparent_of(&out[1]).unwrap(),
+        );
         assert_ne!(a.trace_id, b.trace_id);
         assert_eq!(out[1].attributes.len(), 10);
         assert!(out.iter().all(|m| m.trace_header.is_none()));

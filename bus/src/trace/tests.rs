@@ -101,9 +101,15 @@ fn x_ray_headers_round_trip() {
         "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
     );
     assert_eq!(TraceContext::from_xray(&header), Some(c));
-    let unsampled = TraceContext { sampled: false, ..c };
+    let unsampled = TraceContext {
+        sampled: false,
+        ..c
+    };
     assert!(unsampled.to_xray().ends_with("Sampled=0"));
-    assert_eq!(TraceContext::from_xray(&unsampled.to_xray()), Some(unsampled));
+    assert_eq!(
+        TraceContext::from_xray(&unsampled.to_xray()),
+        Some(unsampled)
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use fleet_bus::trace::{SpanId, TraceContext, TraceId};
 use opentelemetry::trace::{
-    Link, SpanContext, SpanKind, Status, TraceFlags, TraceState, SpanId as OtelSpanId,
-    TraceId as OtelTraceId,
+    Link, SpanContext, SpanId as OtelSpanId, SpanKind, Status, TraceFlags, TraceId as OtelTraceId,
+    TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
@@ -127,7 +127,9 @@ where
         let Some(recorded) = span.extensions_mut().remove::<Recorded>() else {
             return;
         };
-        if let (Some(data), Some(processor)) = (recorded.into_span_data(&self.scope), self.sink.0.get()) {
+        if let (Some(data), Some(processor)) =
+            (recorded.into_span_data(&self.scope), self.sink.0.get())
+        {
             processor.on_end(data);
         }
     }
@@ -180,7 +182,11 @@ impl Recorded {
             TraceState::default(),
         );
         let mut links = SpanLinks::default();
-        links.links = self.links.iter().map(|l| Link::with_context(remote(l))).collect();
+        links.links = self
+            .links
+            .iter()
+            .map(|l| Link::with_context(remote(l)))
+            .collect();
         let status = match (self.failed, self.error_type) {
             (true, Some(t)) => Status::error(t),
             (true, None) => Status::error(""),
@@ -188,9 +194,9 @@ impl Recorded {
         };
         Some(SpanData {
             span_context: context,
-            parent_span_id: self
-                .parent
-                .map_or(OtelSpanId::INVALID, |p| OtelSpanId::from_bytes(p.to_bytes())),
+            parent_span_id: self.parent.map_or(OtelSpanId::INVALID, |p| {
+                OtelSpanId::from_bytes(p.to_bytes())
+            }),
             // A parent named in a message is another process's span.
             parent_span_is_remote: self.parent.is_some(),
             span_kind: self.kind,

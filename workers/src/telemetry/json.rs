@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(line["queue"], "q", "the inner span wins over the outer");
         assert_eq!(line["attempt"], 3, "the event wins over the span");
         assert_eq!(line["message_id"], "m-1");
-        assert_eq!(line["correlation_id"], "c-9", "recorded after the span started");
+        assert_eq!(
+            line["correlation_id"], "c-9",
+            "recorded after the span started"
+        );
         assert_eq!(line["reason"], "because");
         assert!(line.contains_key("timestamp") && line.contains_key("target"));
         assert!(!line.contains_key("spans") && !line.contains_key("span"));
@@ -242,7 +245,10 @@ mod tests {
         let lines = capture(|| {
             let e = io::Error::new(io::ErrorKind::Other, "inner");
             let outer = fleet_bus::BusError::Internal(format!("outer: {e}"));
-            tracing::error!(error = &outer as &(dyn std::error::Error + 'static), "failed");
+            tracing::error!(
+                error = &outer as &(dyn std::error::Error + 'static),
+                "failed"
+            );
         });
         assert_eq!(lines[0]["error"], "internal error: outer: inner");
     }

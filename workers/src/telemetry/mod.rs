@@ -88,9 +88,8 @@ pub fn init(format: LogFormat, default_level: &str) {
             .boxed(),
         LogFormat::Text => fmt.compact().with_ansi(colour()).with_filter(logs).boxed(),
     };
-    let export = SpanExportLayer::new(sink().clone()).with_filter(
-        filter_fn(export::is_exported).with_max_level_hint(LevelFilter::TRACE),
-    );
+    let export = SpanExportLayer::new(sink().clone())
+        .with_filter(filter_fn(export::is_exported).with_max_level_hint(LevelFilter::TRACE));
     let result = tracing_subscriber::registry()
         .with(fmt)
         .with(export)

@@ -7,13 +7,14 @@ use tokio::time::Instant;
 
 use super::calls::{ChangeEntry, ChangeOutcome, Op};
 use super::lease::{Phase, Settle, State, visibility_budget};
-use super::{Outcome, Settler, Verdict};
+use super::{Decision, Outcome, Settler, Verdict};
 use crate::consumer::dead_letter::dead_letter_message;
 
 impl Settler {
     /// A handler's verdict: the message's settlement starts, or, if its lease was lost meanwhile,
     /// it is counted as such.
-    pub(super) fn on_decided(&mut self, id: u64, verdict: Verdict, now: Instant) {
+    pub(super) fn on_decided(&mut self, decision: &Decision, mut verdict: Verdict, now: Instant) {
+        let id = decision.id;
         let Some(lease) = self.leases.get_mut(&id) else {
             tracing::error!(id, "a verdict for a message that is not held; ignored");
             return;
@@ -27,6 +28,14 @@ impl Settler {
             State::Running => {}
         }
         let (message_id, budget_from) = (lease.message_id.clone(), lease.budget_from);
+        // The decision's one line, written only for a verdict that is carried out (a lost lease
+        // is reported as such), with the delay it will really get.
+        if let Verdict::Retry { delay, .. } = &mut verdict {
+            *delay = (*delay).min(visibility_budget(budget_from, now));
+        }
+        self.setup
+            .obs
+            .decided(&message_id, decision.attempt, &verdict);
         let op = self.settlement_of(verdict, &message_id, budget_from, now);
         if let Some(lease) = self.leases.get_mut(&id) {
             lease.state = State::Settling(Settle::new(op));
@@ -34,8 +43,7 @@ impl Settler {
         self.ready(id, now);
     }
 
-    /// What carries out a verdict; counts the failure's cause. The decision's log line was
-    /// written when it was made (`Job::settle`).
+    /// What carries out a verdict; counts the failure's cause.
     fn settlement_of(
         &mut self,
         verdict: Verdict,

@@ -92,13 +92,20 @@ pub(crate) struct Tracked {
     pub view: tokio::sync::watch::Sender<Instant>,
 }
 
+/// Which message a verdict is for, and what its log line needs.
+pub(crate) struct Decision {
+    pub id: u64,
+    /// The attempt the verdict ends.
+    pub attempt: u32,
+    /// The span the handler ran in: the decision's log line is written inside it.
+    pub span: tracing::Span,
+}
+
 pub(crate) enum Event {
     Received(Vec<Tracked>),
     Decided {
-        id: u64,
+        decision: Decision,
         verdict: Verdict,
-        /// The span the handler ran in: the decision's log line is written inside it.
-        span: tracing::Span,
     },
     Done(Completed),
     /// A FIFO message failed (for this cause) and is being tried again in place.
@@ -249,8 +256,9 @@ impl Settler {
                     self.leases.insert(t.id, lease);
                 }
             }
-            Event::Decided { id, verdict, span } => {
-                span.in_scope(|| self.on_decided(id, verdict, now));
+            Event::Decided { decision, verdict } => {
+                let span = decision.span.clone();
+                span.in_scope(|| self.on_decided(&decision, verdict, now));
             }
             Event::Done(done) => self.on_completed(done, now),
             Event::RetriedInPlace(cause) => {

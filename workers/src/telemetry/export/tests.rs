@@ -12,7 +12,10 @@ fn exported(set: bool, f: impl FnOnce()) -> Vec<SpanData> {
     let sink = SpanSink::default();
     if set {
         assert!(sink.set(SimpleSpanProcessor::new(exporter.clone())));
-        assert!(!sink.set(SimpleSpanProcessor::new(exporter.clone())), "set once");
+        assert!(
+            !sink.set(SimpleSpanProcessor::new(exporter.clone())),
+            "set once"
+        );
     }
     let layer = SpanExportLayer::new(sink).with_filter(filter_fn(is_exported));
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
@@ -75,10 +78,23 @@ fn a_process_span_is_exported_with_the_ids_its_fields_name() {
     assert_eq!(attribute(s, "message_id"), Some(&Value::from("m-1")));
     assert_eq!(attribute(s, "attempt"), Some(&Value::I64(2)));
     assert_eq!(attribute(s, "correlation_id"), Some(&Value::from("c-1")));
-    assert_eq!(attribute(s, "messaging.system"), Some(&Value::from("aws_sqs")));
+    assert_eq!(
+        attribute(s, "messaging.system"),
+        Some(&Value::from("aws_sqs"))
+    );
     assert_eq!(attribute(s, "error.type"), Some(&Value::from("timeout")));
-    for id_field in ["trace_id", "span_id", "parent_span_id", "otel.name", "otel.kind"] {
-        assert_eq!(attribute(s, id_field), None, "{id_field} is the span, not an attribute");
+    for id_field in [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "otel.name",
+        "otel.kind",
+    ] {
+        assert_eq!(
+            attribute(s, id_field),
+            None,
+            "{id_field} is the span, not an attribute"
+        );
     }
     assert_eq!(s.instrumentation_scope.name(), "fleet");
 }

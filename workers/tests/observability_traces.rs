@@ -234,7 +234,9 @@ async fn a_message_with_ten_attributes_is_still_sent_and_published() {
 
 /// A one-request-at-a-time HTTP server that answers 200 `{}` and keeps each request's path,
 /// content type and body.
-fn otlp_server() -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
+type Requests = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+fn otlp_server() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -267,9 +269,7 @@ fn otlp_server() -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
                 .nth(1)
                 .unwrap_or_default()
                 .to_owned();
-            kept.lock()
-                .unwrap()
-                .push((path, content_type, String::from_utf8(body).unwrap()));
+            kept.lock().unwrap().push((path, content_type, body));
             let mut stream = reader.into_inner();
             let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
             stream.write_all(answer.as_bytes()).unwrap();
@@ -278,12 +278,13 @@ fn otlp_server() -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
     (address, requests)
 }
 
-#[test]
-fn spans_are_exported_over_otlp_http_json() {
+/// Exports one process span through the OTLP processor `protocol` configures, to a server in
+/// the test; returns the span's context and the one request the server received.
+fn export_one(protocol: OtlpProtocol) -> (TraceContext, TraceContext, (String, String, Vec<u8>)) {
     let (endpoint, requests) = otlp_server();
     let config = TracingConfig {
         otlp_endpoint: Some(endpoint),
-        otlp_protocol: OtlpProtocol::HttpJson,
+        otlp_protocol: protocol,
     };
     let sink = SpanSink::default();
     sink.set(otlp::processor(&config).unwrap().unwrap());
@@ -303,13 +304,17 @@ fn spans_are_exported_over_otlp_http_json() {
         );
     });
     sink.shutdown(Duration::from_secs(10)).unwrap();
-
-    let requests = requests.lock().unwrap();
+    let mut requests = requests.lock().unwrap();
     assert_eq!(requests.len(), 1, "one export");
-    let (path, content_type, body) = &requests[0];
+    (parent, run, requests.remove(0))
+}
+
+#[test]
+fn spans_are_exported_over_otlp_http_json() {
+    let (parent, run, (path, content_type, body)) = export_one(OtlpProtocol::HttpJson);
     assert_eq!(path, "/v1/traces");
     assert_eq!(content_type, "application/json");
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let resource = &body["resourceSpans"][0];
     let service = resource["resource"]["attributes"]
         .as_array()
@@ -325,4 +330,18 @@ fn spans_are_exported_over_otlp_http_json() {
     assert_eq!(span["name"], "process q");
     // SPAN_KIND_CONSUMER
     assert_eq!(span["kind"], 5);
+}
+
+#[test]
+fn spans_are_exported_over_otlp_http_protobuf_by_default() {
+    assert_eq!(OtlpProtocol::default(), OtlpProtocol::HttpProtobuf);
+    let (parent, run, (path, content_type, body)) = export_one(OtlpProtocol::HttpProtobuf);
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    // Protobuf carries the ids as raw bytes.
+    let contains = |bytes: &[u8]| body.windows(bytes.len()).any(|w| w == bytes);
+    assert!(contains(&run.trace_id.to_bytes()));
+    assert!(contains(&run.span_id.to_bytes()));
+    assert!(contains(&parent.span_id.to_bytes()));
+    assert!(contains(b"process q"));
 }

@@ -84,7 +84,9 @@ async fn healthz_answers_within_50_ms_while_64_handlers_are_busy() {
     }
     times.sort();
     let (p95, worst) = (times[18], times[19]);
-    println!("/healthz with {BUSY} handlers busy: 95th percentile of 20 answers {p95:?}, slowest {worst:?}");
+    println!(
+        "/healthz with {BUSY} handlers busy: 95th percentile of 20 answers {p95:?}, slowest {worst:?}"
+    );
     // The 95th percentile, each request on a new connection: one outlier on a loaded 2-core CI
     // machine is the machine, not the server.
     assert!(p95 < Duration::from_millis(50), "{times:?}");
@@ -123,7 +125,9 @@ async fn readyz_is_ready_once_every_worker_polls_and_unready_within_a_second_of_
     // observe::health).
     let starting = get(address, "/readyz").await;
     assert!(
-        starting.status == 200 || starting.body.contains("starting") || starting.body.contains("polling"),
+        starting.status == 200
+            || starting.body.contains("starting")
+            || starting.body.contains("polling"),
         "{} {}",
         starting.status,
         starting.body

@@ -200,7 +200,7 @@ async fn every_line_is_json_and_every_message_line_says_which_message_and_trace(
     }
     let dead = about_messages
         .iter()
-        .find(|l| l["message_id"] == Value::from(bad.message_id.as_str()) && l["level"] == "WARN");
+        .find(|l| l["message_id"] == bad.message_id.as_str() && l["level"] == "WARN");
     assert!(dead.is_some(), "the bad message's dead-letter line");
 
     // The spans went to the collector, in the traces the lines name.

@@ -243,13 +243,12 @@ mod tests {
     #[test]
     fn errors_show_their_causes() {
         let lines = capture(|| {
-            let e = io::Error::new(io::ErrorKind::Other, "inner");
-            let outer = fleet_bus::BusError::Internal(format!("outer: {e}"));
-            tracing::error!(
-                error = &outer as &(dyn std::error::Error + 'static),
-                "failed"
-            );
+            let e = fleet_bus::BusError::TopologyFile {
+                path: "t.toml".into(),
+                source: Box::new(io::Error::other("inner")),
+            };
+            tracing::error!(error = &e as &(dyn std::error::Error + 'static), "failed");
         });
-        assert_eq!(lines[0]["error"], "internal error: outer: inner");
+        assert_eq!(lines[0]["error"], "cannot read topology t.toml: inner");
     }
 }

@@ -11,12 +11,15 @@
 //! past the size limit), the message goes to the dead-letter queue untouched and a **note** goes
 //! before it: a small message whose body is the same reason JSON plus the `digest` of the message
 //! it explains, marked by the [`ATTR_NOTE`] attribute. [`note_of`] reads a note back and
-//! [`digest_of`] pairs it with its message. No dead letter is without its reason.
+//! [`digest_of`] pairs it with its message. No dead letter is without its reason. The
+//! `traceparent` every send adds never takes the reason's place: when it holds the last slot it
+//! moves to the `AWSTraceHeader` system attribute.
 
 use sha2::{Digest, Sha256};
 
 use crate::limits::{MAX_MESSAGE_ATTRIBUTES, MAX_SQS_MESSAGE_BYTES};
 use crate::message::{AttributeValue, Message, MessageAttributes, OutgoingMessage};
+use crate::trace::{TRACEPARENT, TraceContext};
 
 /// The reason attribute: compact JSON (see the module documentation).
 pub const ATTR_DEAD_LETTER: &str = "fleet.dead-letter";
@@ -43,6 +46,24 @@ pub fn own_attributes(m: &Message) -> MessageAttributes {
         .filter(|(k, _)| !k.starts_with("fleet."))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The trace context must not cost the reason its attribute: a message whose `traceparent`
+/// takes the last attribute slot has it moved to the trace header, which the dead-letter queue
+/// (SQS) carries outside the attribute limit.
+fn trace_context_to_header(out: &mut OutgoingMessage) {
+    if out.attributes.len() < MAX_MESSAGE_ATTRIBUTES || out.trace_header.is_some() {
+        return;
+    }
+    let context = out
+        .attributes
+        .get(TRACEPARENT)
+        .and_then(AttributeValue::as_str)
+        .and_then(TraceContext::from_traceparent);
+    if let Some(context) = context {
+        out.attributes.remove(TRACEPARENT);
+        out.trace_header = Some(context.to_xray());
+    }
 }
 
 /// Longest error message kept in the reason.
@@ -176,6 +197,7 @@ pub fn dead_letter_message(m: &Message, reason: &DeadLetterReason, fifo: bool) -
         );
         out.deduplication_id = Some(format!("dl-{}", m.id));
     }
+    trace_context_to_header(&mut out);
     if out.attributes.len() < MAX_MESSAGE_ATTRIBUTES {
         for max_chars in [MAX_REASON_CHARS, 64, 0] {
             let mut with_reason = out.clone();
@@ -270,6 +292,30 @@ mod tests {
             MAX_REASON_CHARS + 1,
             "truncated with an ellipsis"
         );
+    }
+
+    #[test]
+    fn a_trace_context_in_the_last_slot_moves_to_the_header_for_the_reason() {
+        let context = TraceContext::root();
+        let mut m = message(9, "{}");
+        m.attributes.insert(
+            TRACEPARENT.into(),
+            AttributeValue::string(context.traceparent()),
+        );
+        let out = dead_letter_message(&m, &reason(), false);
+        assert_eq!(out.note, None, "the reason fits on the message");
+        assert!(out.message.attributes.contains_key(ATTR_DEAD_LETTER));
+        assert!(!out.message.attributes.contains_key(TRACEPARENT));
+        assert_eq!(out.message.trace_header, Some(context.to_xray()));
+        // With a slot to spare, the context stays where it was.
+        let mut roomy = message(3, "{}");
+        roomy.attributes.insert(
+            TRACEPARENT.into(),
+            AttributeValue::string(context.traceparent()),
+        );
+        let out = dead_letter_message(&roomy, &reason(), false);
+        assert!(out.message.attributes.contains_key(TRACEPARENT));
+        assert_eq!(out.message.trace_header, None);
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub fn chain_text(e: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// Whether an AWS error code is one of the throttling codes the bus retries after a pause; the
+/// one list, which the workers' classifications extend rather than copy.
+pub fn is_throttling_code(code: &str) -> bool {
+    THROTTLING_CODES.contains(&code)
+}
+
 /// Error codes AWS uses for throttling: always worth a retry after a pause.
 pub(crate) const THROTTLING_CODES: [&str; 9] = [
     "KmsThrottled",

@@ -34,7 +34,7 @@ pub mod transport;
 pub mod validate;
 
 pub use consumer::{Consumer, ConsumerConfig, Delivery, HandlerError, ShutdownReport, handler_fn};
-pub use error::{BoxError, BusError, chain_text};
+pub use error::{BoxError, BusError, chain_text, is_throttling_code};
 pub use message::{
     AttributeValue, EntryError, EntryResult, Message, MessageAttributes, OutgoingMessage, Receipt,
     ReceiveRequest, SendReceipt, SystemAttributes, VisibilityChange, payload_size,

@@ -240,21 +240,14 @@ where
     DisplayErrorContext(err).to_string()
 }
 
-/// Whether an AWS error code says "too many requests" (the email worker counts these apart).
+/// Whether an AWS error code says "too many requests" (the email worker counts these apart):
+/// the bus's throttling codes, and those SES and its HTTP layer add.
 pub fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "TooManyRequestsException"
-            | "LimitExceededException"
-            | "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottled"
-            | "RequestThrottledException"
-            | "RequestLimitExceeded"
-            | "SlowDown"
-            | "TooManyRequests"
-    )
+    fleet_bus::is_throttling_code(code)
+        || matches!(
+            code,
+            "LimitExceededException" | "SlowDown" | "TooManyRequests"
+        )
 }
 
 /// A service error by its AWS code; unknown codes by their HTTP status.

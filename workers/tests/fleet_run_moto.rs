@@ -18,8 +18,17 @@ use fleet_workers::scenario::Scenario;
 use rand::{Rng, SeedableRng};
 
 /// Receives before a dead letter: enough for an event that arrives before its order (shuffled
-/// over the whole run) to wait for it (see the README on sizing maxReceiveCount).
-const MAX_RECEIVES: u32 = 12;
+/// over the whole run) to wait for it (see the README on sizing the retries of early events).
+/// With the orders worker's retries here (2 s base, 30 s cap, equal jitter) the guaranteed wait
+/// is the sum of the shortest delays before attempts 2 to 16: 1+2+4+8 + 11 × 15 s = 180 s. The
+/// lag it must cover is the time to work once through the whole shuffled backlog on moto: in CI
+/// with 12 receives (120 s) some refunds ran out of receives before their order's payment.
+const MAX_RECEIVES: u32 = 16;
+
+/// One test at a time: moto is a single Python process, and two fleets working through 1,000
+/// events each against it at once slow each other down (both together take as long as one after
+/// the other) until early events outlive their receives.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const DRAIN_LIMIT: Duration = Duration::from_secs(420);
 const STOP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -141,6 +150,7 @@ const WRITES: [&str; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_shuffled_order_events_end_exactly_as_the_model_says() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let d = Deployment::provision("e2e", MAX_RECEIVES).await;
     let scenario = Scenario::generate(11, 200, 1000, 0.1);
     // One process per worker, so each one's AWS calls are its own.
@@ -198,6 +208,7 @@ async fn wait_for_in_flight(d: &Deployment) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_by_sigterm_and_killed_three_times_the_fleet_still_ends_as_the_model_says() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let d = Deployment::provision("e2e-kill", MAX_RECEIVES).await;
     let scenario = Scenario::generate(12, 200, 1000, 0.1);
     let seed = 12;

@@ -99,9 +99,12 @@ impl Deployment {
         }
     }
 
-    /// Starts `fleet run` with these workers (all when empty); `n` numbers its log files.
+    /// Starts `fleet run` with these workers (all when empty); `n` numbers its log files. It logs
+    /// at `warn`, or at the `FLEET_TEST_LOG` filter when set (to diagnose a failing run: the log
+    /// files stay in the deployment's temporary folder).
     pub fn start(&self, workers: &[&str], n: usize) -> Process {
-        self.start_logging(workers, n, "warn")
+        let level = std::env::var("FLEET_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+        self.start_logging(workers, n, &level)
     }
 
     /// As [`start`](Self::start), logging at `level` (a `FLEET_LOG` filter).

@@ -5,6 +5,7 @@ pub mod aws_calls;
 pub mod cli;
 pub mod cost;
 pub mod demo;
+pub mod deploy;
 pub mod dlq;
 pub mod email;
 pub mod idempotency;

@@ -15,6 +15,7 @@ mod error;
 mod policy;
 mod provision;
 mod queue;
+mod resource_policy;
 #[cfg(feature = "dynamodb")]
 pub mod table;
 mod topic;

@@ -1,11 +1,11 @@
-//! The SQS queue policy statement that lets an SNS topic deliver to a queue.
+//! Merging Fleet's statements into a resource policy that may hold others (an operator's, or
+//! SNS's default statement on a topic), by statement id, so a second run changes nothing.
 
 use serde_json::{Value, json};
 
-/// The statement id Fleet gives the permission of one topic.
-fn sid(topic_name: &str) -> String {
-    format!("fleet-sns-{topic_name}")
-}
+use crate::topology::policy::{
+    queue_tls_only_statement, topic_send_statement, topic_tls_only_statement,
+};
 
 /// The queue policy with a statement that lets `topic_arn` send to `queue_arn`, or `None` when
 /// the existing policy already has exactly that statement. Other statements are kept.
@@ -15,14 +15,25 @@ pub(crate) fn with_topic_permission(
     topic_arn: &str,
     topic_name: &str,
 ) -> Option<String> {
-    let statement = json!({
-        "Sid": sid(topic_name),
-        "Effect": "Allow",
-        "Principal": { "Service": "sns.amazonaws.com" },
-        "Action": "sqs:SendMessage",
-        "Resource": queue_arn,
-        "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } },
-    });
+    with_statement(
+        existing,
+        topic_send_statement(json!(queue_arn), json!(topic_arn), topic_name),
+    )
+}
+
+/// The queue policy with the TLS-only statement, or `None` when it already has it.
+pub(crate) fn with_queue_tls_only(existing: Option<&str>, queue_arn: &str) -> Option<String> {
+    with_statement(existing, queue_tls_only_statement(json!(queue_arn)))
+}
+
+/// The topic policy with the TLS-only statement, or `None` when it already has it.
+pub(crate) fn with_topic_tls_only(existing: Option<&str>, topic_arn: &str) -> Option<String> {
+    with_statement(existing, topic_tls_only_statement(json!(topic_arn)))
+}
+
+/// `existing` with `statement` added, or replacing the statement of the same `Sid`; `None` when
+/// that statement is already there as is.
+fn with_statement(existing: Option<&str>, statement: Value) -> Option<String> {
     let mut policy: Value = existing
         .filter(|p| !p.trim().is_empty())
         .and_then(|p| serde_json::from_str(p).ok())
@@ -41,10 +52,10 @@ pub(crate) fn with_topic_permission(
             policy["Statement"].as_array_mut()?
         }
     };
-    let wanted = sid(topic_name);
+    let wanted = statement.get("Sid").cloned();
     match statements
         .iter_mut()
-        .find(|s| s.get("Sid").and_then(Value::as_str) == Some(&wanted))
+        .find(|s| s.get("Sid") == wanted.as_ref())
     {
         Some(s) if *s == statement => return None,
         Some(s) => *s = statement,
@@ -73,6 +84,7 @@ mod tests {
         let p = with_topic_permission(Some(other), Q, T, "events").expect("added");
         let p = with_topic_permission(Some(&p), Q, "arn:aws:sns:us-east-1:1:audit", "audit")
             .expect("second topic");
+        let p = with_queue_tls_only(Some(&p), Q).expect("tls");
         let v: Value = serde_json::from_str(&p).unwrap();
         let sids: Vec<&str> = v["Statement"]
             .as_array()
@@ -80,7 +92,11 @@ mod tests {
             .iter()
             .map(|s| s["Sid"].as_str().unwrap())
             .collect();
-        assert_eq!(sids, ["ops", "fleet-sns-events", "fleet-sns-audit"]);
+        assert_eq!(
+            sids,
+            ["ops", "fleet-sns-events", "fleet-sns-audit", "fleet-tls-only"]
+        );
+        assert_eq!(with_queue_tls_only(Some(&p), Q), None);
     }
 
     #[test]
@@ -88,5 +104,13 @@ mod tests {
         let old = with_topic_permission(None, Q, "arn:aws:sns:us-east-1:1:old", "events").unwrap();
         let new = with_topic_permission(Some(&old), Q, T, "events").expect("changed");
         assert!(new.contains(T) && !new.contains(":old"));
+    }
+
+    #[test]
+    fn a_topic_keeps_its_default_statement() {
+        let default = r#"{"Version":"2008-10-17","Id":"__default_policy_ID","Statement":[{"Sid":"__default_statement_ID","Effect":"Allow","Principal":{"AWS":"*"},"Action":["SNS:Publish"],"Resource":"x"}]}"#;
+        let p = with_topic_tls_only(Some(default), T).expect("added");
+        assert!(p.contains("__default_statement_ID") && p.contains("fleet-tls-only"));
+        assert_eq!(with_topic_tls_only(Some(&p), T), None);
     }
 }

@@ -7,7 +7,6 @@ use aws_sdk_sqs::types::QueueAttributeName as Q;
 
 use super::SqsTransport;
 use super::error::sdk_error;
-use super::policy::with_topic_permission;
 use super::queue::parse_redrive;
 use crate::error::BusError;
 use crate::sns::FilterScope;
@@ -41,7 +40,18 @@ impl SqsTransport {
             Q::MessageRetentionPeriod,
             decl.retention_seconds.to_string(),
         );
-        a.insert(Q::SqsManagedSseEnabled, flag(decl.encrypted));
+        // One server-side encryption at a time: SQS refuses a KMS key with SSE-SQS on.
+        match &decl.kms_key {
+            Some(key) => {
+                a.insert(Q::KmsMasterKeyId, key.clone());
+                a.insert(Q::SqsManagedSseEnabled, flag(false));
+            }
+            None => {
+                a.insert(Q::SqsManagedSseEnabled, flag(decl.encrypted));
+                // Empty: no KMS key (a key set by hand is removed).
+                a.insert(Q::KmsMasterKeyId, String::new());
+            }
+        }
         if decl.is_fifo() {
             a.insert(
                 Q::ContentBasedDeduplication,
@@ -63,9 +73,7 @@ impl SqsTransport {
         let desired = self.desired_queue_attributes(decl).await?;
         let Some(url) = self.queue_url(&decl.name).await? else {
             let mut create = desired.clone();
-            if create.get(&Q::RedrivePolicy).is_some_and(String::is_empty) {
-                create.remove(&Q::RedrivePolicy);
-            }
+            create.retain(|_, v| !v.is_empty());
             if decl.is_fifo() {
                 create.insert(Q::FifoQueue, flag(true));
             }
@@ -76,6 +84,7 @@ impl SqsTransport {
                 .send()
                 .await
                 .map_err(|e| sdk_error(&decl.name, "CreateQueue", e))?;
+            self.ensure_tls_only_queue(&decl.name).await?;
             return Ok(Applied::Created);
         };
         let actual = self.sqs_queue(&decl.name, &url).attributes().await?;
@@ -94,18 +103,41 @@ impl SqsTransport {
                 Q::VisibilityTimeout | Q::DelaySeconds | Q::MessageRetentionPeriod => {
                     have.split('.').next() == Some(want.as_str())
                 }
-                Q::SqsManagedSseEnabled => (have == "true") == (want == "true"),
+                // CloudFormation's JSON booleans reach some emulators as `True`.
+                // Under a KMS key, SSE-SQS is off by definition (some emulators still say
+                // true): it is sent with a key change, never compared.
+                Q::SqsManagedSseEnabled if decl.kms_key.is_some() => true,
+                Q::SqsManagedSseEnabled => {
+                    have.eq_ignore_ascii_case("true") == (want == "true")
+                }
                 _ => have == want,
             };
             if !same {
                 changes.insert(name.clone(), want.clone());
             }
         }
-        if changes.is_empty() {
-            return Ok(Applied::Unchanged);
-        }
         let mut names: Vec<String> = changes.keys().map(|k| k.as_str().to_owned()).collect();
         names.sort();
+        if decl.kms_key.is_some() && changes.contains_key(&Q::KmsMasterKeyId) {
+            changes.insert(Q::SqsManagedSseEnabled, flag(false));
+        }
+        if !changes.is_empty() {
+            self.set_queue_attributes(&decl.name, &url, &actual, changes)
+                .await?;
+        }
+        if self.ensure_tls_only_queue(&decl.name).await? {
+            names.push("Policy".to_owned());
+        }
+        Ok(applied(names))
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        queue: &str,
+        url: &str,
+        actual: &HashMap<Q, String>,
+        mut changes: HashMap<Q, String>,
+    ) -> Result<(), BusError> {
         // Some SQS implementations drop a policy that a SetQueueAttributes call leaves out; send
         // it along unchanged.
         if let Some(policy) = actual.get(&Q::Policy) {
@@ -113,45 +145,69 @@ impl SqsTransport {
         }
         self.sqs()
             .set_queue_attributes()
-            .queue_url(&url)
+            .queue_url(url)
             .set_attributes(Some(changes))
             .send()
             .await
-            .map_err(|e| sdk_error(&decl.name, "SetQueueAttributes", e))?;
-        Ok(Applied::Updated(names))
+            .map_err(|e| sdk_error(queue, "SetQueueAttributes", e))?;
+        Ok(())
     }
 
     pub(crate) async fn declare_topic(&self, decl: &TopicDecl) -> Result<Applied, BusError> {
         let name = &decl.name;
         let Some(arn) = self.topic_arn(name).await? else {
-            let mut attrs = HashMap::new();
-            if decl.is_fifo() {
-                attrs.insert("FifoTopic".to_owned(), flag(true));
-                attrs.insert(
-                    "ContentBasedDeduplication".to_owned(),
-                    flag(decl.content_based_deduplication),
-                );
-            }
-            let out = self
-                .sns()
-                .create_topic()
-                .name(name)
-                .set_attributes(Some(attrs))
-                .send()
-                .await
-                .map_err(|e| sdk_error(name, "CreateTopic", e))?;
-            if let Some(arn) = out.topic_arn() {
-                self.remember_topic(name, arn);
-            }
+            let arn = self.create_topic(decl).await?;
+            self.ensure_tls_only_topic(name, &arn).await?;
             return Ok(Applied::Created);
         };
-        if !decl.is_fifo() {
-            return Ok(Applied::Unchanged);
+        let mut changes = Vec::new();
+        if decl.is_fifo() && self.update_topic_deduplication(decl, &arn).await? {
+            changes.push("ContentBasedDeduplication".to_owned());
+        }
+        if self.ensure_tls_only_topic(name, &arn).await? {
+            changes.push("Policy".to_owned());
+        }
+        Ok(applied(changes))
+    }
+
+    /// Creates the topic; its ARN.
+    async fn create_topic(&self, decl: &TopicDecl) -> Result<String, BusError> {
+        let name = &decl.name;
+        let mut attrs = HashMap::new();
+        if decl.is_fifo() {
+            attrs.insert("FifoTopic".to_owned(), flag(true));
+            attrs.insert(
+                "ContentBasedDeduplication".to_owned(),
+                flag(decl.content_based_deduplication),
+            );
         }
         let out = self
             .sns()
+            .create_topic()
+            .name(name)
+            .set_attributes(Some(attrs))
+            .send()
+            .await
+            .map_err(|e| sdk_error(name, "CreateTopic", e))?;
+        let arn = out.topic_arn().ok_or_else(|| BusError::NotFound {
+            kind: "topic ARN",
+            name: name.clone(),
+        })?;
+        self.remember_topic(name, arn);
+        Ok(arn.to_owned())
+    }
+
+    /// Brings a FIFO topic's content-based deduplication to its declaration; true when it changed.
+    async fn update_topic_deduplication(
+        &self,
+        decl: &TopicDecl,
+        arn: &str,
+    ) -> Result<bool, BusError> {
+        let name = &decl.name;
+        let out = self
+            .sns()
             .get_topic_attributes()
-            .topic_arn(&arn)
+            .topic_arn(arn)
             .send()
             .await
             .map_err(|e| sdk_error(name, "GetTopicAttributes", e))?;
@@ -160,19 +216,17 @@ impl SqsTransport {
             .and_then(|a| a.get("ContentBasedDeduplication"))
             .is_some_and(|v| v == "true");
         if have == decl.content_based_deduplication {
-            return Ok(Applied::Unchanged);
+            return Ok(false);
         }
         self.sns()
             .set_topic_attributes()
-            .topic_arn(&arn)
+            .topic_arn(arn)
             .attribute_name("ContentBasedDeduplication")
             .attribute_value(flag(decl.content_based_deduplication))
             .send()
             .await
             .map_err(|e| sdk_error(name, "SetTopicAttributes", e))?;
-        Ok(Applied::Updated(vec![
-            "ContentBasedDeduplication".to_owned(),
-        ]))
+        Ok(true)
     }
 
     pub(crate) async fn declare_subscription(
@@ -219,7 +273,7 @@ impl SqsTransport {
             Some(arn) => Some(self.update_subscription(&arn, sub, &label).await?),
         };
         let policy_changed = self
-            .ensure_queue_policy(&sub.queue, queue.arn(), &topic_arn, topic)
+            .ensure_queue_policy(&sub.queue, &topic_arn, topic)
             .await?;
         match (&mut changes, policy_changed) {
             (None, _) => Ok(Applied::Created),
@@ -312,46 +366,6 @@ impl SqsTransport {
                 .map_err(|e| sdk_error(label, "SetSubscriptionAttributes", e))?;
         }
         Ok(set.into_iter().map(|(n, _)| n.to_owned()).collect())
-    }
-
-    /// Makes sure the queue policy lets the topic send; true when it had to change.
-    async fn ensure_queue_policy(
-        &self,
-        queue: &str,
-        queue_arn: &str,
-        topic_arn: &str,
-        topic: &str,
-    ) -> Result<bool, BusError> {
-        let url = self
-            .queue_url(queue)
-            .await?
-            .ok_or_else(|| BusError::NotFound {
-                kind: "queue",
-                name: queue.to_owned(),
-            })?;
-        let out = self
-            .sqs()
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(Q::Policy)
-            .send()
-            .await
-            .map_err(|e| sdk_error(queue, "GetQueueAttributes", e))?;
-        let existing = out
-            .attributes()
-            .and_then(|a| a.get(&Q::Policy))
-            .map(String::as_str);
-        let Some(policy) = with_topic_permission(existing, queue_arn, topic_arn, topic) else {
-            return Ok(false);
-        };
-        self.sqs()
-            .set_queue_attributes()
-            .queue_url(&url)
-            .attributes(Q::Policy, policy)
-            .send()
-            .await
-            .map_err(|e| sdk_error(queue, "SetQueueAttributes", e))?;
-        Ok(true)
     }
 }
 

@@ -2,6 +2,7 @@
 //! applied to any transport by [`provision`].
 
 mod consumer_needs;
+pub mod policy;
 mod provision;
 mod table;
 
@@ -57,9 +58,16 @@ pub struct QueueDecl {
     /// FIFO only: deduplicate by a SHA-256 of the body when no deduplication id is given.
     #[serde(default)]
     pub content_based_deduplication: bool,
-    /// Server-side encryption with SQS-managed keys (on unless turned off).
+    /// Server-side encryption with SQS-managed keys (on unless turned off); ignored when
+    /// `kms_key` is set.
     #[serde(default = "default_true")]
     pub encrypted: bool,
+    /// Server-side encryption with this existing KMS key instead (a key id, key ARN, alias name
+    /// `alias/...` or alias ARN). Its key policy must let `sns.amazonaws.com` use it
+    /// (`kms:GenerateDataKey*`, `kms:Decrypt`) for the topics that deliver to the queue: SNS
+    /// cannot use the AWS-managed `aws/sqs` key, so a queue on it receives nothing from a topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
     /// Where messages go after too many receives.
     #[serde(default)]
     pub dead_letter: Option<DeadLetterDecl>,
@@ -164,8 +172,16 @@ impl QueueDecl {
             retention_seconds: default_retention(),
             content_based_deduplication: false,
             encrypted: true,
+            kms_key: None,
             dead_letter: None,
         }
+    }
+
+    /// Encrypts the queue with an existing KMS key instead of SQS-managed keys.
+    #[must_use]
+    pub fn kms_key(mut self, key: impl Into<String>) -> Self {
+        self.kms_key = Some(key.into());
+        self
     }
 
     /// Sets the default visibility timeout (whole seconds, as SQS stores it).
@@ -230,6 +246,9 @@ impl QueueDecl {
             return Err(format!(
                 "queue {n}: retention must be between 60 seconds and 14 days"
             ));
+        }
+        if self.kms_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(format!("queue {n}: kms_key is empty (leave it out for SSE-SQS)"));
         }
         if self.content_based_deduplication && !self.is_fifo() {
             return Err(format!(
@@ -429,7 +448,9 @@ impl Topology {
     }
 
     /// The declared queues plus the dead-letter queues they name but nobody declared, which get
-    /// 14 days of retention so a dead letter outlives the message's original retention.
+    /// 14 days of retention so a dead letter outlives the message's original retention, and the
+    /// KMS key of the first queue that redrives into them (a dead letter stays under the key
+    /// that protected the message).
     pub fn with_implicit_dead_letter_queues(&self) -> Topology {
         let mut out = self.clone();
         let declared: BTreeSet<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
@@ -438,9 +459,10 @@ impl Topology {
             if let Some(dl) = &q.dead_letter
                 && !declared.contains(dl.queue.as_str())
             {
-                implicit
-                    .entry(dl.queue.clone())
-                    .or_insert_with(|| QueueDecl::new(&dl.queue).retention(MAX_RETENTION));
+                implicit.entry(dl.queue.clone()).or_insert_with(|| QueueDecl {
+                    kms_key: q.kms_key.clone(),
+                    ..QueueDecl::new(&dl.queue).retention(MAX_RETENTION)
+                });
             }
         }
         out.queues.extend(implicit.into_values());

@@ -7,6 +7,7 @@ mod orders;
 mod run;
 mod send;
 mod templates;
+mod topology;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +119,11 @@ enum Command {
         #[arg(long, requires = "metrics")]
         cost_only: bool,
     },
+    /// Export the topology (deploy/topology.toml) for another deployment tool.
+    Topology {
+        #[command(subcommand)]
+        command: topology::TopologyCommand,
+    },
     /// Check the email templates.
     Templates {
         #[command(subcommand)]
@@ -227,6 +233,7 @@ async fn run(command: Command) -> CliResult {
         Command::Dlq { command } => dlq::run_dlq(command).await,
         Command::Orders { command } => orders::run_orders(command).await,
         Command::Templates { command } => templates::run_templates(command),
+        Command::Topology { command } => topology::run_topology(command),
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;
             let handle = transport.queue(&queue).await?;

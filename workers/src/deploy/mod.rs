@@ -112,9 +112,13 @@ pub fn logical_id(kind: &str, name: &str) -> String {
     out
 }
 
-/// The ARN of a queue: the stack's own when the topology declares it, else built from its name.
+/// The ARN of a queue: the stack's own when the topology declares it (or names it as a
+/// dead-letter queue, which the stack creates too), else built from its name.
 pub fn queue_arn(topology: &Topology, name: &str) -> Value {
-    if topology.queues.iter().any(|q| q.name == name) {
+    let in_stack = topology.queues.iter().any(|q| {
+        q.name == name || q.dead_letter.as_ref().is_some_and(|dl| dl.queue == name)
+    });
+    if in_stack {
         json!({ "Fn::GetAtt": [logical_id("Queue", name), "Arn"] })
     } else {
         json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{name}") })

@@ -60,12 +60,7 @@ impl Deployment {
     /// Writes and provisions a deployment like `deploy/`'s, with `max_receive_count` receives
     /// before a dead letter.
     pub async fn provision(name: &str, max_receive_count: u32) -> Self {
-        Self::provision_with(name, max_receive_count, |p| {
-            format!(
-                "# These tests check the confirmations the orders worker publishes, on the email queue.\n[email]\nenabled = false\nqueue = \"{p}-email\"\n"
-            )
-        })
-        .await
+        Self::provision_with(name, max_receive_count, Self::email_off).await
     }
 
     /// As [`provision`](Self::provision), with the `[email]` section `email(prefix)` writes.
@@ -74,22 +69,36 @@ impl Deployment {
         max_receive_count: u32,
         email: impl FnOnce(&str) -> String,
     ) -> Self {
+        let d = Self::write(name, max_receive_count, email).await;
+        let parsed = Topology::from_file(d.topology()).unwrap();
+        fleet_bus::provision(&d.transport, &parsed).await.unwrap();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&d.sdk);
+        fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
+            .await
+            .unwrap();
+        d
+    }
+
+    /// Writes the topology and configuration files of a deployment without creating anything
+    /// (for a test that creates the resources another way, such as a CloudFormation stack).
+    pub async fn write(
+        name: &str,
+        max_receive_count: u32,
+        email: impl FnOnce(&str) -> String,
+    ) -> Self {
         let prefix = unique_name(name);
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).unwrap();
-        let topology = topology(&prefix, max_receive_count);
-        std::fs::write(dir.join("topology.toml"), &topology).unwrap();
+        std::fs::write(
+            dir.join("topology.toml"),
+            topology(&prefix, max_receive_count),
+        )
+        .unwrap();
         let config = dir.join("fleet.toml");
         let text = format!("{}\n{}", fleet_toml(&prefix), email(&prefix));
         std::fs::write(&config, text).unwrap();
         let sdk = moto::sdk_config().await;
         let transport = SqsTransport::new(&sdk);
-        let parsed = Topology::from_toml(&topology).unwrap();
-        fleet_bus::provision(&transport, &parsed).await.unwrap();
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
-            .await
-            .unwrap();
         Self {
             prefix,
             dir,
@@ -97,6 +106,18 @@ impl Deployment {
             sdk,
             transport,
         }
+    }
+
+    /// The topology file.
+    pub fn topology(&self) -> PathBuf {
+        self.dir.join("topology.toml")
+    }
+
+    /// The `[email]` section of [`provision`](Self::provision): the email worker off.
+    pub fn email_off(prefix: &str) -> String {
+        format!(
+            "# These tests check the confirmations the orders worker publishes, on the email queue.\n[email]\nenabled = false\nqueue = \"{prefix}-email\"\n"
+        )
     }
 
     /// Starts `fleet run` with these workers (all when empty); `n` numbers its log files. It logs

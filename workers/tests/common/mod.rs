@@ -5,6 +5,7 @@ pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;
 pub mod mailer_conformance;
+pub mod model;
 pub mod observe;
 pub mod orders;
 

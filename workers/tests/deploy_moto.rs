@@ -180,8 +180,7 @@ async fn the_committed_template_with_kms_deploys_and_provision_with_its_key_figh
     assert!(created.iter().any(|c| c == "QueueKey"), "{created:?}");
     // The shipped topology, with the stack's key on every queue (its dead-letter queues take
     // it from the queue that redrives into them).
-    let shipped =
-        std::fs::read_to_string(Path::new(REPO).join("deploy/topology.toml")).unwrap();
+    let shipped = std::fs::read_to_string(Path::new(REPO).join("deploy/topology.toml")).unwrap();
     let with_key = shipped.replace(
         "\nvisibility_timeout_seconds",
         &format!("\nkms_key = \"{key}\"\nvisibility_timeout_seconds"),
@@ -196,4 +195,44 @@ async fn the_committed_template_with_kms_deploys_and_provision_with_its_key_figh
     check_first_provision(&first, 3);
     let second = provision(&topology);
     assert!(second.ends_with("no changes\n"), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_puts_a_queue_under_its_kms_key_and_every_queue_refuses_plain_http() {
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let sdk = fleet_tests::moto::sdk_config().await;
+    let name = fleet_bus::scenarios::unique_name("kms");
+    let topology = fleet_bus::Topology::from_toml(&format!(
+        "[[queue]]\nname = \"{name}\"\nkms_key = \"alias/fleet-test\"\ndead_letter = {{ queue = \"{name}-dlq\", max_receive_count = 3 }}\n"
+    ))
+    .unwrap();
+    let transport = fleet_bus::aws::SqsTransport::new(&sdk);
+    let first = fleet_bus::provision(&transport, &topology).await.unwrap();
+    assert!(first.changed(), "{first}");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for queue in [name.clone(), format!("{name}-dlq")] {
+        let url = transport.queue_url(&queue).await.unwrap().unwrap();
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(Q::All)
+            .send()
+            .await
+            .unwrap();
+        let attributes = out.attributes().unwrap();
+        assert_eq!(
+            attributes.get(&Q::KmsMasterKeyId).map(String::as_str),
+            Some("alias/fleet-test"),
+            "{queue}: {attributes:?}"
+        );
+        // The dead-letter queue has no subscription, and still refuses plain HTTP.
+        let policy: serde_json::Value =
+            serde_json::from_str(attributes.get(&Q::Policy).unwrap()).unwrap();
+        let tls = &policy["Statement"][0];
+        assert_eq!(tls["Sid"], "fleet-tls-only", "{queue}: {policy}");
+        assert_eq!(tls["Effect"], "Deny");
+        assert_eq!(tls["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    }
+    let second = fleet_bus::provision(&transport, &topology).await.unwrap();
+    assert!(!second.changed(), "{second}");
 }

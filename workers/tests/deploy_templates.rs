@@ -121,7 +121,13 @@ fn cfn_lint_reports_no_error_and_no_warning_on_any_template() {
 #[test]
 fn checkov_passes_and_every_skipped_check_is_justified() {
     let out = Command::new(venv_tool("FLEET_CHECKOV", "checkov"))
-        .args(["--framework", "cloudformation", "--output", "json", "--quiet"])
+        .args([
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--quiet",
+        ])
         // No download of the platform's policies or guidelines: the built-in checks, offline.
         .arg("--skip-download")
         .arg("-d")
@@ -226,7 +232,10 @@ fn every_queue_and_topic_refuses_plain_http_and_every_queue_is_encrypted() {
         assert_eq!(tls["Resource"], json!({ "Fn::GetAtt": [id, "Arn"] }));
     }
     let topic_policy = &t["Resources"]["TopicPolicyFleetEvents"]["Properties"];
-    assert_eq!(topic_policy["Topics"], json!([{ "Ref": "TopicFleetEvents" }]));
+    assert_eq!(
+        topic_policy["Topics"],
+        json!([{ "Ref": "TopicFleetEvents" }])
+    );
     let statement = &topic_policy["PolicyDocument"]["Statement"][0];
     assert_eq!(statement["Effect"], "Deny");
     assert_eq!(statement["Action"], "sns:Publish");
@@ -256,9 +265,15 @@ fn queues_redrive_and_subscriptions_carry_their_filter_and_raw_delivery() {
     assert_eq!(sub["DependsOn"], "QueuePolicyFleetOrders");
     let p = &sub["Properties"];
     assert_eq!(p["TopicArn"], json!({ "Ref": "TopicFleetEvents" }));
-    assert_eq!(p["Endpoint"], json!({ "Fn::GetAtt": ["QueueFleetOrders", "Arn"] }));
+    assert_eq!(
+        p["Endpoint"],
+        json!({ "Fn::GetAtt": ["QueueFleetOrders", "Arn"] })
+    );
     assert_eq!(p["RawMessageDelivery"], true);
-    assert_eq!(p["FilterPolicy"], json!({ "type": [{ "prefix": "order." }] }));
+    assert_eq!(
+        p["FilterPolicy"],
+        json!({ "type": [{ "prefix": "order." }] })
+    );
     assert_eq!(p["FilterPolicyScope"], "MessageAttributes");
     // The orders queue lets only its topic send.
     let send = &r["QueuePolicyFleetOrders"]["Properties"]["PolicyDocument"]["Statement"][0];
@@ -292,7 +307,10 @@ fn the_kms_option_creates_a_rotated_key_that_sns_may_use_only_for_the_stack_topi
         .iter()
         .find(|s| s["Principal"] == json!({ "Service": "sns.amazonaws.com" }))
         .unwrap();
-    assert_eq!(sns["Action"], json!(["kms:GenerateDataKey*", "kms:Decrypt"]));
+    assert_eq!(
+        sns["Action"],
+        json!(["kms:GenerateDataKey*", "kms:Decrypt"])
+    );
     assert_eq!(
         sns["Condition"]["ArnEquals"]["aws:SourceArn"],
         json!([{ "Ref": "TopicFleetEvents" }])

@@ -94,7 +94,12 @@ mod tests {
             .collect();
         assert_eq!(
             sids,
-            ["ops", "fleet-sns-events", "fleet-sns-audit", "fleet-tls-only"]
+            [
+                "ops",
+                "fleet-sns-events",
+                "fleet-sns-audit",
+                "fleet-tls-only"
+            ]
         );
         assert_eq!(with_queue_tls_only(Some(&p), Q), None);
     }

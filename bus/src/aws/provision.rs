@@ -107,9 +107,7 @@ impl SqsTransport {
                 // Under a KMS key, SSE-SQS is off by definition (some emulators still say
                 // true): it is sent with a key change, never compared.
                 Q::SqsManagedSseEnabled if decl.kms_key.is_some() => true,
-                Q::SqsManagedSseEnabled => {
-                    have.eq_ignore_ascii_case("true") == (want == "true")
-                }
+                Q::SqsManagedSseEnabled => have.eq_ignore_ascii_case("true") == (want == "true"),
                 _ => have == want,
             };
             if !same {

@@ -51,7 +51,9 @@ impl SqsTransport {
             .await
             .map_err(|e| sdk_error(queue, "GetQueueAttributes", e))?;
         let attributes = out.attributes();
-        let existing = attributes.and_then(|a| a.get(&Q::Policy)).map(String::as_str);
+        let existing = attributes
+            .and_then(|a| a.get(&Q::Policy))
+            .map(String::as_str);
         let arn = attributes
             .and_then(|a| a.get(&Q::QueueArn))
             .ok_or_else(|| BusError::NotFound {

@@ -248,7 +248,9 @@ impl QueueDecl {
             ));
         }
         if self.kms_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-            return Err(format!("queue {n}: kms_key is empty (leave it out for SSE-SQS)"));
+            return Err(format!(
+                "queue {n}: kms_key is empty (leave it out for SSE-SQS)"
+            ));
         }
         if self.content_based_deduplication && !self.is_fifo() {
             return Err(format!(
@@ -459,10 +461,12 @@ impl Topology {
             if let Some(dl) = &q.dead_letter
                 && !declared.contains(dl.queue.as_str())
             {
-                implicit.entry(dl.queue.clone()).or_insert_with(|| QueueDecl {
-                    kms_key: q.kms_key.clone(),
-                    ..QueueDecl::new(&dl.queue).retention(MAX_RETENTION)
-                });
+                implicit
+                    .entry(dl.queue.clone())
+                    .or_insert_with(|| QueueDecl {
+                        kms_key: q.kms_key.clone(),
+                        ..QueueDecl::new(&dl.queue).retention(MAX_RETENTION)
+                    });
             }
         }
         out.queues.extend(implicit.into_values());

@@ -115,9 +115,10 @@ pub fn logical_id(kind: &str, name: &str) -> String {
 /// The ARN of a queue: the stack's own when the topology declares it (or names it as a
 /// dead-letter queue, which the stack creates too), else built from its name.
 pub fn queue_arn(topology: &Topology, name: &str) -> Value {
-    let in_stack = topology.queues.iter().any(|q| {
-        q.name == name || q.dead_letter.as_ref().is_some_and(|dl| dl.queue == name)
-    });
+    let in_stack = topology
+        .queues
+        .iter()
+        .any(|q| q.name == name || q.dead_letter.as_ref().is_some_and(|dl| dl.queue == name));
     if in_stack {
         json!({ "Fn::GetAtt": [logical_id("Queue", name), "Arn"] })
     } else {
@@ -165,7 +166,10 @@ mod tests {
 
     #[test]
     fn logical_ids_are_the_kind_and_the_capitalised_name() {
-        assert_eq!(logical_id("Queue", "fleet-orders-dlq"), "QueueFleetOrdersDlq");
+        assert_eq!(
+            logical_id("Queue", "fleet-orders-dlq"),
+            "QueueFleetOrdersDlq"
+        );
         assert_eq!(logical_id("Queue", "jobs.fifo"), "QueueJobsFifo");
         assert_eq!(logical_id("Table", "fleet"), "TableFleet");
     }

@@ -90,4 +90,3 @@ pub async fn check_against_model(d: &Deployment, scenario: &Scenario) {
         "analytics dead letters: {analytics_dead:?}"
     );
 }
-

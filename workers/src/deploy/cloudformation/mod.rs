@@ -25,7 +25,7 @@ use crate::run::WorkerKind;
 /// what runs the workers.
 pub fn template(ctx: &ExportContext<'_>) -> Template {
     let mut t = Template {
-        description: "Fleet: queues, topics, subscriptions, tables and worker roles, generated from deploy/topology.toml by `fleet topology export --format cloudformation`".into(),
+        description: "Fleet: queues, topics, subscriptions, tables and worker roles, generated from the topology by `fleet topology export --format cloudformation` (do not edit)".into(),
         ..Template::default()
     };
     encryption::add(&mut t, ctx.topology);

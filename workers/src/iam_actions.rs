@@ -79,10 +79,13 @@ impl FromStr for IssuedAction {
     }
 }
 
+/// Key patterns by action and resource.
+type Record = BTreeMap<(String, Resource), BTreeSet<String>>;
+
 /// The actions issued so far; clone it into every client builder.
 #[derive(Clone, Debug, Default)]
 pub struct IssuedActions {
-    issued: Arc<Mutex<BTreeMap<(String, Resource), BTreeSet<String>>>>,
+    issued: Arc<Mutex<Record>>,
 }
 
 impl IssuedActions {

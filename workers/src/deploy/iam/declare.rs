@@ -214,6 +214,28 @@ fn mailer(config: &FleetConfig) -> Vec<Permission> {
     }
 }
 
+/// Refuses a configuration the derived roles would not cover: the SMTP password parameter
+/// outside the email worker's path (its role reads only `/fleet/email/*`; `fleet run` would
+/// be refused at its first send).
+///
+/// # Errors
+/// The setting at fault and the path it must be under.
+pub fn check(ctx: &ExportContext<'_>) -> Result<(), String> {
+    let email = &ctx.config.email;
+    let Some(parameter) = &email.smtp.password_parameter else {
+        return Ok(());
+    };
+    let path = ssm_path(WorkerKind::Email);
+    let used = ctx.workers().contains(&WorkerKind::Email) && email.mailer == MailerKind::Smtp;
+    if used && !Resource::Parameters(path.clone()).covers(&Resource::Parameters(parameter.clone()))
+    {
+        return Err(format!(
+            "email.smtp.password_parameter: {parameter} is outside {path}/, the only parameters the email worker's role may read; move it under {path}/"
+        ));
+    }
+    Ok(())
+}
+
 /// The address of `Name <address>` (or of a bare address), as SES names the identity.
 pub fn sender_address(from: &str) -> String {
     match from.parse::<lettre::message::Mailbox>() {

@@ -22,7 +22,7 @@ mod declare;
 mod policy;
 
 pub use compare::{Diff, compare};
-pub use declare::{USE_KMS, leading_key_pattern, permissions, sender_address, ssm_path};
+pub use declare::{USE_KMS, check, leading_key_pattern, permissions, sender_address, ssm_path};
 pub use policy::{policy_document, role};
 
 use std::fmt;

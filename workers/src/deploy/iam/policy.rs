@@ -20,6 +20,7 @@ use crate::run::WorkerKind;
 pub fn role(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
     json!({
         "Type": "AWS::IAM::Role",
+        "Metadata": { "fleet": { "why": notes(worker, ctx) } },
         "Properties": {
             "Description": format!(
                 "fleet run --worker {worker}: the AWS operations its code issues, on this stack's resources"
@@ -34,6 +35,23 @@ pub fn role(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
             ],
         },
     })
+}
+
+/// Why the policy looks as it does where a reader might doubt it: each wildcard justified.
+fn notes(worker: WorkerKind, ctx: &ExportContext<'_>) -> Vec<String> {
+    let granted = permissions(worker, ctx);
+    let has = |r: fn(&Resource) -> bool| granted.iter().any(|p| r(&p.resource));
+    let mut notes = vec![
+        "Derived from the operations the worker's code issues (workers/src/deploy/iam/declare.rs); workers/tests/iam_roles.rs checks it against a real run both ways.".to_owned(),
+        "No sts:GetCallerIdentity: the SNS transport asks it once to build topic ARNs, and AWS answers it without any permission.".to_owned(),
+    ];
+    if has(|r| matches!(r, Resource::Any)) {
+        notes.push("Resource * only for ses:GetAccount (the send quota read at startup), which supports no resource-level permission.".to_owned());
+    }
+    if has(|r| matches!(r, Resource::KmsViaSsm(_))) {
+        notes.push("kms:Decrypt on the account's keys only through SSM (kms:ViaService) and only for this worker's parameters (the PARAMETER_ARN encryption context): the SecureString's key is the operator's choice.".to_owned());
+    }
+    notes
 }
 
 /// Who may assume the role. ECS tasks only from this account's ECS (the confused-deputy
@@ -60,12 +78,16 @@ fn trust(platform: Platform) -> Value {
     json!({ "Version": "2012-10-17", "Statement": [statement] })
 }
 
+/// A statement's template condition, resources and condition (as JSON text, for the order).
+type GroupKey = (Option<&'static str>, String, String);
+/// A statement's resources, condition and actions.
+type Group = (Value, Value, BTreeSet<String>);
+
 /// The inline policy of `worker`: one statement per set of resources and conditions. A
 /// statement under a template condition (the queue key's) is an `Fn::If` that leaves it out.
 pub fn policy_document(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
     // Keyed by their JSON text, so the statements come out in one order on every export.
-    let mut groups: BTreeMap<(Option<&str>, String, String), (Value, Value, BTreeSet<String>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     for p in permissions(worker, ctx) {
         let resources = arns(&p.resource, ctx);
         let condition = condition(&p);

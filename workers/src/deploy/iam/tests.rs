@@ -338,3 +338,40 @@ fn key_values_are_named_by_their_kind() {
         assert_eq!(leading_key_pattern(value), pattern);
     }
 }
+
+#[test]
+fn an_smtp_password_outside_the_workers_path_is_refused() {
+    let (topology, mut config) = shipped();
+    config.email.mailer = crate::run::config::MailerKind::Smtp;
+    config.email.smtp.password_parameter = Some("/fleet/email/smtp-password".into());
+    fn ctx<'a>(topology: &'a Topology, config: &'a FleetConfig) -> ExportContext<'a> {
+        ExportContext {
+            topology,
+            config,
+            platform: Platform::Ecs,
+        }
+    }
+    assert_eq!(check(&ctx(&topology, &config)), Ok(()));
+    config.email.smtp.password_parameter = Some("/prod/smtp-password".into());
+    let err = check(&ctx(&topology, &config)).unwrap_err();
+    assert!(err.contains("outside /fleet/email/"), "{err}");
+    config.email.enabled = false;
+    assert_eq!(check(&ctx(&topology, &config)), Ok(()));
+}
+
+#[test]
+fn a_role_says_why_each_wildcard_is_there() {
+    let (topology, config) = shipped();
+    let ctx = ExportContext {
+        topology: &topology,
+        config: &config,
+        platform: Platform::Ecs,
+    };
+    let why = role(WorkerKind::Email, &ctx)["Metadata"]["fleet"]["why"].to_string();
+    assert!(
+        why.contains("ses:GetAccount") && why.contains("sts:GetCallerIdentity"),
+        "{why}"
+    );
+    let why = role(WorkerKind::Orders, &ctx)["Metadata"]["fleet"]["why"].to_string();
+    assert!(!why.contains("ses:GetAccount"), "{why}");
+}

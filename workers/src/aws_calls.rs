@@ -20,6 +20,8 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata, OrchestratorError};
 use fleet_bus::aws::SqsTransport;
 
+use crate::iam_actions::IssuedActions;
+
 pub use crate::observe::metrics::{AWS_ERRORS, AWS_REQUESTS};
 
 /// What one operation cost.
@@ -37,6 +39,8 @@ pub struct CallCount {
 #[derive(Clone, Debug, Default)]
 pub struct AwsCalls {
     counts: Arc<Mutex<BTreeMap<(String, String), CallCount>>>,
+    /// The IAM actions behind the calls, recorded by the same clients.
+    issued: IssuedActions,
 }
 
 impl AwsCalls {
@@ -75,6 +79,11 @@ impl AwsCalls {
         f(counts.entry(key).or_default());
     }
 
+    /// The IAM actions, resources and key patterns these clients issued.
+    pub fn issued(&self) -> &IssuedActions {
+        &self.issued
+    }
+
     /// The interceptor to add to a client's configuration.
     pub fn interceptor(&self) -> CountingInterceptor {
         CountingInterceptor {
@@ -86,6 +95,7 @@ impl AwsCalls {
     pub fn dynamodb_client(&self, config: &SdkConfig) -> aws_sdk_dynamodb::Client {
         let conf = aws_sdk_dynamodb::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(self.issued.interceptor("dynamodb"))
             .interceptor(crate::cost::units::UnitsInterceptor)
             .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
@@ -95,6 +105,7 @@ impl AwsCalls {
     pub fn sesv2_client(&self, config: &SdkConfig) -> aws_sdk_sesv2::Client {
         let conf = aws_sdk_sesv2::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(self.issued.interceptor("ses"))
             .build();
         aws_sdk_sesv2::Client::from_conf(conf)
     }
@@ -103,6 +114,7 @@ impl AwsCalls {
     pub fn ssm_client(&self, config: &SdkConfig) -> aws_sdk_ssm::Client {
         let conf = aws_sdk_ssm::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(self.issued.interceptor("ssm"))
             .build();
         aws_sdk_ssm::Client::from_conf(conf)
     }
@@ -111,9 +123,11 @@ impl AwsCalls {
     pub fn sqs_transport(&self, config: &SdkConfig) -> SqsTransport {
         let sqs = aws_sdk_sqs::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(self.issued.interceptor("sqs"))
             .build();
         let sns = aws_sdk_sns::config::Builder::from(config)
             .interceptor(self.interceptor())
+            .interceptor(self.issued.interceptor("sns"))
             .build();
         SqsTransport::from_clients(
             config,

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod deploy;
 pub mod dlq;
 pub mod email;
+pub mod iam_actions;
 pub mod idempotency;
 pub mod observe;
 pub mod orders;

@@ -276,6 +276,11 @@ pub async fn serve(
             if !calls.is_empty() {
                 println!("AWS calls made by this process:\n{calls}");
             }
+            let issued = backends.calls.issued();
+            if !issued.is_empty() {
+                // What the role must allow, as the export derives it (`deploy::iam`).
+                println!("{}\n{issued}", crate::iam_actions::REPORT_TITLE);
+            }
             Ok(summary.ending())
         }
         second = signals.next() => {

@@ -15,7 +15,9 @@ use std::time::Duration;
 use fleet_bus::ConsumerConfig;
 use serde::{Deserialize, Serialize};
 
+mod ecs;
 mod observability;
+pub use ecs::EcsConfig;
 pub use observability::{ObservabilityConfig, OtlpProtocol, TracingConfig};
 
 /// The prefix of every override variable.
@@ -57,6 +59,9 @@ pub struct FleetConfig {
     /// Metrics, health and readiness endpoints, and trace export.
     #[serde(default)]
     pub observability: ObservabilityConfig,
+    /// Inside an ECS task: task scale-in protection.
+    #[serde(default)]
+    pub ecs: EcsConfig,
 }
 
 /// Which mailer the email worker sends through.
@@ -493,6 +498,9 @@ impl FleetConfig {
         }
         if self.shutdown_timeout < Duration::from_secs(1) {
             return bad("shutdown_timeout: at least 1s".to_owned());
+        }
+        if let Some(problem) = self.ecs.problem() {
+            return bad(problem);
         }
         if !(1..=100).contains(&self.analytics.counter_shards) {
             return bad("analytics.counter_shards: 1 to 100".to_owned());

@@ -1,0 +1,193 @@
+//! `fleet run` on its platforms: ECS task scale-in protection against a local stand-in of the
+//! agent's documented endpoint, and systemd's notifications on a real notify socket.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "run_platform/agent.rs"]
+mod agent;
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use agent::{Agent, Answers, Request};
+use common::observe::Consumers;
+use fleet_bus::consumer::{ConsumerHandle, Delivery, handler_fn};
+use fleet_bus::embedded::EmbeddedBus;
+use fleet_bus::scenarios::support::{declare_with_dlq, send_all, wait_until};
+use fleet_bus::scenarios::unique_name;
+use fleet_bus::{Consumer, OutgoingMessage};
+use fleet_workers::observe::StatusSource;
+use fleet_workers::run::config::EcsConfig;
+use fleet_workers::run::protection::{self, TaskProtection};
+use tokio::sync::Semaphore;
+
+/// A consumer whose handlers each wait for a permit of `gate` (the test hands them out).
+struct Gated {
+    bus: EmbeddedBus,
+    queue: String,
+    gate: Arc<Semaphore>,
+    started: Arc<AtomicUsize>,
+    consumers: Arc<Consumers>,
+}
+
+impl Gated {
+    async fn start() -> Self {
+        let bus = EmbeddedBus::new();
+        let queue = unique_name("protected");
+        declare_with_dlq(&bus, &queue, 5, Duration::from_secs(60)).await;
+        let gate = Arc::new(Semaphore::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        let handler = {
+            let (gate, started) = (gate.clone(), started.clone());
+            handler_fn(move |_: Delivery| {
+                let (gate, started) = (gate.clone(), started.clone());
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    gate.acquire().await.unwrap().forget();
+                    Ok(())
+                }
+            })
+        };
+        let handle: ConsumerHandle = Consumer::new(bus.clone(), &queue)
+            .configure(|c| {
+                c.concurrency = Some(10);
+                c.wait_time = Duration::from_secs(1);
+                c.flush_interval = Duration::from_millis(20);
+                c.handler_name = "protected".into();
+            })
+            .handler(handler)
+            .start()
+            .await
+            .unwrap();
+        let consumers = Arc::new(Consumers::default());
+        consumers.push("protected", handle);
+        Self {
+            bus,
+            queue,
+            gate,
+            started,
+            consumers,
+        }
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.consumers
+            .statuses()
+            .iter()
+            .map(|(_, s)| s.in_flight)
+            .sum()
+    }
+
+    /// Sends `n` messages and waits until their handlers all run.
+    async fn busy(&self, n: usize) {
+        let before = self.started.load(Ordering::SeqCst);
+        let messages = (0..n)
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect();
+        send_all(&self.bus, &self.queue, messages).await;
+        wait_until(Duration::from_secs(10), || async {
+            self.started.load(Ordering::SeqCst) == before + n
+        })
+        .await;
+    }
+
+    /// Lets `n` handlers finish and returns when nothing is in flight any more (the moment the
+    /// process became idle, seen every 5 ms).
+    async fn finish(&self, n: usize) -> Instant {
+        self.gate.add_permits(n);
+        let limit = Instant::now() + Duration::from_secs(10);
+        while self.in_flight() > 0 {
+            assert!(
+                Instant::now() < limit,
+                "still in flight: {}",
+                self.in_flight()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Instant::now()
+    }
+}
+
+fn protection(agent: &Agent, source: Arc<Consumers>) -> TaskProtection {
+    let config = EcsConfig::default();
+    TaskProtection::start(protection::Agent::new(&agent.uri, &config), &config, source)
+}
+
+fn since(requests: &[Request], n: usize) -> Vec<Request> {
+    requests[n..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_is_held_per_busy_period_and_released_within_a_second_of_idle() {
+    let agent = Agent::start(Answers::Protect).await;
+    let gated = Gated::start().await;
+    let watcher = protection(&agent, gated.consumers.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(agent.requests().is_empty(), "calls while idle");
+
+    for period in 0..3 {
+        let seen = agent.requests().len();
+        gated.busy(5).await;
+        // Busy for a while: one protect call, no more.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let calls = since(&agent.requests(), seen);
+        assert_eq!(calls.len(), 1, "period {period}: {calls:?}");
+        assert_eq!(calls[0].method, "PUT");
+        assert_eq!(
+            calls[0].path,
+            "/api/4f0c3d6e-task-protection-test/task-protection/v1/state"
+        );
+        assert_eq!(
+            calls[0].body,
+            serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 60})
+        );
+        let idle_at = gated.finish(5).await;
+        // Idle for a while: one release call within a second of idle, then nothing.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let calls = since(&agent.requests(), seen);
+        assert_eq!(calls.len(), 2, "period {period}: {calls:?}");
+        assert_eq!(
+            calls[1].body,
+            serde_json::json!({"ProtectionEnabled": false})
+        );
+        let released_after = calls[1].at.saturating_duration_since(idle_at);
+        println!("busy period {period}: released {released_after:?} after idle");
+        assert!(
+            released_after < Duration::from_secs(1),
+            "{released_after:?}"
+        );
+    }
+
+    // A drain keeps the protection until it ends, then releases it.
+    let seen = agent.requests().len();
+    gated.busy(3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watcher.hold();
+    gated.finish(3).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calls = since(&agent.requests(), seen);
+    assert_eq!(calls.len(), 1, "released during the drain: {calls:?}");
+    watcher.finish().await;
+    let calls = since(&agent.requests(), seen);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1].enabled(), Some(false));
+    gated.consumers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_agent_is_retried_with_backoff_and_never_stops_the_workers() {
+    let agent = Agent::start(Answers::TaskNotValid).await;
+    let gated = Gated::start().await;
+    let watcher = protection(&agent, gated.consumers.clone());
+    gated.busy(4).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let calls = agent.requests();
+    // Tries at once, after 1 s and after 2 s more: three within 3.5 s, all protect calls.
+    assert!((2..=3).contains(&calls.len()), "{calls:?}");
+    assert!(calls.iter().all(|c| c.enabled() == Some(true)), "{calls:?}");
+    gated.finish(4).await;
+    watcher.finish().await;
+    gated.consumers.shutdown().await;
+}

@@ -22,7 +22,7 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
-    fn load(&self) -> Result<Effective, BoxError> {
+    pub(super) fn load(&self) -> Result<Effective, BoxError> {
         let path = match &self.config {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),

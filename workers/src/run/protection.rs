@@ -268,7 +268,7 @@ impl Watcher {
         let now = Instant::now();
         self.policy.done(call, result.is_ok(), sent_at, now);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
-        metrics::counter!(TASK_PROTECTION_CALLS, "action" => call.label(), "outcome" => outcome)
+        metrics::counter!(TASK_PROTECTION_CALLS, "operation" => call.label(), "outcome" => outcome)
             .increment(1);
         metrics::gauge!(TASK_PROTECTED).set(f64::from(u8::from(self.policy.protected(now))));
         match result {

@@ -532,3 +532,90 @@ fn hadolint_reports_nothing_on_the_dockerfile() {
         "two stages"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_run_on_moto_is_protected_while_busy_and_released_once_idle() {
+    use common::fleet_run::Deployment;
+    use fleet_workers::scenario::Scenario;
+    let d = Deployment::provision("protect-e2e", 5).await;
+    let agent = Agent::start(Answers::Protect).await;
+    let stderr = d.dir.join("protected.err");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--worker",
+            "orders",
+            "--worker",
+            "analytics",
+        ])
+        .arg("--config")
+        .arg(&d.config)
+        .env("AWS_ENDPOINT_URL", &fleet_tests::moto::moto().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fleet-test")
+        .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
+        .env_remove("AWS_PROFILE")
+        .env("ECS_AGENT_URI", &agent.uri)
+        .env("FLEET_LOG", "warn,fleet_workers::run=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let started = Instant::now();
+    while !logs().contains("fleet running") {
+        assert!(child.try_wait().unwrap().is_none(), "exited: {}", logs());
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        agent.requests().is_empty(),
+        "calls while idle: {:?}",
+        agent.requests()
+    );
+
+    d.publish(&Scenario::generate(31, 10, 40, 0.1)).await;
+    d.wait_until_drained(&[d.orders(), d.analytics()], Duration::from_secs(90))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = agent.requests();
+    let kinds: Vec<bool> = calls.iter().map(|c| c.enabled().unwrap()).collect();
+    println!(
+        "{} calls to the agent over {} busy periods",
+        calls.len(),
+        kinds.iter().filter(|k| **k).count()
+    );
+    assert!(!kinds.is_empty(), "no protection while busy: {}", logs());
+    // Each busy period: one protect, then one release; the last leaves the task released.
+    for (i, enabled) in kinds.iter().enumerate() {
+        assert_eq!(*enabled, i % 2 == 0, "{kinds:?}");
+    }
+    assert_eq!(kinds.len() % 2, 0, "{kinds:?}");
+    let seen = calls.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(agent.requests().len(), seen, "calls while idle");
+
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{}", logs());
+    assert_eq!(
+        agent.requests().len(),
+        seen,
+        "idle at SIGTERM: nothing to release"
+    );
+}

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod orders;
 pub mod run;
+pub mod scaling;
 pub mod scenario;
 pub mod secrets;
 pub mod send;

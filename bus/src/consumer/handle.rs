@@ -45,6 +45,8 @@ pub(crate) struct Status {
     receive_limit: Duration,
     /// The settler's last turn of its loop.
     settler_turned: AtomicU64,
+    /// Messages received and not yet settled.
+    in_flight: AtomicU64,
 }
 
 impl Status {
@@ -59,6 +61,7 @@ impl Status {
             receiving: (0..pollers).map(|_| AtomicU64::new(0)).collect(),
             receive_limit,
             settler_turned: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -102,6 +105,19 @@ impl Status {
     /// The settler turned its loop.
     pub fn settler_turned(&self, at: Instant) {
         self.settler_turned.store(self.stamp(at), Ordering::Relaxed);
+    }
+
+    /// The settler took charge of `n` received messages.
+    pub fn held(&self, n: usize) {
+        self.in_flight.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The settler settled (or gave up) one message.
+    pub fn released(&self) {
+        // Never below zero, even if a settlement were counted twice.
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// How long the longest receive now on the wire has been waiting, if one is.
@@ -164,6 +180,9 @@ pub struct ConsumerStatus {
     /// free handler slots (all handlers busy) or behind a closed pause gate is not a stall;
     /// nothing is stalled once shutdown has begun.
     pub stalled: Option<String>,
+    /// Messages received and not yet settled (acknowledged, retried, released or
+    /// dead-lettered): what a platform's scale-in must not interrupt.
+    pub in_flight: u64,
 }
 
 /// The running parts of a consumer.
@@ -330,6 +349,7 @@ impl ConsumerHandle {
             stopping: self.status.stopping.load(Ordering::Relaxed),
             paused: self.gate.as_ref().and_then(super::PauseGate::paused),
             stalled: self.status.stalled(now),
+            in_flight: self.status.in_flight.load(Ordering::Relaxed),
         }
     }
 

@@ -4,6 +4,7 @@
 mod counters;
 mod dlq;
 mod orders;
+mod platform;
 mod run;
 mod send;
 mod templates;
@@ -129,6 +130,14 @@ enum Command {
         #[command(subcommand)]
         command: templates::TemplatesCommand,
     },
+    /// Check a `fleet run`'s liveness (`/healthz`): exit 0 alive, 1 not (a container
+    /// HEALTHCHECK in an image without curl).
+    Healthcheck(platform::HealthcheckArgs),
+    /// Autoscaling: the backlog per task to keep for a worker.
+    Scaling {
+        #[command(subcommand)]
+        command: platform::ScalingCommand,
+    },
 }
 
 /// Prints the cost estimate from the scrapes of `sources` (one per `fleet run` process).
@@ -234,6 +243,8 @@ async fn run(command: Command) -> CliResult {
         Command::Orders { command } => orders::run_orders(command).await,
         Command::Templates { command } => templates::run_templates(command),
         Command::Topology { command } => topology::run_topology(command),
+        Command::Healthcheck(args) => platform::run_healthcheck(args).await,
+        Command::Scaling { command } => platform::run_scaling(command).await,
         Command::Send { queue, input } => {
             let (transport, _) = aws().await?;
             let handle = transport.queue(&queue).await?;

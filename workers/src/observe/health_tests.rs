@@ -13,6 +13,7 @@ fn polling() -> ConsumerStatus {
         stopping: false,
         paused: None,
         stalled: None,
+        in_flight: 0,
     }
 }
 

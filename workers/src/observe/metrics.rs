@@ -55,6 +55,10 @@ pub const EMAIL_UNMARKED: &str = "fleet_email_unmarked_total";
 pub const ANALYTICS_EVENTS: &str = "fleet_analytics_events_total";
 /// `TransactWriteItems` calls of the analytics counter store by outcome.
 pub const ANALYTICS_TRANSACTIONS: &str = "fleet_analytics_transactions_total";
+/// Calls to the ECS agent's task protection endpoint by operation and outcome.
+pub const TASK_PROTECTION_CALLS: &str = "fleet_task_protection_calls_total";
+/// 1 while the ECS task is protected from scale-in.
+pub const TASK_PROTECTED: &str = "fleet_task_protected";
 
 const WORKER_QUEUE: &[&str] = &["worker", "queue"];
 const WORKER: &[&str] = &["worker"];
@@ -229,6 +233,20 @@ pub const CATALOGUE: &[MetricDoc] = &[
         COUNT,
         OUTCOME,
         "TransactWriteItems calls of the analytics counter store by outcome: committed, cancelled, failed.",
+    ),
+    doc(
+        TASK_PROTECTION_CALLS,
+        Counter,
+        COUNT,
+        &["operation", "outcome"],
+        "Calls to the ECS agent's task scale-in protection endpoint: operation protect or release, outcome ok or failed (a failure never stops the workers).",
+    ),
+    doc(
+        TASK_PROTECTED,
+        Gauge,
+        COUNT,
+        NONE,
+        "1 while the ECS task holds scale-in protection (messages in flight), else 0.",
     ),
 ];
 

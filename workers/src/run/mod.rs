@@ -15,13 +15,21 @@
 //! their visibility timeout), 3 stopped hard by a
 //! second signal, 1 failed (at startup: nothing was consumed).
 //!
+//! Under systemd (`Type=notify`) the process says `READY=1` after step 4, feeds the watchdog
+//! while its loops turn and says `STOPPING=1` at step 5; inside an ECS task it holds scale-in
+//! protection while messages are in flight (see `lifecycle`).
+//!
 //! With `[observability] listen` set, `/metrics`, `/healthz` and `/readyz` are served from
 //! before step 3 (starting: alive, not ready) to the end of the drain (not ready from the first
 //! signal on), and the queue gauges are read every `queue_stats_interval` once the workers run.
 
 pub mod backends;
 pub mod config;
+pub mod http_client;
+pub mod lifecycle;
 pub mod preflight;
+pub mod protection;
+pub mod systemd;
 pub mod workers;
 
 use std::fmt;
@@ -34,6 +42,7 @@ use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::observe::{Observability, Probes, QueueStatsConfig, StatusSource, Watched};
+use lifecycle::Lifecycle;
 
 pub use backends::{AwsClients, Backends, Stores};
 pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
@@ -245,6 +254,8 @@ pub async fn serve(
         }
         None => None,
     };
+    let mut lifecycle = Lifecycle::default();
+    lifecycle.starting();
     preflight(backends, config, chosen).await?;
     let fleet = Fleet::start(backends, config, chosen).await?;
     if let Some(o) = &mut observability {
@@ -256,12 +267,14 @@ pub async fn serve(
         o.watch_queues(backends.transport.clone(), fleet.watched(), stats);
     }
     let names: Vec<&str> = chosen.iter().map(|w| w.as_str()).collect();
+    lifecycle.running(config, &fleet, &names);
     tracing::info!(workers = ?names, "fleet running; SIGTERM or SIGINT drains, a second stops at once");
     let first = signals.next().await;
     if let Some(o) = &observability {
         // Unready before the drain begins, so the load balancer stops routing here first.
         o.probes.draining();
     }
+    lifecycle.draining(first, config.shutdown_timeout);
     tracing::info!(
         signal = first,
         deadline_ms = config.shutdown_timeout.as_millis() as u64,
@@ -281,6 +294,7 @@ pub async fn serve(
                 // What the role must allow, as the export derives it (`deploy::iam`).
                 println!("{}\n{issued}", crate::iam_actions::REPORT_TITLE);
             }
+            lifecycle.drained(summary.ending()).await;
             Ok(summary.ending())
         }
         second = signals.next() => {

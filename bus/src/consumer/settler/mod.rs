@@ -242,6 +242,7 @@ impl Settler {
             Event::Received(tracked) => {
                 self.report.received += tracked.len() as u64;
                 self.setup.obs.received(tracked.len());
+                self.setup.status.held(tracked.len());
                 for t in tracked {
                     let mut lease = Lease::new(
                         t.message_id,
@@ -295,6 +296,7 @@ impl Settler {
         };
         *count += 1;
         self.setup.obs.settled(settled);
+        self.setup.status.released();
     }
 
     /// The drain deadline passed: whatever is still held reappears after its visibility timeout.

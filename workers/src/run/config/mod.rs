@@ -15,7 +15,9 @@ use std::time::Duration;
 use fleet_bus::ConsumerConfig;
 use serde::{Deserialize, Serialize};
 
+mod ecs;
 mod observability;
+pub use ecs::EcsConfig;
 pub use observability::{ObservabilityConfig, OtlpProtocol, TracingConfig};
 
 /// The prefix of every override variable.
@@ -41,8 +43,9 @@ pub struct FleetConfig {
     #[serde(default = "default_topic")]
     pub events_topic: String,
     /// How long a drain may take, for every worker at once; it replaces the consumers' own
-    /// `shutdown_timeout`. Keep it a few seconds under the platform's kill timeout (ECS
-    /// `stopTimeout`, 30 s by default).
+    /// `shutdown_timeout`. The whole stop takes at most this plus 8 s (1 s for the settlers'
+    /// reports, 2 s to release ECS task protection, 5 s to export the last spans): keep the
+    /// platform's kill timeout (ECS `stopTimeout`, systemd `TimeoutStopSec`) above that.
     #[serde(default = "default_shutdown", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// The orders worker.
@@ -57,6 +60,9 @@ pub struct FleetConfig {
     /// Metrics, health and readiness endpoints, and trace export.
     #[serde(default)]
     pub observability: ObservabilityConfig,
+    /// Inside an ECS task: task scale-in protection.
+    #[serde(default)]
+    pub ecs: EcsConfig,
 }
 
 /// Which mailer the email worker sends through.
@@ -493,6 +499,9 @@ impl FleetConfig {
         }
         if self.shutdown_timeout < Duration::from_secs(1) {
             return bad("shutdown_timeout: at least 1s".to_owned());
+        }
+        if let Some(problem) = self.ecs.problem() {
+            return bad(problem);
         }
         if !(1..=100).contains(&self.analytics.counter_shards) {
             return bad("analytics.counter_shards: 1 to 100".to_owned());

@@ -56,6 +56,7 @@ pub fn run_topology(command: TopologyCommand) -> CliResult {
                 config: &effective.config,
                 platform,
             };
+            crate::deploy::iam::check(&ctx)?;
             let text = cloudformation::render(&cloudformation::template(&ctx));
             match output {
                 Some(path) => std::fs::write(&path, text)

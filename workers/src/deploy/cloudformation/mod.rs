@@ -16,10 +16,7 @@ pub mod encryption;
 pub mod messaging;
 pub mod tables;
 
-use serde_json::{Value, json};
-
 use super::{ExportContext, Template, logical_id};
-use crate::run::WorkerKind;
 
 /// The template for `ctx`: the topology's resources, each worker's role and, for a platform,
 /// what runs the workers.
@@ -34,35 +31,11 @@ pub fn template(ctx: &ExportContext<'_>) -> Template {
     for worker in ctx.workers() {
         t.resource(
             logical_id("Role", worker.as_str()),
-            placeholder_iam_role(worker, ctx),
+            super::iam::role(worker, ctx),
         );
     }
     super::platform::add(&mut t, ctx);
     t
-}
-
-/// PLACEHOLDER for helper B's `iam::role(worker, ctx)` until it is merged: a role the worker's
-/// task or instance can assume, with no permission yet. The lead replaces this call with
-/// `super::iam::role(worker, ctx)`.
-fn placeholder_iam_role(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
-    let service = match ctx.platform {
-        super::Platform::Ec2 => "ec2.amazonaws.com",
-        super::Platform::None | super::Platform::Ecs => "ecs-tasks.amazonaws.com",
-    };
-    json!({
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "Description": format!("Fleet's {worker} worker (placeholder until the derived policy is merged)"),
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": { "Service": service },
-                    "Action": "sts:AssumeRole",
-                }],
-            },
-        },
-    })
 }
 
 /// The template as the file operators deploy: pretty JSON ending in a newline.

@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn logical_ids_are_the_kind_and_the_capitalised_name() {
-        assert_eq!(logical_id("Queue", "fleet-orders-dlq"), "QueueFleetOrdersDlq");
+        assert_eq!(
+            logical_id("Queue", "fleet-orders-dlq"),
+            "QueueFleetOrdersDlq"
+        );
         assert_eq!(logical_id("Queue", "jobs.fifo"), "QueueJobsFifo");
         assert_eq!(logical_id("Table", "fleet"), "TableFleet");
     }

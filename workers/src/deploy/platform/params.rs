@@ -61,7 +61,7 @@ pub(super) fn shared(t: &mut Template, ctx: &ExportContext<'_>) {
         "OldestMessageTargetSeconds",
         json!({
             "Type": "Number",
-            "Default": oldest,
+            "Default": oldest.to_string(),
             "MinValue": 60,
             "Description": "The oldest-message age operators accept ([observability] oldest_message_target); above it the OldestMessage alarms fire"
         }),
@@ -107,8 +107,8 @@ fn ecs(t: &mut Template) {
         "LogRetentionDays",
         json!({
             "Type": "Number",
-            "Default": 365,
-            "AllowedValues": RETENTION_DAYS,
+            "Default": "365",
+            "AllowedValues": RETENTION_DAYS.map(|d| d.to_string()),
             "Description": "How long the workers' logs are kept"
         }),
     );
@@ -126,7 +126,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
         format!("{w}MinCapacity"),
         json!({
             "Type": "Number",
-            "Default": 1,
+            "Default": "1",
             "MinValue": 0,
             "Description": format!("The fewest {name} {unit}")
         }),
@@ -136,7 +136,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
         format!("{w}MaxCapacity"),
         json!({
             "Type": "Number",
-            "Default": 10,
+            "Default": "10",
             "MinValue": 1,
             "Description": format!("The most {name} {unit}")
         }),
@@ -146,7 +146,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
         format!("{w}BacklogTarget"),
         json!({
             "Type": "Number",
-            "Default": 100,
+            "Default": "100",
             "MinValue": 1,
             "Description": format!(
                 "Visible messages per {} the {name} scaling holds: acceptable latency / processing time per message; compute it with `fleet scaling target --latency 30s --worker {name}`",
@@ -163,7 +163,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
                     "Type": "String",
                     "Default": "256",
                     "AllowedValues": ["256", "512", "1024", "2048", "4096", "8192", "16384"],
-                    "Description": format!("CPU units of a {name} task (1024 = 1 vCPU)")
+                    "Description": format!("CPU units of one {name} task (1024 = 1 vCPU)")
                 }),
             );
             param(
@@ -172,7 +172,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
                 json!({
                     "Type": "String",
                     "Default": "512",
-                    "Description": format!("Memory of a {name} task, in MiB (a Fargate combination with its CPU)")
+                    "Description": format!("Memory of one {name} task, in MiB (a Fargate combination with its CPU)")
                 }),
             );
         }

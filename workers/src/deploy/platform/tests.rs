@@ -171,7 +171,7 @@ fn each_worker_has_its_four_alarms_notifying_the_optional_topic() {
         assert_eq!(oldest["Threshold"]["Ref"], "OldestMessageTargetSeconds");
         assert_eq!(
             t["Parameters"]["OldestMessageTargetSeconds"]["Default"],
-            300
+            "300"
         );
         let stalled = &r["AlarmAnalyticsNotConsuming"]["Properties"]["Metrics"];
         assert_eq!(

@@ -55,3 +55,27 @@ fn the_committed_ecs_template_is_generated() {
 fn the_committed_ec2_template_is_generated() {
     check(Platform::Ec2, "fleet-ec2.json");
 }
+
+/// The drain figures deploy/README.md states are the ones the export uses.
+#[test]
+fn the_guide_states_the_drain_figures_the_templates_use() {
+    let config = Effective::load(Some(&deploy_dir().join("fleet.toml")), Vec::new())
+        .expect("deploy/fleet.toml loads")
+        .config;
+    let guide = std::fs::read_to_string(deploy_dir().join("README.md")).expect("deploy/README.md");
+    let secs = |d: std::time::Duration| format!("| {} s", d.as_secs());
+    for (what, figure) in [
+        ("shutdown_timeout", secs(config.shutdown_timeout)),
+        (
+            "worst-case drain",
+            secs(platform::worst_case_drain(&config)),
+        ),
+        ("stopTimeout", secs(platform::stop_timeout(&config))),
+        ("hook heartbeat", secs(platform::hook_heartbeat(&config))),
+    ] {
+        assert!(
+            guide.contains(&figure),
+            "deploy/README.md: the {what} ({figure}) is not stated"
+        );
+    }
+}

@@ -190,6 +190,15 @@ fn group(ctx: &ExportContext<'_>, worker: WorkerKind) -> Value {
     json!({
         "Type": "AWS::AutoScaling::AutoScalingGroup",
         "DependsOn": [format!("LifecyclePolicy{w}")],
+        // A new launch template version (a new bundle, AMI or size) replaces the instances one
+        // at a time; each termination goes through the drain hook. The group's own health and
+        // scaling processes wait, so they do not fight the replacement.
+        "UpdatePolicy": { "AutoScalingRollingUpdate": {
+            "MaxBatchSize": 1,
+            "MinInstancesInService": 0,
+            "PauseTime": format!("PT{INSTANCE_WARMUP}S"),
+            "SuspendProcesses": ["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"]
+        } },
         "Properties": {
             "AutoScalingGroupName": group_name(worker),
             "LaunchTemplate": {

@@ -170,3 +170,64 @@ fn a_refused_completion_is_retried() {
     assert_eq!(calls[0], "systemctl stop fleet.service");
     assert!(calls[1..].iter().all(|c| c == COMPLETE), "{calls:?}");
 }
+
+/// `systemd-analyze`, or a panic naming its install step (the tests never skip).
+fn systemd_analyze() -> String {
+    let path = std::env::var("FLEET_SYSTEMD_ANALYZE").unwrap_or_else(|_| "systemd-analyze".into());
+    assert!(
+        Command::new(&path)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "systemd-analyze is missing: apt-get install -y systemd (or set FLEET_SYSTEMD_ANALYZE)"
+    );
+    path
+}
+
+#[test]
+fn the_drain_unit_is_valid_and_scores_2_or_better_in_systemds_security_analysis() {
+    let analyze = systemd_analyze();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let unit = std::fs::read_to_string(repo.join("deploy/ec2/fleet-drain.service")).expect("unit");
+    // `verify` checks that ExecStart exists: point it at the script in the repository.
+    let script = repo
+        .join("deploy/ec2/fleet-drain.sh")
+        .canonicalize()
+        .expect("the script");
+    let dir = std::env::temp_dir().join(unique_name("fleet-drain-unit"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let copy = dir.join("fleet-drain.service");
+    let exec = format!("ExecStart={}", script.display());
+    std::fs::write(
+        &copy,
+        unit.replace("ExecStart=/usr/local/libexec/fleet-drain", &exec),
+    )
+    .expect("write the copy");
+
+    let verify = Command::new(&analyze)
+        .args(["verify", "--man=no"])
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze verify");
+    let said = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "verify: {said}"
+    );
+
+    let security = Command::new(&analyze)
+        .args(["security", "--offline=true"])
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze security");
+    let text = String::from_utf8_lossy(&security.stdout).into_owned()
+        + &String::from_utf8_lossy(&security.stderr);
+    let score: f64 = text
+        .split("Overall exposure level for fleet-drain.service: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure level in: {text}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(score <= 2.0, "exposure {score} above 2.0:\n{text}");
+}

@@ -34,9 +34,14 @@ const SETTLER_REPORT_GRACE: Duration = Duration::from_secs(1);
 /// `workers/src/cli/run.rs`).
 const SPAN_FLUSH: Duration = Duration::from_secs(5);
 
-/// What the kill deadline keeps on top of the drain: releasing ECS task protection, the process's
-/// exit, and the delivery of SIGTERM itself.
-const STOP_MARGIN: Duration = Duration::from_secs(10);
+/// How long releasing ECS task protection may hold up the exit after the drain
+/// (`FINAL_RELEASE_LIMIT` in `workers/src/run/protection.rs`).
+const PROTECTION_RELEASE: Duration = Duration::from_secs(2);
+
+/// What the kill deadline keeps on top of the worst-case drain: the delivery of SIGTERM and the
+/// process's exit, with room to spare. With the shipped 25 s `shutdown_timeout` this makes the
+/// ECS `stopTimeout` 45 s, the systemd unit's `TimeoutStopSec`.
+const STOP_MARGIN: Duration = Duration::from_secs(12);
 
 /// Adds what runs the workers on `ctx.platform` to `t` (nothing for [`Platform::None`]).
 pub fn add(t: &mut Template, ctx: &ExportContext<'_>) {
@@ -55,10 +60,10 @@ pub fn add(t: &mut Template, ctx: &ExportContext<'_>) {
 }
 
 /// The longest a `fleet run` takes from SIGTERM to its exit: every worker drains at once within
-/// `shutdown_timeout`, the settler's report may take [`SETTLER_REPORT_GRACE`] more, then the
-/// spans not yet exported get at most 5 s.
+/// `shutdown_timeout`, the settler's report may take 1 s more, the spans not yet exported get at
+/// most 5 s, and the release of ECS task protection at most 2 s.
 pub fn worst_case_drain(config: &FleetConfig) -> Duration {
-    config.shutdown_timeout + SETTLER_REPORT_GRACE + SPAN_FLUSH
+    config.shutdown_timeout + SETTLER_REPORT_GRACE + SPAN_FLUSH + PROTECTION_RELEASE
 }
 
 /// How long the platform waits after SIGTERM before it kills the process: the worst-case drain

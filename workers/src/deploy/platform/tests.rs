@@ -80,13 +80,13 @@ fn each_worker_gets_a_fargate_service_tagged_for_cost_with_a_private_network() {
 #[test]
 fn the_stop_timeout_outlasts_the_worst_case_drain_within_fargates_limit() {
     let (topology, config) = shipped();
-    assert_eq!(worst_case_drain(&config), Duration::from_secs(31));
+    assert_eq!(worst_case_drain(&config), Duration::from_secs(33));
     let t = export(Platform::Ecs, &config, &topology);
     let stop = t["Resources"]["TaskDefinitionOrders"]["Properties"]["ContainerDefinitions"][0]
         ["StopTimeout"]
         .as_u64()
         .expect("a stop timeout");
-    assert_eq!(stop, 41);
+    assert_eq!(stop, 45, "the systemd unit's TimeoutStopSec too");
     assert!(Duration::from_secs(stop) > worst_case_drain(&config));
     assert!(Duration::from_secs(stop) <= FARGATE_MAX_STOP_TIMEOUT);
 }
@@ -94,7 +94,7 @@ fn the_stop_timeout_outlasts_the_worst_case_drain_within_fargates_limit() {
 #[test]
 fn a_drain_longer_than_fargate_allows_is_refused_on_ecs_only() {
     let (topology, mut config) = shipped();
-    config.shutdown_timeout = Duration::from_secs(105);
+    config.shutdown_timeout = Duration::from_secs(101);
     let ctx = |platform| ExportContext {
         topology: &topology,
         config: &config,
@@ -103,13 +103,13 @@ fn a_drain_longer_than_fargate_allows_is_refused_on_ecs_only() {
     assert_eq!(
         check(&ctx(Platform::Ecs)),
         Err(PlatformError::DrainTooLongForFargate {
-            shutdown: Duration::from_secs(105),
+            shutdown: Duration::from_secs(101),
             needed: Duration::from_secs(121),
-            max_shutdown: Duration::from_secs(104),
+            max_shutdown: Duration::from_secs(100),
         })
     );
     assert_eq!(check(&ctx(Platform::Ec2)), Ok(()));
-    config.shutdown_timeout = Duration::from_secs(104);
+    config.shutdown_timeout = Duration::from_secs(100);
     let ctx = ExportContext {
         topology: &topology,
         config: &config,

@@ -272,3 +272,55 @@ fn collect_references(v: &Value, out: &mut BTreeSet<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn the_workers_reach_only_https_and_the_smtp_port_when_email_sends_by_smtp() {
+    let (topology, mut config) = shipped();
+    let egress = |config: &FleetConfig| {
+        let t = export(Platform::Ecs, config, &topology);
+        let rules = t["Resources"]["WorkerSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            t["Resources"]["WorkerSecurityGroup"]["Properties"]
+                .get("SecurityGroupIngress")
+                .is_none()
+        );
+        rules
+            .iter()
+            .map(|r| r["FromPort"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(egress(&config), vec![serde_json::json!(443)]);
+    config.email.mailer = crate::run::config::MailerKind::Smtp;
+    assert_eq!(
+        egress(&config),
+        vec![serde_json::json!(443), serde_json::json!(587)]
+    );
+}
+
+#[test]
+fn a_disabled_worker_gets_nothing() {
+    let (topology, mut config) = shipped();
+    config.email.enabled = false;
+    for platform in [Platform::Ecs, Platform::Ec2] {
+        let t = export(platform, &config, &topology);
+        let names: Vec<&String> = t["Resources"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.keys())
+            .chain(
+                t["Parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.keys()),
+            )
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains("Email")),
+            "{platform:?}: {names:?}"
+        );
+        assert!(names.iter().any(|n| n.contains("Orders")));
+    }
+}

@@ -19,8 +19,8 @@ use fleet_bus::topology::Topology;
 use serde_json::{Value, json};
 
 use super::{ExportContext, Platform, Template, logical_id};
-
 use crate::run::{FleetConfig, WorkerKind};
+
 pub use ec2::{LIFECYCLE_HOOK, hook_heartbeat};
 
 /// How long a Fargate task may take to stop after SIGTERM at most (ECS's `stopTimeout` limit).

@@ -98,7 +98,7 @@ fn group_name(worker: WorkerKind) -> Value {
     json!({ "Fn::Sub": format!("${{AWS::StackName}}-{}", worker.as_str()) })
 }
 
-/// Lets the worker's instances complete (and extend) their own group's lifecycle hook: the one
+/// Lets the worker's instances complete their own group's lifecycle hook: the one
 /// permission the drain script needs beyond the worker's role.
 fn lifecycle_policy(worker: WorkerKind) -> Value {
     let w = title(worker);
@@ -111,10 +111,8 @@ fn lifecycle_policy(worker: WorkerKind) -> Value {
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Effect": "Allow",
-                    "Action": [
-                        "autoscaling:CompleteLifecycleAction",
-                        "autoscaling:RecordLifecycleActionHeartbeat"
-                    ],
+                    // Only what fleet-drain.sh calls (it never extends the heartbeat).
+                    "Action": "autoscaling:CompleteLifecycleAction",
                     // The group's id is a UUID chosen by AWS; its name is the stack's.
                     "Resource": { "Fn::Sub": format!(
                         "arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/${{AWS::StackName}}-{}",

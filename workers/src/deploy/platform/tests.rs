@@ -207,6 +207,13 @@ fn ec2_groups_scale_on_backlog_per_instance_and_hold_terminations_for_the_drain(
     let lt = &t["Resources"]["LaunchTemplateOrders"]["Properties"]["LaunchTemplateData"];
     assert_eq!(lt["MetadataOptions"]["HttpTokens"], "required");
     assert_eq!(lt["ImageId"]["Ref"], "ImageId");
+    let lifecycle = &t["Resources"]["LifecyclePolicyOrders"]["Properties"];
+    assert_eq!(lifecycle["Roles"][0]["Ref"], "RoleOrders");
+    assert_eq!(
+        lifecycle["PolicyDocument"]["Statement"][0]["Action"],
+        "autoscaling:CompleteLifecycleAction",
+        "only what deploy/ec2/fleet-drain.sh calls"
+    );
     let profile = &t["Resources"]["InstanceProfileOrders"]["Properties"];
     assert_eq!(profile["Roles"][0]["Ref"], "RoleOrders");
     let policy =

@@ -1,0 +1,197 @@
+//! The template parameters an operator sets per stack (network, alarm topic) and per worker
+//! (capacity, scaling target, sizes).
+
+use serde_json::{Value, json};
+
+use super::{ExportContext, Platform, Template, title};
+use crate::run::WorkerKind;
+
+/// The condition under which alarms notify a topic.
+pub(super) const HAS_ALARM_TOPIC: &str = "HasAlarmTopic";
+
+/// CloudWatch Logs' accepted retention periods, in days.
+const RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+fn param(t: &mut Template, name: impl Into<String>, value: Value) {
+    t.parameters.insert(name.into(), value);
+}
+
+/// The parameters every platform shares, and each worker's.
+pub(super) fn shared(t: &mut Template, ctx: &ExportContext<'_>) {
+    param(
+        t,
+        "VpcId",
+        json!({
+            "Type": "AWS::EC2::VPC::Id",
+            "Description": "The VPC the workers run in"
+        }),
+    );
+    param(
+        t,
+        "PrivateSubnets",
+        json!({
+            "Type": "List<AWS::EC2::Subnet::Id>",
+            "Description": "Private subnets for the workers (no public IP: they reach AWS through a NAT gateway or VPC endpoints)"
+        }),
+    );
+    param(
+        t,
+        "AlarmTopicArn",
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "An SNS topic the alarms notify (empty: the alarms only change state)"
+        }),
+    );
+    t.conditions.insert(
+        HAS_ALARM_TOPIC.into(),
+        json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "AlarmTopicArn" }, ""] }] }),
+    );
+    let oldest = ctx
+        .config
+        .observability
+        .oldest_message_target
+        .as_secs()
+        .max(60);
+    param(
+        t,
+        "OldestMessageTargetSeconds",
+        json!({
+            "Type": "Number",
+            "Default": oldest.to_string(),
+            "MinValue": 60,
+            "Description": "The oldest-message age operators accept ([observability] oldest_message_target); above it the OldestMessage alarms fire"
+        }),
+    );
+    if ctx.platform == Platform::Ecs {
+        ecs(t);
+    }
+    for worker in ctx.workers() {
+        per_worker(t, ctx, worker);
+    }
+}
+
+fn ecs(t: &mut Template) {
+    param(
+        t,
+        "ImageRepository",
+        json!({
+            "Type": "String",
+            "Default": "fleet",
+            "Description": "The ECR repository (in this account and region) holding the fleet image (deploy/docker/Dockerfile)"
+        }),
+    );
+    param(
+        t,
+        "ImageTag",
+        json!({
+            "Type": "String",
+            "Description": "The image tag to run (pin a release; every worker runs the same image)"
+        }),
+    );
+    param(
+        t,
+        "CpuArchitecture",
+        json!({
+            "Type": "String",
+            "Default": "X86_64",
+            "AllowedValues": ["X86_64", "ARM64"],
+            "Description": "The architecture the image was built for"
+        }),
+    );
+    param(
+        t,
+        "LogRetentionDays",
+        json!({
+            "Type": "Number",
+            "Default": "365",
+            "AllowedValues": RETENTION_DAYS.map(|d| d.to_string()),
+            "Description": "How long the workers' logs are kept"
+        }),
+    );
+}
+
+fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
+    let w = title(worker);
+    let name = worker.as_str();
+    let unit = match ctx.platform {
+        Platform::Ec2 => "instances",
+        Platform::Ecs | Platform::None => "tasks",
+    };
+    param(
+        t,
+        format!("{w}MinCapacity"),
+        json!({
+            "Type": "Number",
+            "Default": "1",
+            "MinValue": 0,
+            "Description": format!("The fewest {name} {unit}")
+        }),
+    );
+    param(
+        t,
+        format!("{w}MaxCapacity"),
+        json!({
+            "Type": "Number",
+            "Default": "10",
+            "MinValue": 1,
+            "Description": format!("The most {name} {unit}")
+        }),
+    );
+    param(
+        t,
+        format!("{w}BacklogTarget"),
+        json!({
+            "Type": "Number",
+            "Default": "100",
+            "MinValue": 1,
+            "Description": format!(
+                "Visible messages per {} the {name} scaling holds: acceptable latency / processing time per message; compute it with `fleet scaling target --latency 30s --worker {name}`",
+                unit.trim_end_matches('s')
+            )
+        }),
+    );
+    match ctx.platform {
+        Platform::Ecs => {
+            param(
+                t,
+                format!("{w}Cpu"),
+                json!({
+                    "Type": "String",
+                    "Default": "256",
+                    "AllowedValues": ["256", "512", "1024", "2048", "4096", "8192", "16384"],
+                    "Description": format!("CPU units of one {name} task (1024 = 1 vCPU)")
+                }),
+            );
+            param(
+                t,
+                format!("{w}Memory"),
+                json!({
+                    "Type": "String",
+                    "Default": "512",
+                    "Description": format!("Memory of one {name} task, in MiB (a Fargate combination with its CPU)")
+                }),
+            );
+        }
+        Platform::Ec2 => {
+            param(
+                t,
+                format!("{w}InstanceType"),
+                json!({
+                    "Type": "String",
+                    "Default": "t3.small",
+                    "Description": format!("The instance type of {name} instances (its architecture must match ImageId's and the bundle's)")
+                }),
+            );
+        }
+        Platform::None => {}
+    }
+}
+
+/// Alarm actions: the alarm topic when one is given.
+pub(super) fn alarm_actions() -> Value {
+    json!({ "Fn::If": [HAS_ALARM_TOPIC, [{ "Ref": "AlarmTopicArn" }], { "Ref": "AWS::NoValue" }] })
+}

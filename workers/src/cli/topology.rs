@@ -57,6 +57,7 @@ pub fn run_topology(command: TopologyCommand) -> CliResult {
                 platform,
             };
             crate::deploy::iam::check(&ctx)?;
+            crate::deploy::platform::check(&ctx)?;
             let text = cloudformation::render(&cloudformation::template(&ctx));
             match output {
                 Some(path) => std::fs::write(&path, text)

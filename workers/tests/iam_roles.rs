@@ -14,17 +14,24 @@
 //! - email on SMTP (password from an SSM `SecureString`): a 421 (claim released, retried), a 550
 //!   (dead-lettered), and sends at 0.5/s.
 //!
+//! Each process runs as in an ECS task (`ECS_AGENT_URI` names a local agent endpoint), so its
+//! task protection calls, made by the agent with the task role, are issued and compared too.
+//!
 //! Not compared: the grants under the template's `UseKms` condition (moto's queues use SSE-SQS),
 //! and `sts:GetCallerIdentity`, which needs no permission.
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "run_platform/agent.rs"]
+#[allow(dead_code)]
+mod agent;
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agent::{Agent, Answers};
 use common::fleet_run::{Deployment, Ended};
 use common::orders::{env, message, paid, placed};
 use fleet_bus::topology::Topology;
@@ -116,7 +123,8 @@ async fn publish(d: &Deployment, messages: Vec<OutgoingMessage>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orders_role_grants_exactly_what_the_orders_worker_issues() {
     let d = Deployment::provision("iam-orders", MAX_RECEIVES).await;
-    let process = d.start(&["orders"], 0);
+    let agent = Agent::start(Answers::Protect).await;
+    let process = d.start_in_ecs(&["orders"], 0, &agent.uri);
     publish(
         &d,
         vec![
@@ -165,7 +173,8 @@ async fn poison_counter(d: &Deployment, name: &str) {
 async fn the_analytics_role_grants_exactly_what_the_analytics_worker_issues() {
     let d = Deployment::provision("iam-analytics", MAX_RECEIVES).await;
     poison_counter(&d, "iam_poison").await;
-    let process = d.start(&["analytics"], 0);
+    let agent = Agent::start(Answers::Protect).await;
+    let process = d.start_in_ecs(&["analytics"], 0, &agent.uri);
     let queue = d.transport.queue(&d.analytics()).await.unwrap();
     let send = |m: Vec<OutgoingMessage>| {
         let queue = queue.clone();
@@ -240,7 +249,8 @@ async fn the_email_role_on_ses_grants_exactly_what_the_worker_issues() {
         email_section(p, "ses", "[email.ses]\nsend_timeout = \"5s\"\n")
     })
     .await;
-    let process = d.start(&["email"], 0);
+    let agent = Agent::start(Answers::Protect).await;
+    let process = d.start_in_ecs(&["email"], 0, &agent.uri);
     // The sender is not verified yet: SES refuses, the claim is released, the request
     // dead-lettered.
     publish(&d, vec![request("first@example.com", 0)]).await;
@@ -275,7 +285,8 @@ async fn the_email_role_on_smtp_grants_exactly_what_the_worker_issues() {
         .send()
         .await
         .unwrap();
-    let process = d.start(&["email"], 0);
+    let agent = Agent::start(Answers::Protect).await;
+    let process = d.start_in_ecs(&["email"], 0, &agent.uri);
     publish(
         &d,
         vec![

@@ -9,6 +9,7 @@ use super::config::FleetConfig;
 use super::protection::{Agent, TaskProtection};
 use super::systemd::Systemd;
 use super::{Ending, Fleet};
+use crate::iam_actions::IssuedActions;
 use crate::observe::StatusSource;
 
 /// The platform hooks of one `fleet run`.
@@ -27,10 +28,17 @@ impl Lifecycle {
 
     /// The workers run: systemd hears `READY=1`, and task protection follows their messages
     /// in flight when the ECS agent is there.
-    pub fn running(&mut self, config: &FleetConfig, fleet: &Fleet, workers: &[&str]) {
+    pub fn running(
+        &mut self,
+        config: &FleetConfig,
+        fleet: &Fleet,
+        workers: &[&str],
+        issued: &IssuedActions,
+    ) {
         let source: Arc<dyn StatusSource> = fleet.status_source();
         self.systemd.ready(source.clone(), workers);
         if let Some(agent) = Agent::from_env(&config.ecs) {
+            let agent = agent.recording(issued.clone());
             self.protection = Some(TaskProtection::start(agent, &config.ecs, source));
         }
     }

@@ -267,7 +267,7 @@ pub async fn serve(
         o.watch_queues(backends.transport.clone(), fleet.watched(), stats);
     }
     let names: Vec<&str> = chosen.iter().map(|w| w.as_str()).collect();
-    lifecycle.running(config, &fleet, &names);
+    lifecycle.running(config, &fleet, &names, backends.calls.issued());
     tracing::info!(workers = ?names, "fleet running; SIGTERM or SIGINT drains, a second stops at once");
     let first = signals.next().await;
     if let Some(o) = &observability {

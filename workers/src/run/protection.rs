@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::EcsConfig;
 use super::http_client;
+use crate::deploy::iam::Resource;
+use crate::iam_actions::IssuedActions;
 use crate::observe::StatusSource;
 use crate::observe::metrics::{TASK_PROTECTED, TASK_PROTECTION_CALLS};
 
@@ -144,6 +146,7 @@ impl Policy {
 pub struct Agent {
     url: String,
     expires_in_minutes: u64,
+    issued: Option<IssuedActions>,
 }
 
 impl Agent {
@@ -152,7 +155,16 @@ impl Agent {
         Self {
             url: format!("{}{STATE_PATH}", agent_uri.trim_end_matches('/')),
             expires_in_minutes: config.expires_in_minutes(),
+            issued: None,
         }
+    }
+
+    /// Records each call the agent accepted as the `ecs:UpdateTaskProtection` it makes with the
+    /// task role (in `fleet run`'s "IAM actions used" report).
+    #[must_use]
+    pub fn recording(mut self, issued: IssuedActions) -> Self {
+        self.issued = Some(issued);
+        self
     }
 
     /// The agent named by `ECS_AGENT_URI`, when protection is on and the variable is set.
@@ -178,7 +190,11 @@ impl Agent {
         let answer = http_client::send("PUT", &self.url, Some(&body), CALL_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
-        refusal(answer.status, &answer.body).map_or(Ok(()), Err)
+        refusal(answer.status, &answer.body).map_or(Ok(()), Err)?;
+        if let Some(issued) = &self.issued {
+            issued.record("ecs:UpdateTaskProtection", Resource::EcsTasks, Vec::new());
+        }
+        Ok(())
     }
 }
 

@@ -128,8 +128,18 @@ impl Deployment {
         self.start_logging(workers, n, &level)
     }
 
+    /// As [`start`](Self::start), inside an ECS task whose agent endpoint is `agent_uri`
+    /// (`ECS_AGENT_URI`): `fleet run` holds task protection through it while busy.
+    pub fn start_in_ecs(&self, workers: &[&str], n: usize, agent_uri: &str) -> Process {
+        self.spawn(workers, n, "warn", &[("ECS_AGENT_URI", agent_uri)])
+    }
+
     /// As [`start`](Self::start), logging at `level` (a `FLEET_LOG` filter).
     pub fn start_logging(&self, workers: &[&str], n: usize, level: &str) -> Process {
+        self.spawn(workers, n, level, &[])
+    }
+
+    fn spawn(&self, workers: &[&str], n: usize, level: &str, env: &[(&str, &str)]) -> Process {
         let stdout = self.dir.join(format!("run-{n}.out"));
         let stderr = self.dir.join(format!("run-{n}.err"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleet"));
@@ -145,6 +155,7 @@ impl Deployment {
             .env("AWS_ACCESS_KEY_ID", "fleet-test")
             .env("AWS_SECRET_ACCESS_KEY", "fleet-test")
             .env("FLEET_LOG", level)
+            .envs(env.iter().copied())
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())

@@ -4,7 +4,7 @@
 //! it does.
 
 use super::{Permission, Resource};
-use crate::deploy::ExportContext;
+use crate::deploy::{ExportContext, Platform};
 use crate::run::config::MailerKind;
 use crate::run::{FleetConfig, WorkerKind};
 use crate::table::{GSI1, keys};
@@ -28,6 +28,14 @@ pub fn permissions(worker: WorkerKind, ctx: &ExportContext<'_>) -> Vec<Permissio
         "dynamodb:DescribeTable",
         Resource::Table(table.clone()),
     ));
+    if ctx.platform == Platform::Ecs && config.ecs.task_protection {
+        // `fleet run` asks the ECS agent (`run::protection`), which calls ECS's
+        // UpdateTaskProtection with the task role's credentials.
+        out.push(Permission::new(
+            "ecs:UpdateTaskProtection",
+            Resource::EcsTasks,
+        ));
+    }
     match worker {
         WorkerKind::Orders => {
             out.extend(orders_store(&table));
@@ -91,6 +99,29 @@ fn dead_letter_queue(worker: WorkerKind, ctx: &ExportContext<'_>) -> Option<Stri
         .and_then(|q| q.dead_letter.as_ref())
         .map(|d| d.queue.clone())
         .or_else(|| ctx.config.consumer_of(worker).dead_letter_queue)
+}
+
+/// A worker's queue with a `kms_key` of its own: `fleet provision`'s way to encrypt with an
+/// existing key. In a stack, the roles may use only the stack's key (`QueueEncryption=kms`).
+fn own_kms_keys(ctx: &ExportContext<'_>) -> Result<(), String> {
+    for worker in ctx.workers() {
+        let mut names = vec![ctx.config.queue_of(worker).to_owned()];
+        names.extend(dead_letter_queue(worker, ctx));
+        for q in ctx
+            .topology
+            .queues
+            .iter()
+            .filter(|q| names.contains(&q.name))
+        {
+            if let Some(key) = &q.kms_key {
+                return Err(format!(
+                    "queue {}: kms_key {key} is for fleet provision; the exported roles are granted the stack's own key only, so export with the template's QueueEncryption=kms instead (remove kms_key from the topology used for the export)",
+                    q.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `<prefix>*`: the `dynamodb:LeadingKeys` pattern of the items whose keys begin with a prefix
@@ -214,13 +245,15 @@ fn mailer(config: &FleetConfig) -> Vec<Permission> {
     }
 }
 
-/// Refuses a configuration the derived roles would not cover: the SMTP password parameter
-/// outside the email worker's path (its role reads only `/fleet/email/*`; `fleet run` would
-/// be refused at its first send).
+/// Refuses a configuration the derived roles would not cover: a worker's queue or dead-letter
+/// queue under its own `kms_key` (the roles are granted the stack's `QueueKey` only), or the SMTP
+/// password parameter outside the email worker's path (its role reads only `/fleet/email/*`;
+/// `fleet run` would be refused at its first send).
 ///
 /// # Errors
 /// The setting at fault and the path it must be under.
 pub fn check(ctx: &ExportContext<'_>) -> Result<(), String> {
+    own_kms_keys(ctx)?;
     let email = &ctx.config.email;
     let Some(parameter) = &email.smtp.password_parameter else {
         return Ok(());

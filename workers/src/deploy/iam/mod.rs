@@ -58,6 +58,9 @@ pub enum Resource {
     /// The stack's queue key (`QueueKey`), only through SQS: a KMS-encrypted queue needs it to
     /// receive from and send to.
     KmsViaSqs,
+    /// The tasks of the stack's ECS cluster: the ECS agent updates a task's scale-in protection
+    /// with the task role's credentials when `fleet run` asks it to.
+    EcsTasks,
     /// Every resource: only for actions AWS cannot scope (`ses:GetAccount`).
     Any,
 }
@@ -89,6 +92,7 @@ impl fmt::Display for Resource {
             Resource::SesConfigurationSet(n) => write!(f, "configuration-set:{n}"),
             Resource::KmsViaSsm(n) => write!(f, "kms-via-ssm:{n}"),
             Resource::KmsViaSqs => write!(f, "kms-via-sqs:QueueKey"),
+            Resource::EcsTasks => write!(f, "ecs-tasks:Cluster"),
             Resource::Any => write!(f, "*"),
         }
     }
@@ -123,6 +127,7 @@ impl FromStr for Resource {
             "configuration-set" => Resource::SesConfigurationSet(name),
             "kms-via-ssm" => Resource::KmsViaSsm(name),
             "kms-via-sqs" => Resource::KmsViaSqs,
+            "ecs-tasks" => Resource::EcsTasks,
             other => return Err(format!("{s:?}: unknown kind {other}")),
         })
     }

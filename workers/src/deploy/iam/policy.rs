@@ -146,6 +146,11 @@ fn arns(resource: &Resource, ctx: &ExportContext<'_>) -> Value {
             "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*".to_owned()
         )]),
         Resource::KmsViaSqs => json!([{ "Fn::GetAtt": ["QueueKey", "Arn"] }]),
+        // `Ref` of the stack's `AWS::ECS::Cluster` is its name.
+        Resource::EcsTasks => json!([sub(
+            "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*"
+                .to_owned()
+        )]),
         // ses:GetAccount supports no resource-level permission.
         Resource::Any => json!("*"),
     }

@@ -375,3 +375,77 @@ fn a_role_says_why_each_wildcard_is_there() {
     let why = role(WorkerKind::Orders, &ctx)["Metadata"]["fleet"]["why"].to_string();
     assert!(!why.contains("ses:GetAccount"), "{why}");
 }
+
+/// Review finding: the ECS agent calls `UpdateTaskProtection` with the task role's credentials,
+/// so on ECS (protection on, the default) every worker's role must allow it on the stack
+/// cluster's tasks, and nowhere else.
+#[test]
+fn on_ecs_each_role_may_update_the_protection_of_its_clusters_tasks_only() {
+    let (topology, mut config) = shipped();
+    for platform in [Platform::None, Platform::Ecs, Platform::Ec2] {
+        let ctx = ExportContext {
+            topology: &topology,
+            config: &config,
+            platform,
+        };
+        for worker in WorkerKind::ALL {
+            let granted = permissions(worker, &ctx)
+                .iter()
+                .any(|p| p.to_string() == "ecs:UpdateTaskProtection ecs-tasks:Cluster");
+            assert_eq!(
+                granted,
+                platform == Platform::Ecs,
+                "{worker} on {platform:?}"
+            );
+        }
+    }
+    let ctx = ExportContext {
+        topology: &topology,
+        config: &config,
+        platform: Platform::Ecs,
+    };
+    let doc = policy_document(WorkerKind::Orders, &ctx);
+    let statement = statements(&doc)
+        .into_iter()
+        .find(|s| s["Action"] == serde_json::json!(["ecs:UpdateTaskProtection"]))
+        .expect("a statement for task protection");
+    assert_eq!(
+        statement["Resource"],
+        serde_json::json!([{ "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*" }])
+    );
+    config.ecs.task_protection = false;
+    let ctx = ExportContext {
+        topology: &topology,
+        config: &config,
+        platform: Platform::Ecs,
+    };
+    assert!(
+        !permissions(WorkerKind::Orders, &ctx)
+            .iter()
+            .any(|p| p.action == "ecs:UpdateTaskProtection"),
+        "protection off: no grant"
+    );
+}
+
+/// Review finding: a worker's queue under its own `kms_key` would get a role without that key;
+/// the export refuses it and names the template's way.
+#[test]
+fn a_workers_queue_under_its_own_kms_key_is_refused_by_the_export() {
+    let (mut topology, config) = shipped();
+    let orders = topology
+        .queues
+        .iter_mut()
+        .find(|q| q.name == "fleet-orders")
+        .unwrap();
+    orders.kms_key = Some("alias/mine".into());
+    let ctx = ExportContext {
+        topology: &topology,
+        config: &config,
+        platform: Platform::Ecs,
+    };
+    let err = check(&ctx).unwrap_err();
+    assert!(
+        err.contains("fleet-orders") && err.contains("QueueEncryption=kms"),
+        "{err}"
+    );
+}

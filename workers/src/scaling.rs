@@ -1,7 +1,7 @@
 //! The backlog-per-task target of a worker's target-tracking autoscaling, from what its
-//! processes measured: a task clears `concurrency ÷ mean handler duration` messages a second,
-//! so the backlog it clears within the acceptable latency is
-//! `latency ÷ (mean handler duration ÷ concurrency)`. `fleet scaling target` prints it; the
+//! processes measured: a task clears `concurrency × messages per run ÷ mean handler duration`
+//! messages a second (a batch handler's run holds a batch), so the backlog it clears within the
+//! acceptable latency is `latency` times that rate. `fleet scaling target` prints it; the
 //! ECS and EC2 templates take it as the policy's target value.
 
 use std::fmt;
@@ -9,16 +9,19 @@ use std::time::Duration;
 
 use crate::cost::scrape::Sample;
 
-/// The handler duration histogram the engine records (seconds, labels `worker`, `queue`).
-pub use fleet_bus::metrics::HANDLER_DURATION;
+/// The handler duration histogram the engine records (seconds, labels `worker`, `queue`), and
+/// its count of messages received (a batch handler's run holds several).
+pub use fleet_bus::metrics::{HANDLER_DURATION, RECEIVED};
 
 /// The measured handler durations of one worker, summed over every scrape given.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Durations {
     /// Seconds spent in handlers (`_sum`).
     pub seconds: f64,
-    /// Handler runs (`_count`).
+    /// Handler runs (`_count`): one per message, or one per batch for a batch handler.
     pub runs: f64,
+    /// Messages received (`fleet_messages_received_total`).
+    pub messages: f64,
 }
 
 impl Durations {
@@ -31,7 +34,19 @@ impl Durations {
                 self.seconds += s.value;
             } else if s.name == count {
                 self.runs += s.value;
+            } else if s.name == RECEIVED {
+                self.messages += s.value;
             }
+        }
+    }
+
+    /// Messages one handler run takes: 1 for a handler of one message, the mean batch size for
+    /// a batch handler (at least 1; 1 when the scrape has no received count).
+    pub fn messages_per_run(&self) -> f64 {
+        if self.runs > 0.0 && self.messages > self.runs {
+            self.messages / self.runs
+        } else {
+            1.0
         }
     }
 
@@ -64,7 +79,7 @@ impl Target {
         let mean = self.durations.mean()?.as_secs_f64();
         // A handler that took no measurable time: the cap (or nothing) bounds the rate.
         let by_handlers = if mean > 0.0 {
-            self.concurrency as f64 / mean
+            self.concurrency as f64 * self.durations.messages_per_run() / mean
         } else {
             f64::INFINITY
         };
@@ -94,6 +109,11 @@ impl fmt::Display for Target {
                 mean.as_secs_f64() * 1000.0
             )?;
         }
+        writeln!(
+            f,
+            "messages per handler run: {:.2}",
+            self.durations.messages_per_run()
+        )?;
         writeln!(f, "concurrency per task:   {}", self.concurrency)?;
         if let Some(cap) = self.rate_cap {
             writeln!(f, "send rate cap per task: {cap}/s")?;
@@ -158,6 +178,33 @@ fleet_handler_duration_seconds_count{worker=\"analytics\",queue=\"fleet-analytic
             ..target("orders", 1)
         };
         assert_eq!(t.backlog_per_task(), Some(300.0));
+    }
+
+    /// Review finding: a batch handler (analytics) records one duration per batch, so the
+    /// runs count batches; the rate must count the messages those batches held.
+    #[test]
+    fn a_batch_worker_clears_the_messages_of_its_batches_not_one_per_run() {
+        // 3 batches of 10 messages, 3 s each: 0.3 s a message, 20 at once: 66.7 a second.
+        let mut durations = Durations::default();
+        durations.add(
+            &samples(&format!(
+                "{EXPOSITION}fleet_messages_received_total{{worker=\"analytics\",queue=\"fleet-analytics\"}} 30\n"
+            )),
+            "analytics",
+        );
+        let t = Target {
+            worker: "analytics".to_owned(),
+            latency: Duration::from_secs(30),
+            durations,
+            concurrency: 20,
+            rate_cap: None,
+        };
+        assert_eq!(t.durations.messages_per_run(), 10.0);
+        assert_eq!(t.backlog_per_task(), Some(2000.0));
+        assert!(
+            t.to_string().contains("messages per handler run: 10.00"),
+            "{t}"
+        );
     }
 
     #[test]

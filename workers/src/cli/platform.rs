@@ -46,8 +46,8 @@ pub async fn run_healthcheck(args: HealthcheckArgs) -> CliResult {
 /// `fleet scaling ...`.
 #[derive(Subcommand)]
 pub enum ScalingCommand {
-    /// The backlog per task to keep for a worker: acceptable latency ÷ (mean handler duration
-    /// ÷ concurrency), from the handler durations its processes measured.
+    /// The backlog per task to keep for a worker: acceptable latency × concurrency × messages
+    /// per handler run ÷ mean handler duration, from what its processes measured.
     Target(TargetArgs),
 }
 

@@ -175,7 +175,7 @@ fn backlog_per_capacity(queue: Value, capacity: Value, label: &str) -> Value {
         },
         {
             "Id": "e1",
-            "Expression": "IF(m2 > 0, m1 / m2, m1)",
+            "Expression": "IF(FILL(m2, 0) > 0, m1 / FILL(m2, 0), m1)",
             "Label": label,
             "ReturnData": true
         }

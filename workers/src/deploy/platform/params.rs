@@ -127,8 +127,10 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
         json!({
             "Type": "Number",
             "Default": "1",
-            "MinValue": 0,
-            "Description": format!("The fewest {name} {unit}")
+            // Backlog per task cannot start a first task: with none running the metric is the
+            // whole backlog, which may stay under the target for ever (see deploy/README.md).
+            "MinValue": 1,
+            "Description": format!("The fewest {name} {unit} (at least 1)")
         }),
     );
     param(

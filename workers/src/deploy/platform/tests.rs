@@ -144,7 +144,10 @@ fn ecs_scales_on_backlog_per_task_with_cooldowns_of_60_out_and_300_in() {
         m[1]["MetricStat"]["Metric"]["Namespace"],
         "ECS/ContainerInsights"
     );
-    assert_eq!(m[2]["Expression"], "IF(m2 > 0, m1 / m2, m1)");
+    assert_eq!(
+        m[2]["Expression"],
+        "IF(FILL(m2, 0) > 0, m1 / FILL(m2, 0), m1)"
+    );
     let returned: Vec<&Value> = m
         .as_array()
         .into_iter()
@@ -223,7 +226,10 @@ fn ec2_groups_scale_on_backlog_per_instance_and_hold_terminations_for_the_drain(
         m[1]["MetricStat"]["Metric"]["MetricName"],
         "GroupInServiceInstances"
     );
-    assert_eq!(m[2]["Expression"], "IF(m2 > 0, m1 / m2, m1)");
+    assert_eq!(
+        m[2]["Expression"],
+        "IF(FILL(m2, 0) > 0, m1 / FILL(m2, 0), m1)"
+    );
     assert!(
         t["Parameters"]["ImageId"]["Type"]
             .as_str()

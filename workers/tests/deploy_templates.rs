@@ -376,3 +376,25 @@ fn a_queue_with_its_own_kms_key_uses_it_and_its_dead_letter_queue_too() {
         "fleet-tls-only"
     );
 }
+
+/// A newcomer's first look, `fleet topology export ... | head`: the reader closing the pipe early
+/// ends the export quietly, never with a panic about a broken pipe.
+#[test]
+fn an_export_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["topology", "export", "--format", "cloudformation"])
+        .args(["--config", &format!("{REPO}/deploy/fleet.toml")])
+        .args(["--platform", "ecs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0_u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here, before the template is written out.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -62,7 +62,8 @@ pub fn run_topology(command: TopologyCommand) -> CliResult {
             match output {
                 Some(path) => std::fs::write(&path, text)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-                None => print!("{text}"),
+                None => crate::terminal::write_stdout(&text)
+                    .map_err(|e| format!("cannot write the template: {e}"))?,
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -38,6 +38,20 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Writes `text` to stdout. A reader that stopped early (`fleet ... | head`: a broken pipe) ends
+/// the output quietly, as a Unix tool does, instead of the panic `print!` would raise.
+///
+/// # Errors
+/// Any other write error.
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,19 +67,5 @@ mod tests {
             escape("\u{2066}x\u{2069}\u{FEFF}"),
             "\\u{2066}x\\u{2069}\\u{feff}"
         );
-    }
-}
-
-/// Writes `text` to stdout. A reader that stopped early (`fleet ... | head`: a broken pipe) ends
-/// the output quietly, as a Unix tool does, instead of the panic `print!` would raise.
-///
-/// # Errors
-/// Any other write error.
-pub fn write_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
     }
 }

@@ -114,8 +114,14 @@ pub fn moto() -> &'static Moto {
 
 /// SDK configuration for the emulator: its endpoint, a region and static test credentials.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_at(&moto().endpoint).await
+}
+
+/// The same configuration for another endpoint (a fault proxy in front of the emulator), with
+/// the SDK's default retries.
+pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto().endpoint)
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "fleet-test",

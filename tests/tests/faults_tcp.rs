@@ -12,7 +12,7 @@ use fleet_bus::aws::SqsTransport;
 use fleet_bus::scenarios::unique_name;
 use fleet_bus::{BusError, Declaration, QueueDecl, QueueHandle, ReceiveRequest, Transport};
 use fleet_tests::faults::tcp::{TcpFaultProxy, Toxic};
-use fleet_tests::faults::{seed, sdk_config_without_retries};
+use fleet_tests::faults::{sdk_config_without_retries, seed};
 use fleet_tests::moto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -250,3 +250,35 @@ fn bad_gateway(e: &dyn std::fmt::Display) -> Response<Full<Bytes>> {
     *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(target: Option<&str>) -> hyper::http::request::Parts {
+        let mut b = Request::builder().method("POST").uri("/");
+        if let Some(t) = target {
+            b = b.header("x-amz-target", t);
+        }
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .expect("a valid request")
+    }
+
+    #[test]
+    fn operations_are_read_as_the_services_route_them() {
+        assert_eq!(
+            call_of(&parts(Some("AmazonSQS.ReceiveMessage")), b"{}"),
+            ("ReceiveMessage".to_owned(), Some(Protocol::SqsJson))
+        );
+        assert_eq!(
+            call_of(&parts(Some("DynamoDB_20120810.TransactWriteItems")), b"{}"),
+            ("TransactWriteItems".to_owned(), Some(Protocol::DynamoJson))
+        );
+        assert_eq!(
+            call_of(&parts(None), b"Action=Publish&Version=2010-03-31&Message=x"),
+            ("Publish".to_owned(), Some(Protocol::Query))
+        );
+        assert_eq!(call_of(&parts(None), b""), (String::new(), None));
+    }
+}

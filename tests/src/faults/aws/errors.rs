@@ -199,3 +199,55 @@ fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(r: &Response<Full<Bytes>>, name: &str) -> Option<String> {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn sqs_errors_carry_the_query_code_in_a_header() {
+        let r = AwsError::RequestThrottled.response(Protocol::SqsJson, b"{}", "id-1");
+        assert_eq!(r.status(), 400);
+        assert_eq!(
+            header(&r, "x-amzn-query-error").as_deref(),
+            Some("RequestThrottled;Sender")
+        );
+        assert_eq!(header(&r, "content-type").as_deref(), Some(JSON));
+        let r = AwsError::InternalError.response(Protocol::SqsJson, b"{}", "id-1");
+        assert_eq!(r.status(), 500);
+        assert_eq!(
+            header(&r, "x-amzn-query-error").as_deref(),
+            Some("InternalError;Receiver")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_transaction_has_one_reason_per_action() {
+        let request = br#"{"TransactItems": [{"Put": {}}, {"Put": {}}, {"Update": {}}]}"#;
+        let reasons = cancellation_reasons(request);
+        let codes: Vec<&str> = reasons
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["Code"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(codes, ["TransactionConflict", "None", "None"]);
+        assert_eq!(
+            cancellation_reasons(b"not json").as_array().map(Vec::len),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_bare_server_error_has_no_body_and_no_code() {
+        let r = AwsError::BareServerError.response(Protocol::Query, b"", "id");
+        assert_eq!(r.status(), 500);
+        assert!(header(&r, "x-amzn-query-error").is_none());
+        assert!(header(&r, "content-type").is_none());
+    }
+}

@@ -180,3 +180,36 @@ async fn a_bandwidth_limit_paces_what_comes_back() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(proxy.connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_each_chunk_from_its_arrival_without_adding_up() {
+    // An upstream that writes five small chunks 50 ms apart, then closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        for i in 0..5u8 {
+            s.write_all(&[b'0' + i]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s.shutdown().await.unwrap();
+    });
+    let proxy = TcpFaultProxy::start(upstream, seed()).await.unwrap();
+    proxy.set(Toxic::Latency {
+        latency: Duration::from_millis(300),
+        jitter: Duration::ZERO,
+    });
+    let started = Instant::now();
+    let mut all = Vec::new();
+    TcpStream::connect(proxy.address())
+        .await
+        .unwrap()
+        .read_to_end(&mut all)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(all, b"01234", "in order");
+    // 200 ms of writing plus 300 ms of delay; five delays one after another would be 1.5 s.
+    assert!(took >= Duration::from_millis(450), "{took:?}");
+    assert!(took < Duration::from_millis(1100), "{took:?}");
+}

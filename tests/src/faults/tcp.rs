@@ -6,6 +6,7 @@
 //! `downstream`, its default); a blackhole swallows both directions; a reset or refusal ends
 //! every open connection with an RST.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Dice;
@@ -246,16 +248,23 @@ impl Connection {
     }
 
     /// Moves data both ways, through the toxic, until both sides have closed.
+    ///
+    /// Delayed chunks wait in `pending` with the time they are due, while reading goes on, so
+    /// latency delays each chunk from its arrival (as Toxiproxy does) instead of adding up.
     async fn pump(&mut self, client: &mut TcpStream, server: &mut TcpStream) -> End {
         let (mut client_in, mut client_out) = client.split();
         let (mut server_in, mut server_out) = server.split();
         let (mut up, mut down) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
         let (mut up_open, mut down_open) = (true, true);
+        // The emulator has closed: close to the client once `pending` is delivered.
+        let mut down_ended = false;
+        let mut pending: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
         while up_open || down_open {
             if self.resetting() {
                 return End::Reset;
             }
             let toxic = self.toxic.borrow().clone();
+            let due = pending.front().map(|(at, _)| *at);
             tokio::select! {
                 () = self.stop.cancelled() => return End::Reset,
                 changed = self.toxic.changed() => {
@@ -275,20 +284,40 @@ impl Connection {
                         let _ = server_out.shutdown().await;
                     }
                 },
-                read = server_in.read(&mut down), if down_open => match read {
+                read = server_in.read(&mut down), if down_open && !down_ended => match read {
                     Ok(n) if n > 0 => {
-                        if deliver(&down[..n], &mut client_out, &toxic, &mut self.dice).await.is_err() {
+                        let chunk = &down[..n];
+                        if let Toxic::Latency { latency, jitter } = toxic {
+                            let at = Instant::now() + latency + jitter.mul_f64(self.dice.unit());
+                            // Never before an earlier chunk: the stream keeps its order.
+                            let at = pending.back().map_or(at, |(last, _)| at.max(*last));
+                            pending.push_back((at, chunk.to_vec()));
+                        } else if !pending.is_empty() {
+                            pending.push_back((Instant::now(), chunk.to_vec()));
+                        } else if deliver(chunk, &mut client_out, &toxic).await.is_err() {
                             return End::Reset;
                         }
                     }
-                    _ => {
-                        down_open = false;
-                        if let Toxic::SlowClose { delay } = toxic {
-                            tokio::time::sleep(delay).await;
-                        }
-                        let _ = client_out.shutdown().await;
-                    }
+                    _ => down_ended = true,
                 },
+                () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    if let Some((_, chunk)) = pending.pop_front()
+                        && client_out.write_all(&chunk).await.is_err()
+                    {
+                        return End::Reset;
+                    }
+                }
+            }
+            if down_ended && down_open && pending.is_empty() {
+                down_open = false;
+                let slow = match *self.toxic.borrow() {
+                    Toxic::SlowClose { delay } => Some(delay),
+                    _ => None,
+                };
+                if let Some(delay) = slow {
+                    tokio::time::sleep(delay).await;
+                }
+                let _ = client_out.shutdown().await;
             }
         }
         End::Closed
@@ -300,14 +329,9 @@ async fn deliver(
     chunk: &[u8],
     out: &mut (impl AsyncWrite + Unpin),
     toxic: &Toxic,
-    dice: &mut Dice,
 ) -> std::io::Result<()> {
     match toxic {
         Toxic::Blackhole => Ok(()),
-        Toxic::Latency { latency, jitter } => {
-            tokio::time::sleep(*latency + jitter.mul_f64(dice.unit())).await;
-            out.write_all(chunk).await
-        }
         Toxic::Bandwidth { bytes_per_second } => {
             let rate = (*bytes_per_second).max(1);
             // Pieces of a tenth of a second each, so the rate holds within a chunk too.
@@ -319,8 +343,11 @@ async fn deliver(
             }
             Ok(())
         }
-        Toxic::None | Toxic::Reset | Toxic::Refuse | Toxic::SlowClose { .. } => {
-            out.write_all(chunk).await
-        }
+        // Latency is applied by queueing in `pump`.
+        Toxic::None
+        | Toxic::Latency { .. }
+        | Toxic::Reset
+        | Toxic::Refuse
+        | Toxic::SlowClose { .. } => out.write_all(chunk).await,
     }
 }

@@ -213,3 +213,35 @@ async fn latency_delays_each_chunk_from_its_arrival_without_adding_up() {
     assert!(took >= Duration::from_millis(450), "{took:?}");
     assert!(took < Duration::from_millis(1100), "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_sdk_a_trickle_slows_a_receive_and_a_slow_close_does_not() {
+    let (proxy, q) = setup().await;
+    let body = "x".repeat(120_000);
+    q.sender()
+        .send(fleet_bus::OutgoingMessage::new(&body))
+        .await
+        .unwrap();
+    proxy.set(Toxic::Bandwidth {
+        bytes_per_second: 150_000,
+    });
+    let started = Instant::now();
+    let got = q
+        .queue()
+        .receive(&ReceiveRequest::new(1, Duration::ZERO).visibility(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body.len(), body.len());
+    // 120 kB (and the JSON around it) at 150 kB/s.
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+
+    // An answer has a length: the SDK does not wait for the connection's close.
+    proxy.set(Toxic::SlowClose {
+        delay: Duration::from_secs(5),
+    });
+    let started = Instant::now();
+    assert_eq!(receive(&q).await.unwrap(), 0);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -1,7 +1,7 @@
 //! Failpoints at the seams where a crash hurts most, for the crash tests.
 //!
 //! They are evaluated only when the `fail` crate is built with its `failpoints` feature, which
-//! only dev-dependencies turn on: in a normal build [`crash_point`] compiles to nothing. `fleet
+//! only dev-dependencies turn on: in a normal build [`hit`] does nothing. `fleet
 //! run` configures them from `FAILPOINTS` ([`configure_from_env`]), in `fail`'s syntax
 //! (`orders::after_commit=return;settler::during_extension=1*return`).
 //!
@@ -15,8 +15,11 @@
 //! | [`SETTLER_DURING_EXTENSION`] | bus settler, a lease extension about to go out | a handler cut off mid-run; the message is redelivered |
 //!
 //! The action `return` aborts the process on the spot (as a SIGKILL would: no drain, no
-//! settlement); `fail`'s other actions (`sleep(ms)`, `pause`, `panic`, `print`) work as usual
-//! (a `panic` in a handler is caught by the engine and becomes a retry, not a crash).
+//! settlement); `return(MS)` holds the task there for MS milliseconds without blocking its
+//! thread (to make a handler outlive its lease's first extension, say). `fail`'s other actions
+//! work as usual, but `sleep` and `pause` block a runtime thread (and whatever task shares it,
+//! such as the settler), and a `panic` in a handler is caught by the engine and becomes a retry,
+//! not a crash.
 
 /// After the orders worker's DynamoDB commit, before its SNS publish.
 pub const ORDERS_AFTER_COMMIT: &str = "orders::after_commit";
@@ -35,13 +38,29 @@ pub const ALL: [&str; 4] = [
     SETTLER_DURING_EXTENSION,
 ];
 
-/// Evaluates failpoint `name`: with the action `return`, the process aborts here.
-pub fn crash_point(name: &str) {
-    fail::fail_point!(name, |_| {
+/// Evaluates failpoint `name`: with the action `return` the process aborts here; with
+/// `return(MS)` the calling task waits MS milliseconds.
+pub async fn hit(name: &str) {
+    if let Some(hold) = evaluate(name) {
+        tokio::time::sleep(hold).await;
+    }
+}
+
+/// How long `name` holds the task; aborts the process for a bare `return`.
+fn evaluate(name: &str) -> Option<std::time::Duration> {
+    // Without the `failpoints` feature the macro expands to nothing and `name` goes unread.
+    let _ = name;
+    fail::fail_point!(name, |arg: Option<String>| {
+        match arg.as_deref().map(str::parse::<u64>) {
+            Some(Ok(ms)) => return Some(std::time::Duration::from_millis(ms)),
+            Some(Err(_)) => eprintln!("failpoint {name}: return(MS) needs milliseconds"),
+            None => {}
+        }
         // Flushing nothing and running no destructor is the point: this stands for a SIGKILL.
         eprintln!("failpoint {name}: aborting the process");
         std::process::abort();
     });
+    None
 }
 
 /// Whether this build evaluates failpoints.

@@ -8,6 +8,10 @@
 //!   restart the order was applied once and each outbox row published exactly once.
 //! - `settler::before_delete_flush`: applied and published, the message not deleted; after the
 //!   restart it was redelivered, deduplicated (no second transition, no second publish), deleted.
+//! - `settler::during_extension`: a handler held up after its commit (`orders::after_commit=
+//!   return(MS)`) outlives half the visibility timeout, and the process aborts as its lease
+//!   extension goes out; after the restart the message was redelivered, the order applied once
+//!   and the outbox published once.
 
 #![allow(clippy::unwrap_used)]
 
@@ -114,9 +118,13 @@ async fn published(d: &Deployment) -> BTreeMap<String, usize> {
 /// Starts the orders worker with `FAILPOINTS`, publishes one `order.placed`, and waits for the
 /// process to abort at the failpoint; returns the deployment.
 async fn crash_at(name: &str, failpoint: &str) -> Deployment {
+    crash_with(name, &format!("{failpoint}=return"), failpoint).await
+}
+
+/// As [`crash_at`], with `failpoints` as `FAILPOINTS`, the process aborting at `failpoint`.
+async fn crash_with(name: &str, failpoints: &str, failpoint: &str) -> Deployment {
     let d = deployment(name).await;
-    let failpoints = format!("{failpoint}=return");
-    let crashing = d.start_with_env(&["orders"], 0, &[("FAILPOINTS", &failpoints)]);
+    let crashing = d.start_with_env(&["orders"], 0, &[("FAILPOINTS", failpoints)]);
     publish_placed(&d, "o-1", "placed-1").await;
     let ended = tokio::task::spawn_blocking(move || crashing.wait_exit(EXIT_LIMIT))
         .await
@@ -196,5 +204,31 @@ async fn a_crash_before_the_delete_flushes_redelivers_and_the_duplicate_changes_
     assert!(!confirmations.is_empty(), "nothing published: {copies:?}");
     for (id, n) in confirmations {
         assert_eq!(*n, 1, "{id} published {n} times: {copies:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_lease_extension_redelivers_without_a_double_effect() {
+    // The handler is held well past the point where its lease is extended (half the visibility
+    // timeout), so the extension is what crashes.
+    let hold_ms = VISIBILITY_SECONDS * 1000 * 2;
+    let failpoints =
+        format!("orders::after_commit=return({hold_ms});settler::during_extension=return");
+    let d = crash_with("fp-extension", &failpoints, "settler::during_extension").await;
+    let crashed = table_view(&d).await;
+    assert_eq!(crashed.orders, vec![(1, vec!["placed-1".to_owned()])]);
+    assert!(!crashed.outbox.is_empty(), "{crashed:?}");
+
+    recover(&d).await;
+    let after = table_view(&d).await;
+    assert_eq!(
+        after.orders,
+        vec![(1, vec!["placed-1".to_owned()])],
+        "applied twice: {after:?}"
+    );
+    assert!(after.outbox.is_empty(), "outbox rows left: {after:?}");
+    let copies = published(&d).await;
+    for id in &crashed.outbox {
+        assert_eq!(copies.get(id), Some(&1), "outbox row {id}: {copies:?}");
     }
 }

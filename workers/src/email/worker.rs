@@ -236,7 +236,7 @@ impl EmailWorker {
             Ok(sent) => {
                 unsent.disarm();
                 // Accepted, not yet marked: the claim left in progress stops any resend.
-                failpoint::crash_point(failpoint::EMAIL_AFTER_ACCEPT);
+                failpoint::hit(failpoint::EMAIL_AFTER_ACCEPT).await;
                 self.sent(request, &email, &claim, &sent).await
             }
             Err(error) if error.kind == SendErrorKind::Unknown => {

@@ -104,7 +104,7 @@ impl OrdersWorker {
                     match self.store.apply(&next, &rows).await {
                         Ok(()) => {
                             // Committed, not yet published: the outbox covers a crash here.
-                            failpoint::crash_point(failpoint::ORDERS_AFTER_COMMIT);
+                            failpoint::hit(failpoint::ORDERS_AFTER_COMMIT).await;
                             self.flush(&next.order, &rows).await?;
                             return Ok(Handled::Applied);
                         }

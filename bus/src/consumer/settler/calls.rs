@@ -201,7 +201,7 @@ pub(crate) fn spawn_deletes(
 ) {
     tokio::spawn(async move {
         // Handled, not yet deleted: redelivery and the handlers' deduplication cover a crash here.
-        failpoint::crash_point(failpoint::SETTLER_BEFORE_DELETE_FLUSH);
+        failpoint::hit(failpoint::SETTLER_BEFORE_DELETE_FLUSH).await;
         let (ids, receipts): (Vec<u64>, Vec<Receipt>) = batch.into_iter().unzip();
         let n = ids.len();
         let results = bounded_call(&obs, Operation::Delete, n, limit, async {
@@ -223,7 +223,7 @@ pub(crate) fn spawn_changes(
     tokio::spawn(async move {
         if batch.iter().any(|c| c.extension) {
             // A handler still running on a lease: a crash here leaves it to redelivery.
-            failpoint::crash_point(failpoint::SETTLER_DURING_EXTENSION);
+            failpoint::hit(failpoint::SETTLER_DURING_EXTENSION).await;
         }
         let changes: Vec<VisibilityChange> = batch
             .iter()

@@ -18,6 +18,7 @@ mod batch_call;
 pub mod consumer;
 pub mod embedded;
 mod error;
+pub mod failpoint;
 pub mod idempotency;
 pub mod limits;
 pub mod log_limit;

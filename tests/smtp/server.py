@@ -8,6 +8,7 @@ Environment: SMTP_USER, SMTP_PASSWORD (the one account it accepts).
 
 Writes into STATE_DIR:
 - cert.pem: the certificate (for 127.0.0.1, ::1 and localhost), to trust as a root CA;
+- dropped.jsonl: one JSON line per connection dropped mid-DATA: at, to;
 - accepted.jsonl: one JSON line per accepted message: at (epoch seconds), from, to, event_id
   (the X-Fleet-Event-Id header), message_id, subject, has_html, queue_id;
 - ready: the port it listens on, once it listens.
@@ -20,6 +21,10 @@ Faults, by recipient local part, counted per recipient address across connection
                       window: the client cannot know whether the message was taken);
 - fault-stall-N+x@... the first N DATA attempts wait 10 s before answering (then accept,
                       unless the client has gone);
+- fault-middata-N+x@... the first N DATA attempts have the connection closed after part of the
+                      body arrived, before the final dot (so before any reply): nothing was
+                      taken, and the client sees its connection fail mid-send; each drop is a
+                      line of dropped.jsonl;
 - fault-550+x@...     RCPT always gets `550 5.1.1 <address>: Recipient address rejected`.
 
 It runs until killed, and exits by itself when its parent process goes away.
@@ -55,7 +60,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 STALL_SECONDS = 10.0
-COUNTED = re.compile(r"^fault-(421|451|drop|stall)-(\d+)\+", re.IGNORECASE)
+COUNTED = re.compile(r"^fault-(421|451|drop|stall|middata)-(\d+)\+", re.IGNORECASE)
+# Body lines a mid-DATA drop reads before closing: the headers' first lines, never the final dot.
+MID_DATA_LINES = 3
 REJECTED = re.compile(r"^fault-550\+", re.IGNORECASE)
 
 
@@ -126,6 +133,7 @@ class Handler:
 
     def __init__(self, state: Path):
         self.accepted = state / "accepted.jsonl"
+        self.dropped = state / "dropped.jsonl"
         self.attempts = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -145,7 +153,7 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         for rcpt in envelope.rcpt_tos:
             match = COUNTED.match(rcpt.split("@", 1)[0])
-            if not match or match.group(1).lower() == "drop":
+            if not match or match.group(1).lower() in ("drop", "middata"):
                 continue
             key = rcpt.lower()
             self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -161,6 +169,24 @@ class Handler:
             if fault == "stall":
                 await asyncio.sleep(STALL_SECONDS)
         return self.record(envelope)
+
+    def drop_mid_data(self, envelope) -> bool:
+        """Whether this DATA attempt is one a fault-middata recipient has dropped (counted)."""
+        drop = False
+        for rcpt in envelope.rcpt_tos:
+            match = COUNTED.match(rcpt.split("@", 1)[0])
+            if not match or match.group(1).lower() != "middata":
+                continue
+            key = rcpt.lower()
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            drop = drop or self.attempts[key] <= int(match.group(2))
+        return drop
+
+    def record_drop(self, envelope):
+        line = {"at": time.time(), "to": list(envelope.rcpt_tos)}
+        with self.dropped.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+            f.flush()
 
     def record(self, envelope) -> str:
         message = email.message_from_bytes(
@@ -185,6 +211,32 @@ class Handler:
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
+class FaultySMTP(SMTP):
+    """aiosmtpd's server, with the one fault its handler hooks cannot play: a connection
+    dropped mid-DATA (handle_DATA runs only once the final dot has arrived)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        envelope = self.envelope
+        ready = (
+            envelope is not None
+            and envelope.rcpt_tos
+            and not arg
+            and self.session is not None
+            and self.session.host_name
+            and self.session.authenticated
+        )
+        if not ready or not self.event_handler.drop_mid_data(envelope):
+            return await super().smtp_DATA(arg)
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        for _ in range(MID_DATA_LINES):
+            line = await self._reader.readuntil(b"\r\n")
+            if line == b".\r\n":
+                break
+        self.event_handler.record_drop(envelope)
+        self.transport.abort()
+        await asyncio.sleep(3600)  # cancelled when the connection is lost
+
+
 async def watch_parent():
     parent = os.getppid()
     while os.getppid() == parent:
@@ -204,7 +256,7 @@ async def main(port: int, state: Path):
     loop = asyncio.get_running_loop()
 
     def protocol():
-        return SMTP(
+        return FaultySMTP(
             handler,
             hostname="localhost",
             tls_context=tls,

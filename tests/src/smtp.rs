@@ -1,7 +1,8 @@
 //! A real SMTP server per test (`tests/smtp/server.py`, on aiosmtpd): STARTTLS required, with a
 //! self-signed certificate for 127.0.0.1 that the test trusts through `cert_pem`, AUTH required
 //! for one account, every accepted message recorded, and faults scripted by the recipient's
-//! local part (`fault-421-2+x@example.com`: the first two DATA attempts get 421; see the script).
+//! local part (`fault-421-2+x@example.com`: the first two DATA attempts get 421;
+//! `fault-middata-1+x@...`: the first DATA attempt's connection is dropped mid-body; see the script).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,6 +135,12 @@ impl SmtpServer {
             .filter(|l| !l.trim().is_empty())
             .map(|l| parse(l).unwrap_or_else(|| panic!("a bad line in accepted.jsonl: {l}")))
             .collect()
+    }
+
+    /// How many connections were dropped mid-DATA (`fault-middata-N+x@...`), so far.
+    pub fn dropped_mid_data(&self) -> usize {
+        let text = std::fs::read_to_string(self.state.join("dropped.jsonl")).unwrap_or_default();
+        text.lines().filter(|l| !l.trim().is_empty()).count()
     }
 
     /// The messages accepted once there are at least `n`, waiting up to `within`.

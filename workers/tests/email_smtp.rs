@@ -131,8 +131,14 @@ async fn a_451_is_transient_and_a_later_send_succeeds() {
 }
 
 #[tokio::test]
-async fn a_connection_dropped_mid_data_is_transient_and_a_later_send_succeeds() {
+async fn a_connection_dropped_at_rcpt_is_transient_and_a_later_send_succeeds() {
     transient_then_delivered("fault-drop-1+a@example.org", "smtp_network").await;
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_data_is_transient_and_a_later_send_succeeds() {
+    // Closed after part of the body, before the final dot: the server took nothing.
+    transient_then_delivered("fault-middata-1+a@example.org", "smtp_network").await;
 }
 
 #[tokio::test]

@@ -73,6 +73,11 @@ pub async fn run_fleet(args: RunArgs) -> CliResult {
         );
     }
     telemetry::export_spans(&config.observability.tracing)?;
+    // Test builds only (see fleet_bus::failpoint); an error in any other build that has it set.
+    let failpoints = fleet_bus::failpoint::configure_from_env()?;
+    if !failpoints.is_empty() {
+        tracing::warn!(?failpoints, "failpoints configured from FAILPOINTS");
+    }
     let backends = match config.transport {
         TransportKind::Aws => Backends::aws(&super::aws().await?.1),
         TransportKind::Embedded => Backends::embedded(&topology(&config.topology)?).await?.0,

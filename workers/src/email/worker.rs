@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_bus::consumer::{Delivery, HandlerError, MessageHandler, PauseGate};
+use fleet_bus::failpoint;
 use fleet_bus::idempotency::counters as idempotency_counters;
 use fleet_bus::idempotency::{
     Claim, Claimed, Clock, Held, HolderToken, IdempotencyStore, payload_hash,
@@ -234,6 +235,8 @@ impl EmailWorker {
         match sent {
             Ok(sent) => {
                 unsent.disarm();
+                // Accepted, not yet marked: the claim left in progress stops any resend.
+                failpoint::hit(failpoint::EMAIL_AFTER_ACCEPT).await;
                 self.sent(request, &email, &claim, &sent).await
             }
             Err(error) if error.kind == SendErrorKind::Unknown => {

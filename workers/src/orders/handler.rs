@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_bus::consumer::{Delivery, HandlerError, MessageHandler};
+use fleet_bus::failpoint;
 use fleet_bus::producer::BatchProducer;
 use fleet_schemas::{
     Envelope, Event, OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded, OrderShipped, Producer,
@@ -102,6 +103,8 @@ impl OrdersWorker {
                         .collect();
                     match self.store.apply(&next, &rows).await {
                         Ok(()) => {
+                            // Committed, not yet published: the outbox covers a crash here.
+                            failpoint::hit(failpoint::ORDERS_AFTER_COMMIT).await;
                             self.flush(&next.order, &rows).await?;
                             return Ok(Handled::Applied);
                         }

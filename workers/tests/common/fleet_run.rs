@@ -134,6 +134,12 @@ impl Deployment {
         self.spawn(workers, n, "warn", &[("ECS_AGENT_URI", agent_uri)])
     }
 
+    /// As [`start`](Self::start), with these variables set too (`FAILPOINTS`, for one).
+    pub fn start_with_env(&self, workers: &[&str], n: usize, env: &[(&str, &str)]) -> Process {
+        let level = std::env::var("FLEET_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+        self.spawn(workers, n, &level, env)
+    }
+
     /// As [`start`](Self::start), logging at `level` (a `FLEET_LOG` filter).
     pub fn start_logging(&self, workers: &[&str], n: usize, level: &str) -> Process {
         self.spawn(workers, n, level, &[])

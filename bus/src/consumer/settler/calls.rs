@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::Event;
 use crate::consumer::observe::{Observer, Operation};
 use crate::error::BusError;
+use crate::failpoint;
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_SQS_BATCH_BYTES};
 use crate::message::{EntryError, EntryResult, OutgoingMessage, Receipt, VisibilityChange};
 use crate::transport::{Queue, Sender};
@@ -199,6 +200,8 @@ pub(crate) fn spawn_deletes(
     limit: Duration,
 ) {
     tokio::spawn(async move {
+        // Handled, not yet deleted: redelivery and the handlers' deduplication cover a crash here.
+        failpoint::hit(failpoint::SETTLER_BEFORE_DELETE_FLUSH).await;
         let (ids, receipts): (Vec<u64>, Vec<Receipt>) = batch.into_iter().unzip();
         let n = ids.len();
         let results = bounded_call(&obs, Operation::Delete, n, limit, async {
@@ -218,6 +221,10 @@ pub(crate) fn spawn_changes(
     limit: Duration,
 ) {
     tokio::spawn(async move {
+        if batch.iter().any(|c| c.extension) {
+            // A handler still running on a lease: a crash here leaves it to redelivery.
+            failpoint::hit(failpoint::SETTLER_DURING_EXTENSION).await;
+        }
         let changes: Vec<VisibilityChange> = batch
             .iter()
             .map(|c| VisibilityChange {

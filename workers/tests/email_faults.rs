@@ -1,0 +1,202 @@
+//! The email worker (`fleet run --worker email` on moto, a real aiosmtpd server) at its crash
+//! seam and under a connection dropped mid-DATA, counted at the SMTP server and in the queues:
+//!
+//! - `email::after_accept` (`fleet_bus::failpoint`): the process aborts after the server
+//!   accepted, before the mark-as-sent; after the restart the request is never sent again and
+//!   ends dead-lettered as `delivery_unknown` (README "Email", Outcomes);
+//! - a connection dropped after part of the DATA body, before the final dot: nothing was taken,
+//!   the send is a network error (`send_failed`, retried, the claim released) and the retry
+//!   sends it once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::fleet_run::{Deployment, Ended};
+use fleet_bus::consumer::dead_letter::{DeadLetterReason, is_note};
+use fleet_bus::producer::BatchProducer;
+use fleet_bus::{Topology, Transport};
+use fleet_schemas::{EmailRequested, Envelope, Producer};
+use fleet_tests::smtp::SmtpServer;
+
+const SMTP_USER: &str = "fleet";
+const SMTP_PASSWORD: &str = "faults-Pa55word";
+/// The email queue's visibility timeout here: how soon a crashed process's message comes back.
+const VISIBILITY_SECONDS: u32 = 4;
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
+const DRAIN_LIMIT: Duration = Duration::from_secs(45);
+
+fn email_section(p: &str, server: &SmtpServer) -> String {
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/templates");
+    format!(
+        r#"
+[email]
+enabled = true
+queue = "{p}-email"
+from = "Fleet <fleet-{p}@example.com>"
+templates = "{templates}"
+mailer = "smtp"
+rate_per_second = 50.0
+burst = 5
+sends_in_flight = 1
+# Short, so a claim left by the crash is judged stale soon after the restart.
+claim_lease = "6s"
+pause_probe = "5s"
+[email.consumer]
+pollers = 1
+concurrency = 4
+wait_time = "1s"
+retry = {{ base = "1s", max = "2s", jitter = "equal" }}
+[email.smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "starttls"
+username = "{SMTP_USER}"
+password_parameter = "/fleet/email/{p}/smtp-password"
+ca_file = "{cert}"
+send_timeout = "5s"
+"#,
+        templates = templates.display(),
+        port = server.port,
+        cert = server.cert_pem.display()
+    )
+}
+
+/// A deployment with the email worker on `server`, its queue's visibility timeout short.
+async fn deployment(name: &str, server: &SmtpServer) -> Deployment {
+    let d = Deployment::write(name, 5, |p| email_section(p, server)).await;
+    let text = std::fs::read_to_string(d.topology()).unwrap();
+    let queue = format!("name = \"{}\"\n", d.email());
+    assert!(text.contains(&queue), "the test topology changed: {text}");
+    let text = text.replacen(
+        &queue,
+        &format!("{queue}visibility_timeout_seconds = {VISIBILITY_SECONDS}\n"),
+        1,
+    );
+    std::fs::write(d.topology(), text).unwrap();
+    let parsed = Topology::from_file(d.topology()).unwrap();
+    fleet_bus::provision(&d.transport, &parsed).await.unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&d.sdk);
+    fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
+        .await
+        .unwrap();
+    aws_sdk_ssm::Client::new(&d.sdk)
+        .put_parameter()
+        .name(format!("/fleet/email/{}/smtp-password", d.prefix))
+        .value(SMTP_PASSWORD)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    d
+}
+
+/// Publishes one written-out email to `to`; returns the request's id.
+async fn publish_request(d: &Deployment, to: &str) -> String {
+    let content = serde_json::json!({"kind": "direct", "subject": "faults", "text": "Hello"});
+    let payload: EmailRequested =
+        serde_json::from_value(serde_json::json!({"to": to, "content": content})).unwrap();
+    let request = Envelope::new(payload, "tests");
+    let topic = d.transport.topic(&d.topic()).await.unwrap();
+    let sender = BatchProducer::to_topic(d.topic(), topic);
+    let message = Producer::new(sender.clone(), "tests")
+        .message(&request)
+        .unwrap();
+    let report = sender.send_all(vec![message], |_| {}).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    request.header.id
+}
+
+/// The email dead-letter queue's letters: request id and reason.
+async fn dead_letters(d: &Deployment) -> Vec<(String, DeadLetterReason)> {
+    d.drain_queue(&format!("{}-dlq", d.email()))
+        .await
+        .iter()
+        .filter(|m| !is_note(m))
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            let reason = DeadLetterReason::from_message(m).unwrap();
+            (v["id"].as_str().unwrap().to_owned(), reason)
+        })
+        .collect()
+}
+
+async fn wait_exit(process: common::fleet_run::Process) -> Ended {
+    tokio::task::spawn_blocking(move || process.wait_exit(EXIT_LIMIT))
+        .await
+        .unwrap()
+}
+
+/// Drains the email queue with a fresh process, then stops it with SIGTERM.
+async fn run_until_drained(d: &Deployment, n: usize) {
+    let running = d.start(&["email"], n);
+    d.wait_until_drained(&[d.email()], DRAIN_LIMIT).await;
+    let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_server_accepted_is_never_resent_and_ends_delivery_unknown() {
+    let server = SmtpServer::start(SMTP_USER, SMTP_PASSWORD);
+    let d = deployment("fp-after-accept", &server).await;
+    let crashing = d.start_with_env(
+        &["email"],
+        0,
+        &[("FAILPOINTS", "email::after_accept=return")],
+    );
+    let id = publish_request(&d, "ada@example.com").await;
+    let ended = wait_exit(crashing).await;
+    assert_eq!(
+        ended.code, None,
+        "not killed by the abort: {}",
+        ended.stderr
+    );
+    assert!(
+        ended
+            .stderr
+            .contains("failpoint email::after_accept: aborting"),
+        "{}",
+        ended.stderr
+    );
+    // The seam: the server has it, nobody marked it sent.
+    let accepted = server.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].event_id.as_deref(), Some(id.as_str()));
+
+    run_until_drained(&d, 1).await;
+    let accepted = server.accepted();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "sent again after the crash: {accepted:?}"
+    );
+    let dead = dead_letters(&d).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, id);
+    assert_eq!(dead[0].1.kind, "delivery_unknown", "{:?}", dead[0].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_data_is_retried_and_sent_once() {
+    let server = SmtpServer::start(SMTP_USER, SMTP_PASSWORD);
+    let d = deployment("smtp-mid-data", &server).await;
+    let running = d.start(&["email"], 0);
+    let id = publish_request(&d, "fault-middata-1+c@example.org").await;
+    d.wait_until_drained(&[d.email()], DRAIN_LIMIT).await;
+    let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(server.dropped_mid_data(), 1, "the fault did not fire");
+    let accepted = server.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].event_id.as_deref(), Some(id.as_str()));
+    let dead = dead_letters(&d).await;
+    assert!(dead.is_empty(), "{dead:?}");
+}

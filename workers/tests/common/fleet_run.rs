@@ -124,14 +124,13 @@ impl Deployment {
     /// at `warn`, or at the `FLEET_TEST_LOG` filter when set (to diagnose a failing run: the log
     /// files stay in the deployment's temporary folder).
     pub fn start(&self, workers: &[&str], n: usize) -> Process {
-        let level = std::env::var("FLEET_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
-        self.start_logging(workers, n, &level)
+        self.start_with_env(workers, n, &[])
     }
 
     /// As [`start`](Self::start), inside an ECS task whose agent endpoint is `agent_uri`
     /// (`ECS_AGENT_URI`): `fleet run` holds task protection through it while busy.
     pub fn start_in_ecs(&self, workers: &[&str], n: usize, agent_uri: &str) -> Process {
-        self.spawn(workers, n, "warn", &[("ECS_AGENT_URI", agent_uri)])
+        self.start_with_env(workers, n, &[("ECS_AGENT_URI", agent_uri)])
     }
 
     /// As [`start`](Self::start), with these variables set too (`FAILPOINTS`, for one).

@@ -12,10 +12,9 @@ pub mod tcp;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::config::Credentials;
 
 /// The environment variable that fixes the seed of a run.
 pub const SEED_VAR: &str = "FLEET_FAULT_SEED";
@@ -39,16 +38,7 @@ pub fn seed() -> u64 {
 /// off and each attempt cut at `attempt_timeout`: a test then sees each fault as the outcome of
 /// the call, and the engine's retries, not the SDK's, decide what happens next.
 pub async fn sdk_config_without_retries(endpoint: &str, attempt_timeout: Duration) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "fleet-test",
-            "fleet-test",
-            None,
-            None,
-            "fleet-tests",
-        ))
+    crate::moto::loader_at(endpoint)
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

@@ -120,6 +120,12 @@ pub async fn sdk_config() -> SdkConfig {
 /// The same configuration for another endpoint (a fault proxy in front of the emulator), with
 /// the SDK's default retries.
 pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
+    loader_at(endpoint).load().await
+}
+
+/// The loader behind [`sdk_config_at`]: the endpoint, a region and static test credentials, for
+/// a caller to set more (the fault tests turn retries off).
+pub fn loader_at(endpoint: &str) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
@@ -130,8 +136,6 @@ pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
             None,
             "fleet-tests",
         ))
-        .load()
-        .await
 }
 
 /// A transport on the emulator (clients are built per test: each test has its own runtime).

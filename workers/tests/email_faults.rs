@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::fleet_run::{Deployment, Ended};
+use fleet_bus::Transport;
 use fleet_bus::consumer::dead_letter::{DeadLetterReason, is_note};
 use fleet_bus::producer::BatchProducer;
-use fleet_bus::{Topology, Transport};
 use fleet_schemas::{EmailRequested, Envelope, Producer};
 use fleet_tests::smtp::SmtpServer;
 
@@ -77,12 +77,7 @@ async fn deployment(name: &str, server: &SmtpServer) -> Deployment {
         1,
     );
     std::fs::write(d.topology(), text).unwrap();
-    let parsed = Topology::from_file(d.topology()).unwrap();
-    fleet_bus::provision(&d.transport, &parsed).await.unwrap();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&d.sdk);
-    fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
-        .await
-        .unwrap();
+    d.provision_topology().await;
     aws_sdk_ssm::Client::new(&d.sdk)
         .put_parameter()
         .name(format!("/fleet/email/{}/smtp-password", d.prefix))
@@ -131,16 +126,6 @@ async fn wait_exit(process: common::fleet_run::Process) -> Ended {
         .unwrap()
 }
 
-/// Drains the email queue with a fresh process, then stops it with SIGTERM.
-async fn run_until_drained(d: &Deployment, n: usize) {
-    let running = d.start(&["email"], n);
-    d.wait_until_drained(&[d.email()], DRAIN_LIMIT).await;
-    let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
-        .await
-        .unwrap();
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_server_accepted_is_never_resent_and_ends_delivery_unknown() {
     let server = SmtpServer::start(SMTP_USER, SMTP_PASSWORD);
@@ -169,7 +154,8 @@ async fn a_crash_after_the_server_accepted_is_never_resent_and_ends_delivery_unk
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     assert_eq!(accepted[0].event_id.as_deref(), Some(id.as_str()));
 
-    run_until_drained(&d, 1).await;
+    d.run_until_drained(&["email"], 1, &[d.email()], DRAIN_LIMIT)
+        .await;
     let accepted = server.accepted();
     assert_eq!(
         accepted.len(),

@@ -23,8 +23,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::fleet_run::{Deployment, envelope_id_list};
 use common::orders::{env, message, placed};
+use fleet_bus::Transport;
 use fleet_bus::producer::BatchProducer;
-use fleet_bus::{Topology, Transport};
 
 /// The orders queue's visibility timeout here: how long a crashed process's message stays
 /// invisible before the restarted fleet receives it again.
@@ -46,12 +46,7 @@ async fn deployment(name: &str) -> Deployment {
         ),
     );
     std::fs::write(d.topology(), text).unwrap();
-    let parsed = Topology::from_file(d.topology()).unwrap();
-    fleet_bus::provision(&d.transport, &parsed).await.unwrap();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&d.sdk);
-    fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
-        .await
-        .unwrap();
+    d.provision_topology().await;
     d
 }
 
@@ -146,12 +141,8 @@ async fn crash_with(name: &str, failpoints: &str, failpoint: &str) -> Deployment
 
 /// Restarts the orders worker without failpoints and waits for the orders queue to drain.
 async fn recover(d: &Deployment) {
-    let running = d.start(&["orders"], 1);
-    d.wait_until_drained(&[d.orders()], DRAIN_LIMIT).await;
-    let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
-        .await
-        .unwrap();
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    d.run_until_drained(&["orders"], 1, &[d.orders()], DRAIN_LIMIT)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,13 +70,38 @@ impl Deployment {
         email: impl FnOnce(&str) -> String,
     ) -> Self {
         let d = Self::write(name, max_receive_count, email).await;
-        let parsed = Topology::from_file(d.topology()).unwrap();
-        fleet_bus::provision(&d.transport, &parsed).await.unwrap();
-        let dynamodb = aws_sdk_dynamodb::Client::new(&d.sdk);
+        d.provision_topology().await;
+        d
+    }
+
+    /// Provisions what the deployment's topology file declares now (queues, topics,
+    /// subscriptions, tables): after [`write`](Self::write), or after a test edited the file.
+    pub async fn provision_topology(&self) {
+        let parsed = Topology::from_file(self.topology()).unwrap();
+        fleet_bus::provision(&self.transport, &parsed)
+            .await
+            .unwrap();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
         fleet_bus::aws::table::provision_tables(&dynamodb, &parsed)
             .await
             .unwrap();
-        d
+    }
+
+    /// Runs `fleet run` with these workers until `queues` are drained, then stops it with
+    /// SIGTERM and checks that it drained (exit 0).
+    pub async fn run_until_drained(
+        &self,
+        workers: &[&str],
+        n: usize,
+        queues: &[String],
+        limit: Duration,
+    ) {
+        let running = self.start(workers, n);
+        self.wait_until_drained(queues, limit).await;
+        let ended = tokio::task::spawn_blocking(move || running.terminate(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert_eq!(ended.code, Some(0), "{}", ended.stderr);
     }
 
     /// Writes the topology and configuration files of a deployment without creating anything

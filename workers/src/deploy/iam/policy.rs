@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 
 use super::declare::permissions;
 use super::{Permission, Resource};
-use crate::deploy::{
-    ExportContext, Platform, logical_id, queue_arn, ssm_path_arn, table_arn, topic_arn,
-};
+use crate::deploy::{ExportContext, Platform, queue_arn, ssm_path_arn, table_arn, topic_arn};
 use crate::run::WorkerKind;
 
 /// The `AWS::IAM::Role` resource of `worker` (logical id `Role<Worker>`): the ECS task role
@@ -127,7 +125,7 @@ fn arns(resource: &Resource, ctx: &ExportContext<'_>) -> Value {
         ))
     };
     match resource {
-        Resource::Queue(n) => json!([stack_queue_arn(ctx, n)]),
+        Resource::Queue(n) => json!([queue_arn(ctx.topology, n)]),
         Resource::Topic(n) => json!([topic_arn(ctx.topology, n)]),
         Resource::Table(n) => json!([table_arn(ctx.topology, n, None)]),
         Resource::Index { table, index } => json!([table_arn(ctx.topology, table, Some(index))]),
@@ -153,21 +151,6 @@ fn arns(resource: &Resource, ctx: &ExportContext<'_>) -> Value {
         )]),
         // ses:GetAccount supports no resource-level permission.
         Resource::Any => json!("*"),
-    }
-}
-
-/// A queue's ARN: the stack's own for a declared queue and for a dead-letter queue the topology
-/// declares through its `dead_letter` (which [`queue_arn`] alone does not see).
-fn stack_queue_arn(ctx: &ExportContext<'_>, name: &str) -> Value {
-    let dead_letter = ctx
-        .topology
-        .queues
-        .iter()
-        .any(|q| q.dead_letter.as_ref().is_some_and(|d| d.queue == name));
-    if dead_letter && !ctx.topology.queues.iter().any(|q| q.name == name) {
-        json!({ "Fn::GetAtt": [logical_id("Queue", name), "Arn"] })
-    } else {
-        queue_arn(ctx.topology, name)
     }
 }
 

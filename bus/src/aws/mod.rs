@@ -28,6 +28,34 @@ use aws_sdk_sqs::types::QueueAttributeName as Q;
 use tokio::sync::OnceCell;
 
 pub use error::sdk_error as api_error;
+
+/// How long connecting may take (the SDK's own default since behavior version 2023-11-09).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3_100);
+/// How long one attempt of a call may take before the SDK gives up on it and retries. The SDK
+/// sets no such limit by default, so a connection that stalls (a half-open TCP connection, a
+/// middlebox that swallows packets) would hold a call, and the message it settles, forever. A
+/// long poll gets its wait on top ([`receive_attempt_timeout`]).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The timeouts of every AWS client Fleet builds: [`CONNECT_TIMEOUT`] and [`ATTEMPT_TIMEOUT`].
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
+}
+
+/// The attempt timeout of a `ReceiveMessage` that waits up to `wait`: the wait, plus
+/// [`ATTEMPT_TIMEOUT`] for the call itself.
+pub fn receive_attempt_timeout(wait: std::time::Duration) -> std::time::Duration {
+    wait + ATTEMPT_TIMEOUT
+}
+
+/// `aws-config`'s loader from the environment (credential chain, region, `AWS_ENDPOINT_URL`),
+/// with Fleet's [`timeouts`]: what every AWS client of `fleet` is built from.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts())
+}
 pub use queue::SqsQueue;
 pub use topic::SnsTopic;
 
@@ -92,11 +120,9 @@ impl SqsTransport {
     }
 
     /// Builds both clients from the environment: the standard credential chain, region and
-    /// endpoint overrides such as `AWS_ENDPOINT_URL`.
+    /// endpoint overrides such as `AWS_ENDPOINT_URL`, with [`timeouts`].
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let config = config_loader().load().await;
         Self::new(&config)
     }
 

@@ -109,6 +109,17 @@ impl Queue for SqsQueue {
             .set_visibility_timeout(request.visibility_timeout.map(seconds))
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default().timeout_config(
+                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(super::CONNECT_TIMEOUT)
+                        .operation_attempt_timeout(super::receive_attempt_timeout(
+                            request.wait_time,
+                        ))
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(|e| sdk_error(&self.name, "ReceiveMessage", e))?;

@@ -269,9 +269,7 @@ const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_PROFILE (after `aws ss
 /// The AWS configuration from the environment, refused with what to set when it has no region
 /// or no credentials (the SDK would only fail at the first call, with a dispatch error).
 pub(crate) async fn aws() -> Result<(SqsTransport, aws_config::SdkConfig), BoxError> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let config = fleet_bus::aws::config_loader().load().await;
     if config.region().is_none() {
         return Err("no AWS region: set AWS_REGION (for example AWS_REGION=eu-west-1), or AWS_PROFILE to a profile that has a region".into());
     }

@@ -6,6 +6,8 @@
 //! 2. the clients are built once (`backends`);
 //! 3. every queue, dead-letter queue, topic and the table is checked (`preflight`): a missing
 //!    one, or a permission the role lacks, stops the process before anything is received;
+//!    a transient error (no connection, a timeout, throttling, a 5xx) is tried again, steps 3
+//!    and 4 together, for up to [`START_RETRY_LIMIT`];
 //! 4. the workers' consumers start;
 //! 5. the first SIGTERM or SIGINT drains every worker at once within `shutdown_timeout`; a
 //!    second stops at once (the messages in flight come back after their visibility timeout).
@@ -35,6 +37,7 @@ pub mod workers;
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use fleet_bus::consumer::{ConsumerHandle, ConsumerStatus};
 use fleet_bus::{BusError, Consumer, ShutdownReport};
@@ -209,6 +212,59 @@ pub async fn preflight(
     Ok(())
 }
 
+/// How long `fleet run` keeps trying to start while AWS answers with transient errors (no
+/// connection, a timeout, throttling, a 5xx) before it gives up and exits: a network blip at boot
+/// costs a few seconds, not a crash loop. A missing resource or a refused permission is never
+/// retried.
+pub const START_RETRY_LIMIT: Duration = Duration::from_secs(60);
+
+/// The preflight and the start, tried again after a transient error until
+/// [`START_RETRY_LIMIT`]; `None` when a signal came meanwhile.
+async fn start_retrying(
+    backends: &Backends,
+    config: &FleetConfig,
+    chosen: &[WorkerKind],
+    signals: &mut Signals,
+) -> Result<Option<Fleet>, Box<dyn std::error::Error + Send + Sync>> {
+    let began = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let attempt: Result<Fleet, Box<dyn std::error::Error + Send + Sync>> = async {
+            preflight(backends, config, chosen).await?;
+            Ok(Fleet::start(backends, config, chosen).await?)
+        }
+        .await;
+        match attempt {
+            Ok(fleet) => return Ok(Some(fleet)),
+            Err(e) if is_transient(&*e) && began.elapsed() + pause < START_RETRY_LIMIT => {
+                tracing::warn!(
+                    error = %fleet_bus::chain_text(&*e),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "starting failed on a transient error; trying again"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    signal = signals.next() => {
+                        tracing::warn!(signal, "stopped while starting");
+                        return Ok(None);
+                    }
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a start failed on something that may pass: a retryable AWS error, bare or behind a
+/// preflight's explanation.
+fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
+    let bus = e
+        .downcast_ref::<BusError>()
+        .or_else(|| e.downcast_ref::<preflight::Missing>()?.source.as_ref());
+    bus.is_some_and(BusError::is_retryable)
+}
+
 /// SIGTERM and SIGINT, as one stream.
 pub struct Signals {
     term: Signal,
@@ -256,8 +312,10 @@ pub async fn serve(
     };
     let mut lifecycle = Lifecycle::default();
     lifecycle.starting();
-    preflight(backends, config, chosen).await?;
-    let fleet = Fleet::start(backends, config, chosen).await?;
+    let Some(fleet) = start_retrying(backends, config, chosen, &mut signals).await? else {
+        println!("stopped while starting: nothing was received");
+        return Ok(Ending::Drained);
+    };
     if let Some(o) = &mut observability {
         o.probes.running(fleet.status_source());
         let stats = QueueStatsConfig {

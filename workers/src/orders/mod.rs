@@ -26,7 +26,8 @@ pub use handler::{Handled, MAX_ROUNDS, OrdersWorker};
 pub use machine::{Decision, OrderEvent, decide};
 pub use order::{Cancellation, EventKind, Order, OrderStatus, Payment, Shipment};
 pub use outgoing::{
-    CONFIRMATION_TEMPLATE, EMAIL_SENT_SUFFIX, PRODUCER, derived_envelope, derived_id,
+    CONFIRMATION_TEMPLATE, EMAIL_SENT_SUFFIX, PRODUCER, confirmation_id, derived_envelope,
+    derived_id,
 };
 pub use store::{
     BoxError, LoadedOrder, MemoryOrderStore, OrderRecord, OrderStore, OutboxRow, StoreError,

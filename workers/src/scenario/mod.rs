@@ -168,6 +168,30 @@ impl Scenario {
         out
     }
 
+    /// Waves published one after another, as producers keep publishing through a long run,
+    /// merged into one scenario to check the end state against. Each wave has its own seed,
+    /// hence its own order and event ids; its events are shuffled within the wave only, so an
+    /// event never arrives long before its order however long the run. The merged publish order
+    /// is wave after wave; `seed` is the first wave's.
+    pub fn merge(waves: &[Scenario]) -> Scenario {
+        let mut out = Scenario {
+            seed: waves.first().map_or(0, |w| w.seed),
+            events: Vec::new(),
+            publish: Vec::new(),
+            orders: Vec::new(),
+        };
+        for wave in waves {
+            let (events, orders) = (out.events.len(), out.orders.len());
+            out.events.extend(wave.events.iter().map(|e| Planned {
+                order: e.order + orders,
+                ..e.clone()
+            }));
+            out.publish.extend(wave.publish.iter().map(|i| i + events));
+            out.orders.extend(wave.orders.iter().cloned());
+        }
+        out
+    }
+
     fn refundable(&self, rng: &mut StdRng) -> Option<usize> {
         let candidates: Vec<usize> = self
             .orders

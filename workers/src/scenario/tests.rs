@@ -82,3 +82,58 @@ fn every_order_is_placed_exactly_once_and_events_are_valid() {
         e.envelope.payload.validate().unwrap();
     }
 }
+
+#[test]
+fn merged_waves_keep_every_wave_and_sum_their_counters() {
+    let waves: Vec<Scenario> = (0..3)
+        .map(|w| Scenario::generate(100 + w, 20, 100, 0.1))
+        .collect();
+    let merged = Scenario::merge(&waves);
+    assert_eq!(merged.seed, 100);
+    assert_eq!(merged.orders.len(), 60);
+    assert_eq!(merged.publish.len(), 300);
+    assert_eq!(
+        merged.events.len(),
+        waves.iter().map(|w| w.events.len()).sum::<usize>()
+    );
+    // Wave after wave, in each wave's own order, each event with its own order.
+    let published: Vec<String> = merged
+        .publish
+        .iter()
+        .map(|&i| merged.events[i].envelope.header.id.clone())
+        .collect();
+    let by_wave: Vec<String> = waves
+        .iter()
+        .flat_map(|w| {
+            w.publish
+                .iter()
+                .map(|&i| w.events[i].envelope.header.id.clone())
+        })
+        .collect();
+    assert_eq!(published, by_wave);
+    for e in &merged.events {
+        let order = &merged.orders[e.order].order_id;
+        assert!(e.envelope.header.id.contains(order.as_str()), "{order}");
+    }
+    let ids: std::collections::BTreeSet<_> = merged
+        .events
+        .iter()
+        .map(|e| &e.envelope.header.id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        merged.events.len(),
+        "ids are unique across waves"
+    );
+    let mut summed = model::Counters::new();
+    for w in &waves {
+        for (k, v) in w.expected_counters() {
+            *summed.entry(k).or_default() += v;
+        }
+    }
+    assert_eq!(merged.expected_counters(), summed);
+    assert_eq!(
+        merged.applied(),
+        waves.iter().map(Scenario::applied).sum::<usize>()
+    );
+}

@@ -12,10 +12,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::fleet_run::{Deployment, Ended};
+use common::fleet_run::{Deployment, Ended, smtp_email_section};
 use fleet_bus::Transport;
 use fleet_bus::consumer::dead_letter::{DeadLetterReason, is_note};
 use fleet_bus::producer::BatchProducer;
@@ -29,64 +28,13 @@ const VISIBILITY_SECONDS: u32 = 4;
 const EXIT_LIMIT: Duration = Duration::from_secs(30);
 const DRAIN_LIMIT: Duration = Duration::from_secs(45);
 
-fn email_section(p: &str, server: &SmtpServer) -> String {
-    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/templates");
-    format!(
-        r#"
-[email]
-enabled = true
-queue = "{p}-email"
-from = "Fleet <fleet-{p}@example.com>"
-templates = "{templates}"
-mailer = "smtp"
-rate_per_second = 50.0
-burst = 5
-sends_in_flight = 1
-# Short, so a claim left by the crash is judged stale soon after the restart.
-claim_lease = "6s"
-pause_probe = "5s"
-[email.consumer]
-pollers = 1
-concurrency = 4
-wait_time = "1s"
-retry = {{ base = "1s", max = "2s", jitter = "equal" }}
-[email.smtp]
-host = "127.0.0.1"
-port = {port}
-tls = "starttls"
-username = "{SMTP_USER}"
-password_parameter = "/fleet/email/{p}/smtp-password"
-ca_file = "{cert}"
-send_timeout = "5s"
-"#,
-        templates = templates.display(),
-        port = server.port,
-        cert = server.cert_pem.display()
-    )
-}
-
 /// A deployment with the email worker on `server`, its queue's visibility timeout short.
 async fn deployment(name: &str, server: &SmtpServer) -> Deployment {
-    let d = Deployment::write(name, 5, |p| email_section(p, server)).await;
-    let text = std::fs::read_to_string(d.topology()).unwrap();
-    let queue = format!("name = \"{}\"\n", d.email());
-    assert!(text.contains(&queue), "the test topology changed: {text}");
-    let text = text.replacen(
-        &queue,
-        &format!("{queue}visibility_timeout_seconds = {VISIBILITY_SECONDS}\n"),
-        1,
-    );
-    std::fs::write(d.topology(), text).unwrap();
+    // A short claim, so a claim left by the crash is judged stale soon after the restart.
+    let d = Deployment::write(name, 5, |p| smtp_email_section(p, server, SMTP_USER, "6s")).await;
+    d.set_visibility_timeout(&d.email(), VISIBILITY_SECONDS);
     d.provision_topology().await;
-    aws_sdk_ssm::Client::new(&d.sdk)
-        .put_parameter()
-        .name(format!("/fleet/email/{}/smtp-password", d.prefix))
-        .value(SMTP_PASSWORD)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    d.put_smtp_password(SMTP_PASSWORD).await;
     d
 }
 

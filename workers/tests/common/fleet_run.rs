@@ -133,6 +133,45 @@ impl Deployment {
         }
     }
 
+    /// Sets `queue`'s visibility timeout in the topology file (before provisioning it).
+    pub fn set_visibility_timeout(&self, queue: &str, seconds: u32) {
+        let text = std::fs::read_to_string(self.topology()).unwrap();
+        let name = format!("name = \"{queue}\"");
+        assert!(
+            text.contains(&name),
+            "no queue {queue} in the topology: {text}"
+        );
+        let mut out = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            out.push(line.to_owned());
+            if line.trim() == name {
+                if lines
+                    .peek()
+                    .is_some_and(|l| l.starts_with("visibility_timeout_seconds"))
+                {
+                    lines.next();
+                }
+                out.push(format!("visibility_timeout_seconds = {seconds}"));
+            }
+        }
+        std::fs::write(self.topology(), out.join("\n") + "\n").unwrap();
+    }
+
+    /// Stores the SMTP password where [`smtp_email_section`] points the email worker (SSM, as
+    /// `fleet run` reads it).
+    pub async fn put_smtp_password(&self, password: &str) {
+        aws_sdk_ssm::Client::new(&self.sdk)
+            .put_parameter()
+            .name(format!("/fleet/email/{}/smtp-password", self.prefix))
+            .value(password)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// The topology file.
     pub fn topology(&self) -> PathBuf {
         self.dir.join("topology.toml")
@@ -380,6 +419,49 @@ pub fn envelope_ids(messages: &[fleet_bus::Message]) -> BTreeSet<String> {
             Some(v.get("id")?.as_str()?.to_owned())
         })
         .collect()
+}
+
+/// An `[email]` section sending through `server` (STARTTLS, AUTH as `user`, the password in SSM:
+/// [`Deployment::put_smtp_password`]), with claims held for `claim_lease` (a `fleet.toml`
+/// duration) and one send in flight per process.
+pub fn smtp_email_section(
+    p: &str,
+    server: &fleet_tests::smtp::SmtpServer,
+    user: &str,
+    claim_lease: &str,
+) -> String {
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/templates");
+    format!(
+        r#"
+[email]
+enabled = true
+queue = "{p}-email"
+from = "Fleet <fleet-{p}@example.com>"
+templates = "{templates}"
+mailer = "smtp"
+rate_per_second = 50.0
+burst = 5
+sends_in_flight = 1
+claim_lease = "{claim_lease}"
+pause_probe = "5s"
+[email.consumer]
+pollers = 1
+concurrency = 4
+wait_time = "1s"
+retry = {{ base = "1s", max = "2s", jitter = "equal" }}
+[email.smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "starttls"
+username = "{user}"
+password_parameter = "/fleet/email/{p}/smtp-password"
+ca_file = "{cert}"
+send_timeout = "5s"
+"#,
+        templates = templates.display(),
+        port = server.port,
+        cert = server.cert_pem.display()
+    )
 }
 
 fn topology(p: &str, max_receive_count: u32) -> String {

@@ -1,9 +1,11 @@
 //! Running the `fleet` binary against the test process's moto_server.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod chaos;
 pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;
+pub mod ledger;
 pub mod mailer_conformance;
 pub mod model;
 pub mod observe;

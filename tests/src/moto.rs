@@ -123,10 +123,12 @@ pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
     loader_at(endpoint).load().await
 }
 
-/// The loader behind [`sdk_config_at`]: the endpoint, a region and static test credentials, for
-/// a caller to set more (the fault tests turn retries off).
+/// The loader behind [`sdk_config_at`]: the endpoint, a region, static test credentials and the
+/// timeouts `fleet` itself sets (`fleet_bus::aws::timeouts`), for a caller to set more (the
+/// fault tests turn retries off).
 pub fn loader_at(endpoint: &str) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(fleet_bus::aws::timeouts())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(

@@ -112,3 +112,32 @@ async fn a_refused_send_or_publish_names_its_queue_or_topic() {
         "{err}"
     );
 }
+
+/// Every call has an attempt timeout (`fleet_bus::aws::ATTEMPT_TIMEOUT`, 10 s), but a long poll
+/// gets its wait on top: a 12 s poll of an empty queue returns empty after its wait, not cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_outlasts_the_attempt_timeout() {
+    let wait = fleet_bus::aws::ATTEMPT_TIMEOUT + Duration::from_secs(2);
+    let t = fleet_tests::moto::transport().await;
+    let name = unique_name("long-poll");
+    t.declare(&Declaration::Queue(&QueueDecl::new(&name)))
+        .await
+        .unwrap();
+    let q = t.queue(&name).await.unwrap();
+    let started = std::time::Instant::now();
+    let got = q
+        .queue()
+        .receive(&fleet_bus::ReceiveRequest {
+            max_messages: 10,
+            wait_time: wait,
+            visibility_timeout: None,
+        })
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(
+        started.elapsed() >= wait - Duration::from_millis(500),
+        "returned after {:?}",
+        started.elapsed()
+    );
+}

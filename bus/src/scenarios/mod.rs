@@ -167,6 +167,13 @@ impl TestBus {
         self.transport.topic(&decl.name).await.unwrap()
     }
 
+    /// Whether less than `within` has surely passed since `since`, allowing for the transport's
+    /// clock slack. A check that holds only inside a delay or a visibility timeout is made only
+    /// then: on a loaded broker (the stress reruns) the call may come after it.
+    pub fn surely_within(&self, since: Instant, within: Duration) -> bool {
+        since.elapsed() + self.features.clock_slack < within
+    }
+
     /// Asserts that `elapsed` is at least `expected`, allowing for the transport's clock slack.
     pub fn assert_waited(&self, elapsed: Duration, expected: Duration, what: &str) {
         assert!(
@@ -198,6 +205,31 @@ pub async fn receive_n(q: &QueueHandle, n: usize, within: Duration) -> Vec<Messa
         out.extend(receive(q, (n - out.len()).min(10), wait).await);
     }
     out
+}
+
+/// Receives up to `n` messages hidden (delayed, in flight) for `hidden.1` since `hidden.0`,
+/// first checking that none is there before then. A receive after that time (a loaded broker,
+/// as under the stress reruns) may rightly find them already, and then those are returned.
+pub async fn receive_after_hidden(
+    bus: &TestBus,
+    q: &QueueHandle,
+    n: usize,
+    hidden: (Instant, Duration),
+    what: &str,
+) -> Vec<Message> {
+    let early = receive(q, 10, Duration::ZERO).await;
+    if bus.surely_within(hidden.0, hidden.1) {
+        assert!(
+            early.is_empty(),
+            "[{}] {what}: {early:?}",
+            bus.features.name
+        );
+    }
+    if early.is_empty() {
+        receive_n(q, n, Duration::from_secs(10)).await
+    } else {
+        early
+    }
 }
 
 /// Deletes received messages, asserting that every entry succeeded.

@@ -5,12 +5,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 use fleet_bus::aws::SqsTransport;
+use fleet_bus::scenarios::{Features, TestBus};
 
 /// A running emulator.
 #[derive(Debug)]
@@ -141,4 +142,25 @@ pub fn loader_at(endpoint: &str) -> aws_config::ConfigLoader {
 /// A transport on the emulator (clients are built per test: each test has its own runtime).
 pub async fn transport() -> SqsTransport {
     SqsTransport::new(&sdk_config().await)
+}
+
+/// The SQS/SNS transport on the emulator as the scenario suite tests it: where moto 5.2.5
+/// differs from AWS, `Features` says so and the scenario adapts.
+pub async fn test_bus() -> TestBus {
+    TestBus {
+        transport: Arc::new(transport().await),
+        features: Features {
+            name: "sqs (moto 5.2.5)",
+            paused_clock: false,
+            clock_slack: Duration::from_millis(500),
+            exclusive_receive: false,
+            or_filter: true,
+            or_filter_in_body: false,
+            equals_ignore_case: false,
+            max_message_bytes: fleet_bus::limits::MAX_SQS_MESSAGE_BYTES,
+            retention_expiry: false,
+            dedup_window: false,
+            validates_body_characters: false,
+        },
+    }
 }

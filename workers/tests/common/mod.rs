@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;
+pub mod idempotency;
 pub mod mailer_conformance;
 pub mod model;
 pub mod observe;

@@ -113,9 +113,21 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(start)
 }
 
+/// How long a connect to the emulator may wait. moto accepts on one thread behind a backlog of
+/// 128, and with hundreds of requests at once (the stress reruns at `FLEET_STRESS=10` open ~500)
+/// a connect waits for the kernel's SYN retries, past the SDK's default 3.1 s.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// SDK configuration for the emulator: its endpoint, a region and static test credentials.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_config_at(&moto().endpoint).await
+    loader_at(&moto().endpoint)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// The same configuration for another endpoint (a fault proxy in front of the emulator), with

@@ -10,3 +10,4 @@ pub mod moto;
 pub mod prometheus;
 pub mod ses;
 pub mod smtp;
+pub mod stress;

@@ -5,12 +5,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 use fleet_bus::aws::SqsTransport;
+use fleet_bus::scenarios::{Features, TestBus};
 
 /// A running emulator.
 #[derive(Debug)]
@@ -112,9 +113,23 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(start)
 }
 
-/// SDK configuration for the emulator: its endpoint, a region and static test credentials.
+/// How long a connect to the emulator may wait. moto accepts on one thread behind a backlog of
+/// 128, and with hundreds of requests at once (the stress reruns at `FLEET_STRESS=10` open ~500)
+/// a connect waits for the kernel's SYN retries, past the SDK's default 3.1 s.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SDK configuration for the emulator: its endpoint, a region and static test credentials. The
+/// tests' own client waits up to [`CONNECT_TIMEOUT`] to connect and sets no attempt timeout (a
+/// loaded emulator answers late, not never); `fleet` itself runs with `fleet_bus::aws::timeouts`.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_config_at(&moto().endpoint).await
+    loader_at(&moto().endpoint)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// The same configuration for another endpoint (a fault proxy in front of the emulator), with
@@ -143,4 +158,25 @@ pub fn loader_at(endpoint: &str) -> aws_config::ConfigLoader {
 /// A transport on the emulator (clients are built per test: each test has its own runtime).
 pub async fn transport() -> SqsTransport {
     SqsTransport::new(&sdk_config().await)
+}
+
+/// The SQS/SNS transport on the emulator as the scenario suite tests it: where moto 5.2.5
+/// differs from AWS, `Features` says so and the scenario adapts.
+pub async fn test_bus() -> TestBus {
+    TestBus {
+        transport: Arc::new(transport().await),
+        features: Features {
+            name: "sqs (moto 5.2.5)",
+            paused_clock: false,
+            clock_slack: Duration::from_millis(500),
+            exclusive_receive: false,
+            or_filter: true,
+            or_filter_in_body: false,
+            equals_ignore_case: false,
+            max_message_bytes: fleet_bus::limits::MAX_SQS_MESSAGE_BYTES,
+            retention_expiry: false,
+            dedup_window: false,
+            validates_body_characters: false,
+        },
+    }
 }

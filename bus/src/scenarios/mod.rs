@@ -167,6 +167,13 @@ impl TestBus {
         self.transport.topic(&decl.name).await.unwrap()
     }
 
+    /// Whether less than `within` has surely passed since `since`, allowing for the transport's
+    /// clock slack. A check that holds only inside a delay or a visibility timeout is made only
+    /// then: on a loaded broker (the stress reruns) the call may come after it.
+    pub fn surely_within(&self, since: Instant, within: Duration) -> bool {
+        since.elapsed() + self.features.clock_slack < within
+    }
+
     /// Asserts that `elapsed` is at least `expected`, allowing for the transport's clock slack.
     pub fn assert_waited(&self, elapsed: Duration, expected: Duration, what: &str) {
         assert!(
@@ -200,6 +207,31 @@ pub async fn receive_n(q: &QueueHandle, n: usize, within: Duration) -> Vec<Messa
     out
 }
 
+/// Receives up to `n` messages hidden (delayed, in flight) for `hidden.1` since `hidden.0`,
+/// first checking that none is there before then. A receive after that time (a loaded broker,
+/// as under the stress reruns) may rightly find them already, and then those are returned.
+pub async fn receive_after_hidden(
+    bus: &TestBus,
+    q: &QueueHandle,
+    n: usize,
+    hidden: (Instant, Duration),
+    what: &str,
+) -> Vec<Message> {
+    let early = receive(q, 10, Duration::ZERO).await;
+    if bus.surely_within(hidden.0, hidden.1) {
+        assert!(
+            early.is_empty(),
+            "[{}] {what}: {early:?}",
+            bus.features.name
+        );
+    }
+    if early.is_empty() {
+        receive_n(q, n, Duration::from_secs(10)).await
+    } else {
+        early
+    }
+}
+
 /// Deletes received messages, asserting that every entry succeeded.
 pub async fn ack(q: &QueueHandle, messages: &[Message]) {
     for chunk in messages.chunks(10) {
@@ -229,13 +261,50 @@ pub fn own_attributes(received: &MessageAttributes) -> MessageAttributes {
     own
 }
 
+/// The future of one run of a [`Case`].
+pub type CaseFuture = futures::future::BoxFuture<'static, ()>;
+
+/// One case of a suite, by name, so the suite can be run as data: the stress tests rerun every
+/// case many times at once. `T` is what the case runs against (a [`TestBus`], a store).
+pub struct Case<T> {
+    /// The case's function name, as its test is named.
+    pub name: &'static str,
+    /// Runs the case against a fresh `T`.
+    pub run: fn(T) -> CaseFuture,
+}
+
+// By hand: a derive would ask `T: Copy`, and `T` is only the argument of `run`.
+impl<T> Clone for Case<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Case<T> {}
+
+impl<T> std::fmt::Debug for Case<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every scenario of the suite, from the list [`scenario_tests!`](crate::scenario_tests) stamps
+/// tests out of, so a new scenario is in both.
+pub fn all() -> Vec<Case<TestBus>> {
+    crate::scenario_tests!(@names (@cases))
+}
+
 /// Stamps out one test per scenario of the suite for a transport. The first argument is the test
 /// attribute to use (for the embedded transport `#[tokio::test(start_paused = true)]`); the second
-/// is an async function returning the [`TestBus`] under test.
+/// is an async function returning the [`TestBus`] under test. [`all`] lists the same scenarios.
 #[macro_export]
 macro_rules! scenario_tests {
     (#[$attr:meta], $setup:path) => {
-        $crate::scenario_tests!(@each #[$attr], $setup,
+        $crate::scenario_tests!(@names (@each #[$attr], $setup,));
+    };
+    // The one list of scenarios: passes every name on to the arm `$arm`.
+    (@names ($($arm:tt)*)) => {
+        $crate::scenario_tests! { $($arm)*
             round_trip_with_attributes,
             ack_removes_the_message,
             retry_redelivers_after_the_given_delay,
@@ -262,7 +331,7 @@ macro_rules! scenario_tests {
             fifo_topic_keeps_group_order,
             publish_batch_partial_results,
             provisioning_twice_changes_nothing,
-        );
+        }
     };
     (@each #[$attr:meta], $setup:path, $($name:ident),+ $(,)?) => {
         $(
@@ -272,5 +341,15 @@ macro_rules! scenario_tests {
                 $crate::scenarios::$name(&bus).await;
             }
         )+
+    };
+    (@cases $($name:ident),+ $(,)?) => {
+        vec![$(
+            $crate::scenarios::Case {
+                name: stringify!($name),
+                run: |bus: $crate::scenarios::TestBus| -> $crate::scenarios::CaseFuture {
+                    Box::pin(async move { $crate::scenarios::$name(&bus).await })
+                },
+            }
+        ),+]
     };
 }

@@ -5,6 +5,7 @@ pub mod chaos;
 pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;
+pub mod idempotency;
 pub mod ledger;
 pub mod mailer_conformance;
 pub mod model;

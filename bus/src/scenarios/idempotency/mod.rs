@@ -99,13 +99,24 @@ pub fn layer(store: Arc<dyn IdempotencyStore>) -> IdempotencyLayer {
     IdempotencyLayer::new(store, unique_name("scope"), body_key)
 }
 
+/// Every scenario of the conformance suite, from the list
+/// [`idempotency_tests!`](crate::idempotency_tests) stamps tests out of, so a new scenario is in
+/// both.
+pub fn all() -> Vec<super::Case<Arc<dyn IdempotencyStore>>> {
+    crate::idempotency_tests!(@names (@cases))
+}
+
 /// Stamps out one test per scenario of the conformance suite for a store. The first argument is
 /// the test attribute (`#[tokio::test]`); the second an async function returning the
-/// `Arc<dyn IdempotencyStore>` under test.
+/// `Arc<dyn IdempotencyStore>` under test. [`all`] lists the same scenarios.
 #[macro_export]
 macro_rules! idempotency_tests {
     (#[$attr:meta], $setup:path) => {
-        $crate::idempotency_tests!(@each #[$attr], $setup,
+        $crate::idempotency_tests!(@names (@each #[$attr], $setup,));
+    };
+    // The one list of scenarios: passes every name on to the arm `$arm`.
+    (@names ($($arm:tt)*)) => {
+        $crate::idempotency_tests! { $($arm)*
             first_claim_acquires,
             a_second_claim_sees_in_progress,
             completion_then_claim_is_a_hit_with_its_data,
@@ -119,7 +130,7 @@ macro_rules! idempotency_tests {
             fifty_concurrent_claims_one_acquires,
             fifty_concurrent_deliveries_run_the_handler_once,
             the_layer_settles_each_outcome,
-        );
+        }
     };
     (@each #[$attr:meta], $setup:path, $($name:ident),+ $(,)?) => {
         $(
@@ -129,5 +140,13 @@ macro_rules! idempotency_tests {
                 $crate::scenarios::idempotency::$name(store).await;
             }
         )+
+    };
+    (@cases $($name:ident),+ $(,)?) => {
+        vec![$(
+            $crate::scenarios::Case {
+                name: stringify!($name),
+                run: |store| Box::pin($crate::scenarios::idempotency::$name(store)),
+            }
+        ),+]
     };
 }

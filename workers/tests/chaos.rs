@@ -7,7 +7,8 @@
 //!
 //! A failing run prints its seed: `FLEET_FAULT_SEED=N` replays its schedule of faults.
 //!
-//! - the short run is part of the test command (about 2.5 minutes on 2 cores);
+//! - the short run is part of the test command (about 2 minutes on 2 cores), which prints its
+//!   ledger at the end (`target/tmp/chaos-ledger.md`);
 //! - the long run is behind a flag (`--ignored`): `FLEET_CHAOS_MINUTES` (20) of faults, its
 //!   ledger appended to `FLEET_CHAOS_LEDGER` when set. `docs/chaos.md` has the command and the
 //!   recorded runs.
@@ -24,6 +25,10 @@ use common::chaos::{Plan, assert_invariants, run};
 async fn a_short_chaos_run_loses_nothing_and_does_nothing_twice() {
     let plan = Plan::short(Plan::seed());
     let ledger = run(&plan).await;
+    // For the test command to print after the tests (cargo shows a passing test's output only
+    // with --nocapture).
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-ledger.md");
+    std::fs::write(&path, ledger.markdown()).unwrap();
     assert_invariants(&ledger);
     // The run did what it claims: processes died, one drained on SIGTERM, faults were injected.
     let d = &ledger.disruptions;

@@ -4,7 +4,9 @@
 //!   the workers run, instead of the process exiting on a network blip at boot;
 //! - a blackhole (connections accepted, nothing answered): every call is cut by the attempt
 //!   timeout (`fleet_bus::aws::ATTEMPT_TIMEOUT`, 10 s), where it used to hang for good (the SDK
-//!   sets no such limit by default), and the start is tried again.
+//!   sets no such limit by default), and the start is tried again;
+//! - SSM failing (500s, through `fleet_tests::faults::aws`) when the email worker reads its SMTP
+//!   password: retried like any transient error, not a configuration error that exits.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,11 +14,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fleet_run::Deployment;
+use common::fleet_run::{Deployment, smtp_email_section};
 use common::orders::{env, message, placed};
 use fleet_bus::Transport;
 use fleet_bus::producer::BatchProducer;
+use fleet_schemas::{EmailRequested, Envelope, Producer};
+use fleet_tests::faults::aws::{AwsError, AwsErrorProxy};
 use fleet_tests::faults::tcp::{TcpFaultProxy, Toxic};
+use fleet_tests::smtp::SmtpServer;
 
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 const EXIT_LIMIT: Duration = Duration::from_secs(30);
@@ -73,4 +78,71 @@ async fn a_start_into_a_blackhole_times_out_and_tries_again() {
     // The call caught in the blackhole is cut after the attempt timeout and tried again (by the
     // SDK, or by the start's own retry): the worker runs within the drain limit.
     start_through("start-blackhole", Toxic::Blackhole, Duration::from_secs(4)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssm_outage_while_the_email_worker_starts_is_waited_out() {
+    let server = SmtpServer::start("fleet", "start-Pa55word");
+    let d = Deployment::write("start-ssm", 5, |p| {
+        smtp_email_section(p, &server, "fleet", "10s")
+    })
+    .await;
+    d.provision_topology().await;
+    d.put_smtp_password("start-Pa55word").await;
+    let proxy = AwsErrorProxy::start(&fleet_tests::moto::moto().endpoint, 1)
+        .await
+        .unwrap();
+    proxy.inject("GetParameter", 1.0, AwsError::InternalError);
+    let endpoint = proxy.endpoint().to_owned();
+    let mut running = d.start_with_env(&["email"], 0, &[("AWS_ENDPOINT_URL", &endpoint)]);
+    let began = Instant::now();
+    while proxy.injected("GetParameter") < 4 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "SSM was never asked again:\n{}",
+            running.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        running.running(),
+        "fleet run gave up while SSM failed:\n{}",
+        running.logs()
+    );
+    proxy.clear();
+
+    let content = serde_json::json!({"kind": "direct", "subject": "start", "text": "Hello"});
+    let payload: EmailRequested =
+        serde_json::from_value(serde_json::json!({"to": "ada@example.com", "content": content}))
+            .unwrap();
+    let request = Envelope::new(payload, "tests");
+    let topic = d.transport.topic(&d.topic()).await.unwrap();
+    let sender = BatchProducer::to_topic(d.topic(), topic);
+    let message = Producer::new(sender.clone(), "tests")
+        .message(&request)
+        .unwrap();
+    assert!(
+        sender
+            .send_all(vec![message], |_| {})
+            .await
+            .failed
+            .is_empty()
+    );
+    let accepted = server.wait_for(1, DRAIN_LIMIT);
+    assert_eq!(
+        accepted[0].event_id.as_deref(),
+        Some(request.header.id.as_str())
+    );
+    let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(ended.code, Some(0), "{}\n{}", ended.stdout, ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("starting failed on a transient error; trying again")
+            && ended.stderr.contains("GetParameter"),
+        "{}",
+        ended.stderr
+    );
 }

@@ -13,10 +13,11 @@ use fleet_bus::producer::BatchProducer;
 use crate::analytics::{
     AnalyticsWorker, CounterStore, DynamoCounterConfig, DynamoCounterStore, MemoryCounterStore,
 };
+use crate::email::smtp::SmtpError;
 use crate::email::{EmailWorker, Mailer, MemoryMailer, SendRate, SesMailer, SmtpMailer, Templates};
 use crate::idempotency::{DynamoIdempotencyStore, KeyMode};
 use crate::orders::{DynamoOrderStore, MemoryOrderStore, OrderStore, OrdersWorker};
-use crate::secrets::{SecretSource, SsmSecrets, StaticSecrets};
+use crate::secrets::{SecretError, SecretSource, SsmSecrets, StaticSecrets};
 
 /// The in-memory stores of an embedded run, kept so a caller (the demo) can read them.
 #[derive(Default)]
@@ -156,9 +157,26 @@ async fn mailer_for(
             };
             let mailer = SmtpMailer::new(c.smtp.clone(), secrets)
                 .await
-                .map_err(|e| BusError::Config(format!("email.smtp: {e}")))?;
+                .map_err(smtp_start_error)?;
             Ok(Arc::new(mailer))
         }
+    }
+}
+
+/// Why the SMTP mailer could not be built, as a start error: SSM unable to answer now (the
+/// network, throttling) is retryable, so `fleet run` tries its start again; anything else is a
+/// configuration to fix.
+fn smtp_start_error(e: SmtpError) -> BusError {
+    match e {
+        SmtpError::Secret(SecretError::Unavailable { name, detail }) => BusError::Api {
+            resource: name,
+            operation: "GetParameter",
+            code: "SecretUnavailable".to_owned(),
+            message: detail,
+            retryable: true,
+            source: None,
+        },
+        other => BusError::Config(format!("email.smtp: {other}")),
     }
 }
 

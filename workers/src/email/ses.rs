@@ -107,8 +107,11 @@ impl Mailer for SesMailer {
                 aws_sdk_sesv2::config::Config::builder()
                     .retry_config(RetryConfig::disabled())
                     .timeout_config(
+                        // Both limits: an override is merged with the client's own timeouts,
+                        // whose 10 s attempt timeout would otherwise cap a longer send_timeout.
                         aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
                             .operation_timeout(self.settings.send_timeout)
+                            .operation_attempt_timeout(self.settings.send_timeout)
                             .build(),
                     ),
             )

@@ -109,11 +109,11 @@ impl Queue for SqsQueue {
             .set_visibility_timeout(request.visibility_timeout.map(seconds))
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            // Merged with the client's timeouts: only the attempt's is the long poll's own.
             .customize()
             .config_override(
                 aws_sdk_sqs::config::Builder::default().timeout_config(
                     aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(super::CONNECT_TIMEOUT)
                         .operation_attempt_timeout(super::receive_attempt_timeout(
                             request.wait_time,
                         ))

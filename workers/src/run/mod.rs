@@ -114,7 +114,8 @@ pub struct WorkerReport {
 
 impl Fleet {
     /// Starts the chosen workers' consumers on `backends`. Call [`preflight`] first: a worker
-    /// that fails to start stops the ones already started.
+    /// that fails to start drains the ones already started (their handlers finish, what they
+    /// hold is settled or released) before the error is returned.
     ///
     /// # Errors
     /// When a handler cannot be built or a consumer cannot start.
@@ -123,7 +124,28 @@ impl Fleet {
         config: &FleetConfig,
         chosen: &[WorkerKind],
     ) -> Result<Self, BusError> {
-        let running = Running::default();
+        let fleet = Self {
+            running: Arc::new(Running::default()),
+        };
+        match fleet.start_each(backends, config, chosen).await {
+            Ok(()) => Ok(fleet),
+            Err(e) => {
+                let reports = fleet.drain().await;
+                if !reports.is_empty() {
+                    tracing::warn!(error = %fleet_bus::chain_text(&e), "a worker failed to start; the ones started were drained:\n{}", Summary(reports));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_each(
+        &self,
+        backends: &Backends,
+        config: &FleetConfig,
+        chosen: &[WorkerKind],
+    ) -> Result<(), BusError> {
+        let running = &self.running;
         for worker in chosen {
             let parts = workers::worker_for(*worker, backends, config).await?;
             let mut consumer = Consumer::new(backends.transport.clone(), config.queue_of(*worker))
@@ -143,9 +165,7 @@ impl Fleet {
                 handle,
             });
         }
-        Ok(Self {
-            running: Arc::new(running),
-        })
+        Ok(())
     }
 
     /// Each worker's consumer status (for health checks).

@@ -114,11 +114,20 @@ async fn a_refused_send_or_publish_names_its_queue_or_topic() {
 }
 
 /// Every call has an attempt timeout (`fleet_bus::aws::ATTEMPT_TIMEOUT`, 10 s), but a long poll
-/// gets its wait on top: a 12 s poll of an empty queue returns empty after its wait, not cut.
+/// gets its wait on top: a 12 s poll of an empty queue returns empty after its wait, not cut
+/// (without the receive's own override it fails with `RequestTimeout` at 10 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_outlasts_the_attempt_timeout() {
     let wait = fleet_bus::aws::ATTEMPT_TIMEOUT + Duration::from_secs(2);
-    let t = fleet_tests::moto::transport().await;
+    // With fleet's own timeouts (the tests' default client waits longer to connect, and sets no
+    // attempt timeout).
+    let sdk = fleet_tests::moto::sdk_config_at(&fleet_tests::moto::moto().endpoint).await;
+    assert_eq!(
+        sdk.timeout_config()
+            .and_then(|t| t.operation_attempt_timeout()),
+        Some(fleet_bus::aws::ATTEMPT_TIMEOUT)
+    );
+    let t = SqsTransport::new(&sdk);
     let name = unique_name("long-poll");
     t.declare(&Declaration::Queue(&QueueDecl::new(&name)))
         .await

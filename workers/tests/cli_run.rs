@@ -59,6 +59,7 @@ fn a_missing_queue_stops_run_before_anything_is_consumed() {
     let path = config_file(&format!(
         "[orders]\nqueue = \"{queue}\"\n[analytics]\nenabled = false\n"
     ));
+    let started = std::time::Instant::now();
     let out = common::fleet(&["run", "--config", path.to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
@@ -68,4 +69,7 @@ fn a_missing_queue_stops_run_before_anything_is_consumed() {
         "{}",
         out.stderr
     );
+    // Not a transient error: the start is not tried again.
+    assert!(!out.stderr.contains("trying again"), "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }

@@ -12,8 +12,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How many times each case runs when `FLEET_STRESS` is unset: two copies of every case at once
-/// is the least that makes a case race itself, and keeps the normal test command's cost to about
-/// one extra pass of the slowest scenario.
+/// (each on its own bus or store, sharing the runtime, the emulator and the engine's code) is the
+/// least that runs every case under the load of the others and of itself, and keeps the normal
+/// test command's cost to about one extra pass of the slowest scenario.
 pub const DEFAULT_RUNS: usize = 2;
 
 /// A run that has not finished by then is reported as hung instead of hanging the test. Far

@@ -15,10 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::fleet_run::{Deployment, Ended, smtp_email_section};
-use fleet_bus::Transport;
 use fleet_bus::consumer::dead_letter::{DeadLetterReason, is_note};
-use fleet_bus::producer::BatchProducer;
-use fleet_schemas::{EmailRequested, Envelope, Producer};
 use fleet_tests::smtp::SmtpServer;
 
 const SMTP_USER: &str = "fleet";
@@ -36,22 +33,6 @@ async fn deployment(name: &str, server: &SmtpServer) -> Deployment {
     d.provision_topology().await;
     d.put_smtp_password(SMTP_PASSWORD).await;
     d
-}
-
-/// Publishes one written-out email to `to`; returns the request's id.
-async fn publish_request(d: &Deployment, to: &str) -> String {
-    let content = serde_json::json!({"kind": "direct", "subject": "faults", "text": "Hello"});
-    let payload: EmailRequested =
-        serde_json::from_value(serde_json::json!({"to": to, "content": content})).unwrap();
-    let request = Envelope::new(payload, "tests");
-    let topic = d.transport.topic(&d.topic()).await.unwrap();
-    let sender = BatchProducer::to_topic(d.topic(), topic);
-    let message = Producer::new(sender.clone(), "tests")
-        .message(&request)
-        .unwrap();
-    let report = sender.send_all(vec![message], |_| {}).await;
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    request.header.id
 }
 
 /// The email dead-letter queue's letters: request id and reason.
@@ -83,7 +64,7 @@ async fn a_crash_after_the_server_accepted_is_never_resent_and_ends_delivery_unk
         0,
         &[("FAILPOINTS", "email::after_accept=return")],
     );
-    let id = publish_request(&d, "ada@example.com").await;
+    let id = d.publish_email_request("ada@example.com").await;
     let ended = wait_exit(crashing).await;
     assert_eq!(
         ended.code, None,
@@ -121,7 +102,9 @@ async fn a_connection_dropped_mid_data_is_retried_and_sent_once() {
     let server = SmtpServer::start(SMTP_USER, SMTP_PASSWORD);
     let d = deployment("smtp-mid-data", &server).await;
     let running = d.start(&["email"], 0);
-    let id = publish_request(&d, "fault-middata-1+c@example.org").await;
+    let id = d
+        .publish_email_request("fault-middata-1+c@example.org")
+        .await;
     d.wait_until_drained(&[d.email()], DRAIN_LIMIT).await;
     let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
         .await

@@ -18,7 +18,6 @@ use common::fleet_run::{Deployment, smtp_email_section};
 use common::orders::{env, message, placed};
 use fleet_bus::Transport;
 use fleet_bus::producer::BatchProducer;
-use fleet_schemas::{EmailRequested, Envelope, Producer};
 use fleet_tests::faults::aws::{AwsError, AwsErrorProxy};
 use fleet_tests::faults::tcp::{TcpFaultProxy, Toxic};
 use fleet_tests::smtp::SmtpServer;
@@ -111,28 +110,9 @@ async fn an_ssm_outage_while_the_email_worker_starts_is_waited_out() {
     );
     proxy.clear();
 
-    let content = serde_json::json!({"kind": "direct", "subject": "start", "text": "Hello"});
-    let payload: EmailRequested =
-        serde_json::from_value(serde_json::json!({"to": "ada@example.com", "content": content}))
-            .unwrap();
-    let request = Envelope::new(payload, "tests");
-    let topic = d.transport.topic(&d.topic()).await.unwrap();
-    let sender = BatchProducer::to_topic(d.topic(), topic);
-    let message = Producer::new(sender.clone(), "tests")
-        .message(&request)
-        .unwrap();
-    assert!(
-        sender
-            .send_all(vec![message], |_| {})
-            .await
-            .failed
-            .is_empty()
-    );
+    let id = d.publish_email_request("ada@example.com").await;
     let accepted = server.wait_for(1, DRAIN_LIMIT);
-    assert_eq!(
-        accepted[0].event_id.as_deref(),
-        Some(request.header.id.as_str())
-    );
+    assert_eq!(accepted[0].event_id.as_deref(), Some(id.as_str()));
     let ended = tokio::task::spawn_blocking(move || running.terminate(EXIT_LIMIT))
         .await
         .unwrap();

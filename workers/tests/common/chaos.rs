@@ -575,14 +575,15 @@ pub async fn run(plan: &Plan) -> Ledger {
                 jitter: Duration::from_millis(40),
             });
         }
-        if term_pending && now >= quiet_since + QUIET_BEFORE_SIGTERM {
-            if let Some(i) = fleet.settled_slot(dice.next_u64()) {
-                fleet.sigterm(i, true, &mut disruptions).await;
-                disruptions.sigterms_under_faults += 1;
-                term_pending = false;
-                next_term = start.elapsed() + uniform(&mut dice, plan.term_every);
-                next_phase = start.elapsed();
-            }
+        if term_pending
+            && now >= quiet_since + QUIET_BEFORE_SIGTERM
+            && let Some(i) = fleet.settled_slot(dice.next_u64())
+        {
+            fleet.sigterm(i, true, &mut disruptions).await;
+            disruptions.sigterms_under_faults += 1;
+            term_pending = false;
+            next_term = start.elapsed() + uniform(&mut dice, plan.term_every);
+            next_phase = start.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

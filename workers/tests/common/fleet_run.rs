@@ -254,6 +254,23 @@ impl Deployment {
         assert!(report.failed.is_empty(), "{:?}", report.failed);
     }
 
+    /// Publishes a written-out email request to `to` (through the topic, as a producer would);
+    /// returns the request's id.
+    pub async fn publish_email_request(&self, to: &str) -> String {
+        let content = serde_json::json!({"kind": "direct", "subject": "tests", "text": "Hello"});
+        let payload: fleet_schemas::EmailRequested =
+            serde_json::from_value(serde_json::json!({"to": to, "content": content})).unwrap();
+        let request = fleet_schemas::Envelope::new(payload, "tests");
+        let topic = self.transport.topic(&self.topic()).await.unwrap();
+        let sender = BatchProducer::to_topic(self.topic(), topic);
+        let message = Producer::new(sender.clone(), "tests")
+            .message(&request)
+            .unwrap();
+        let report = sender.send_all(vec![message], |_| {}).await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        request.header.id
+    }
+
     /// Waits until the worker queues are empty (nothing visible, in flight or delayed) three
     /// polls in a row, or panics after `limit`.
     pub async fn wait_until_drained(&self, queues: &[String], limit: Duration) {

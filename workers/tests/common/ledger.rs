@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use fleet_bus::consumer::dead_letter::{DeadLetterReason, is_note};
 use fleet_tests::smtp::AcceptedMail;
 use fleet_workers::demo::{Confirmations, check};
@@ -117,37 +116,6 @@ const CLAIM_WINDOW_SECONDS: f64 = 40.0;
 const SENT: &str = "event#email.sent#";
 const SENT_CONFIRMATION: &str = "event#email.sent#template=order_confirmation#";
 
-/// Every counter, read from the table directly (a scan summing each counter's shards).
-async fn counters(d: &Deployment) -> HashMap<String, i64> {
-    let client = aws_sdk_dynamodb::Client::new(&d.sdk);
-    let mut out = HashMap::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(d.analytics_table())
-            .filter_expression("begins_with(PK, :c)")
-            .expression_attribute_values(":c", AttributeValue::S("COUNTER#".into()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in page.items() {
-            let key = item["PK"]
-                .as_s()
-                .unwrap()
-                .trim_start_matches("COUNTER#")
-                .to_owned();
-            let value: i64 = item["value"].as_n().unwrap().parse().unwrap();
-            *out.entry(key).or_default() += value;
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return out;
-        }
-    }
-}
-
 /// The email.sent counters' totals per bucket size (`minute#`, `hour#`, `day#`) of one series.
 fn sent_totals(counters: &HashMap<String, i64>, series: &str) -> BTreeMap<&'static str, i64> {
     ["minute#", "hour#", "day#"]
@@ -246,7 +214,7 @@ pub async fn build(
 
     // The orders, the counters (less the email.sent series, checked below against the mail
     // server) and the orders' dead letters against the model; confirmations as requested.
-    let mut counters = counters(d).await;
+    let mut counters = super::model::counters(d).await;
     let sent_all = sent_totals(&counters, SENT);
     let sent_confirmations = sent_totals(&counters, SENT_CONFIRMATION);
     counters.retain(|k, _| !is_sent_series(k));

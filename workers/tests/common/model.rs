@@ -24,7 +24,7 @@ async fn orders(d: &Deployment, scenario: &Scenario) -> Vec<LoadedOrder> {
 
 /// Every counter, read from the table directly (a scan summing each counter's shards), not
 /// through the analytics worker's reader.
-async fn counters(d: &Deployment) -> HashMap<String, i64> {
+pub async fn counters(d: &Deployment) -> HashMap<String, i64> {
     let client = aws_sdk_dynamodb::Client::new(&d.sdk);
     let mut out = HashMap::new();
     let mut start = None;

@@ -331,3 +331,6 @@ fn deliver(m: &mut Stored, seq: u64, receipt: Receipt, fifo: bool) -> Message {
         receipt,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,14 @@
 //! shows the same cost per message at every depth.
 //!
 //! Not Criterion: a store that scans the queue on every call takes minutes at 100,000 messages,
-//! more than Criterion's ten samples allow. Each depth runs `FLEET_BENCH_ROUNDS` times (default 5)
-//! and the median is printed.
+//! more than Criterion's ten samples allow. One sample is 100,000 messages (100 rounds at depth
+//! 1,000, one at 100,000); each depth takes `FLEET_BENCH_SAMPLES` samples (default 5) and the
+//! median is printed. `FLEET_BENCH_DEPTHS=1000,10000` picks the depths.
+//!
+//! The cost is the CPU time of the thread that runs everything (a current-thread runtime), read
+//! from `/proc/thread-self/schedstat`, so time spent waiting for a core on a shared machine does
+//! not count; the kernel updates it about once a tick, hence samples of 100,000 messages. The
+//! wall time is printed beside it. Where that file is missing, both are wall time.
 
 use std::time::{Duration, Instant};
 
@@ -12,18 +18,22 @@ use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::{OutgoingMessage, QueueDecl, ReceiveRequest, Receipt, Topology, Transport};
 
 const DEPTHS: [usize; 3] = [1_000, 10_000, 100_000];
+/// Messages per sample: enough that the CPU clock's tick granularity is lost in the total.
+const SAMPLE: usize = 100_000;
 /// Messages per send, receive and delete call: the SQS batch limit.
 const BATCH: usize = 10;
 /// Message groups of the FIFO queue: enough that a receive fills its batch from several.
 const GROUPS: usize = 100;
 
-#[derive(Clone, Copy)]
-struct Cost {
-    send: Duration,
-    drain: Duration,
+/// CPU time of this thread so far (the first field of `schedstat`, in nanoseconds).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
-async fn run(depth: usize, fifo: bool) -> Cost {
+/// Sends `depth` messages to a new queue, then receives and deletes them all.
+async fn round(depth: usize, fifo: bool) {
     let bus = EmbeddedBus::new();
     let name = if fifo { "depth.fifo" } else { "depth" };
     let decl = QueueDecl::new(name);
@@ -40,8 +50,6 @@ async fn run(depth: usize, fifo: bool) -> Cost {
     bus.provision(&topology).await.expect("provision");
     let q = bus.queue(name).await.expect("queue");
     let (sender, queue) = (q.sender(), q.queue());
-
-    let start = Instant::now();
     for b in 0..depth / BATCH {
         let batch: Vec<OutgoingMessage> = (0..BATCH)
             .map(|i| {
@@ -56,9 +64,6 @@ async fn run(depth: usize, fifo: bool) -> Cost {
             .collect();
         sender.send_batch(&batch).await.expect("send");
     }
-    let send = start.elapsed();
-
-    let start = Instant::now();
     let request = ReceiveRequest::new(BATCH, Duration::ZERO);
     let mut left = depth;
     while left > 0 {
@@ -68,14 +73,22 @@ async fn run(depth: usize, fifo: bool) -> Cost {
         queue.delete_batch(&receipts).await.expect("delete");
         left -= receipts.len();
     }
-    Cost {
-        send,
-        drain: start.elapsed(),
-    }
 }
 
-fn per_message(d: Duration, depth: usize) -> f64 {
-    d.as_secs_f64() * 1e9 / depth as f64
+/// CPU and wall nanoseconds per message of one sample at `depth`.
+fn sample(rt: &tokio::runtime::Runtime, depth: usize, fifo: bool) -> (f64, f64) {
+    let rounds = (SAMPLE / depth).max(1);
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    for _ in 0..rounds {
+        rt.block_on(round(depth, fifo));
+    }
+    let wall = wall.elapsed();
+    let cpu = match (cpu, cpu_time()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall,
+    };
+    let per = |d: Duration| d.as_secs_f64() * 1e9 / (rounds * depth) as f64;
+    (per(cpu), per(wall))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -84,33 +97,31 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("FLEET_BENCH_ROUNDS")
+    let samples: usize = std::env::var("FLEET_BENCH_SAMPLES")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5)
         .max(1);
+    let depths: Vec<usize> = std::env::var("FLEET_BENCH_DEPTHS")
+        .ok()
+        .map(|d| d.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| DEPTHS.to_vec());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    println!("queue     depth    send ns/msg  receive+delete ns/msg  total ns/msg  vs 1,000");
+    let unit = if cpu_time().is_some() { "CPU" } else { "wall" };
+    println!("ns per message sent, received and deleted (median of {samples} samples)");
+    println!("queue       depth  {unit:>8}  vs first      wall");
     for fifo in [false, true] {
+        let kind = if fifo { "fifo" } else { "standard" };
         let mut base = None;
-        for depth in DEPTHS {
-            let costs: Vec<Cost> = (0..rounds).map(|_| rt.block_on(run(depth, fifo))).collect();
-            let send = median(costs.iter().map(|c| per_message(c.send, depth)).collect());
-            let drain = median(costs.iter().map(|c| per_message(c.drain, depth)).collect());
-            let total = median(
-                costs
-                    .iter()
-                    .map(|c| per_message(c.send + c.drain, depth))
-                    .collect(),
-            );
-            let ratio = total / *base.get_or_insert(total);
-            let kind = if fifo { "fifo" } else { "standard" };
-            println!(
-                "{kind:<8} {depth:>7} {send:>14.0} {drain:>22.0} {total:>13.0} {ratio:>9.2}x"
-            );
+        for &depth in &depths {
+            let runs: Vec<(f64, f64)> = (0..samples).map(|_| sample(&rt, depth, fifo)).collect();
+            let cpu = median(runs.iter().map(|r| r.0).collect());
+            let wall = median(runs.iter().map(|r| r.1).collect());
+            let ratio = cpu / *base.get_or_insert(cpu);
+            println!("{kind:<8} {depth:>8} {cpu:>9.0} {ratio:>8.2}x {wall:>9.0}");
         }
     }
 }

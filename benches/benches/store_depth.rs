@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use fleet_bus::embedded::EmbeddedBus;
-use fleet_bus::{OutgoingMessage, QueueDecl, ReceiveRequest, Receipt, Topology, Transport};
+use fleet_bus::{OutgoingMessage, QueueDecl, Receipt, ReceiveRequest, Topology, Transport};
 
 const DEPTHS: [usize; 3] = [1_000, 10_000, 100_000];
 /// Messages per sample: enough that the CPU clock's tick granularity is lost in the total.

@@ -333,7 +333,12 @@ impl Messages {
     }
 
     /// Visits one visible message and files it by what `visit` did.
-    fn take(&mut self, seq: u64, pass: &mut Pass, visit: &mut impl FnMut(u64, &mut Stored) -> Visit) {
+    fn take(
+        &mut self,
+        seq: u64,
+        pass: &mut Pass,
+        visit: &mut impl FnMut(u64, &mut Stored) -> Visit,
+    ) {
         let m = self
             .by_seq
             .get_mut(&seq)

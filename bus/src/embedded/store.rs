@@ -215,7 +215,12 @@ impl Store {
             }
             let nonce = *next_nonce;
             *next_nonce += 1;
-            messages.push(deliver(m, seq, Receipt::new(format!("emb-{uid}-{seq}-{nonce}")), fifo));
+            messages.push(deliver(
+                m,
+                seq,
+                Receipt::new(format!("emb-{uid}-{seq}-{nonce}")),
+                fifo,
+            ));
             m.received_at = Some(now);
             m.visible_at = now + visibility;
             m.nonce = Some(nonce);

@@ -147,7 +147,12 @@ impl ScanStore {
         Ok(())
     }
 
-    fn change_visibility(&mut self, receipt: &str, t: Duration, now: Instant) -> Result<(), String> {
+    fn change_visibility(
+        &mut self,
+        receipt: &str,
+        t: Duration,
+        now: Instant,
+    ) -> Result<(), String> {
         let seq = self.locate(receipt)?.ok_or("ReceiptHandleIsInvalid")?;
         let m = self.messages.get_mut(&seq).expect("located");
         if !m.in_flight(now) {

@@ -3,6 +3,7 @@
 //! messages and their indexes live in [`Messages`]; no call here scans the queue.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -55,9 +56,12 @@ impl Stored {
     }
 }
 
+/// A deduplication id seen within the window: what its send returned, kept small because a
+/// FIFO queue holds one for every message sent in the last 5 minutes.
 struct DedupEntry {
     at: Instant,
-    receipt: SendReceipt,
+    message_id: String,
+    seq: u64,
 }
 
 /// The messages of one queue, ordered by sequence number.
@@ -65,9 +69,9 @@ pub(crate) struct Store {
     uid: u64,
     pub settings: Settings,
     messages: Messages,
-    dedup: HashMap<String, DedupEntry>,
+    dedup: HashMap<Arc<str>, DedupEntry>,
     /// Deduplication ids in the order they were recorded, so the window expires oldest first.
-    dedup_order: VecDeque<(Instant, String)>,
+    dedup_order: VecDeque<(Instant, Arc<str>)>,
     next_seq: u64,
     next_nonce: u64,
 }
@@ -99,9 +103,9 @@ impl Store {
         let dedup_id = self.check_fifo(m)?;
         self.expire(now);
         if let Some(id) = &dedup_id
-            && let Some(seen) = self.dedup.get(id)
+            && let Some(seen) = self.dedup.get(id.as_str())
         {
-            return Ok(seen.receipt.clone());
+            return Ok(self.send_receipt(seen.message_id.clone(), seen.seq));
         }
         let delay = m.delay.unwrap_or(self.settings.delay);
         let stored = Stored {
@@ -119,16 +123,19 @@ impl Store {
             received_at: None,
             nonce: None,
         };
-        let receipt = self.insert(stored, now);
+        let message_id = stored.id.clone();
+        let seq = self.insert(stored, now);
         if let Some(id) = dedup_id {
+            let id: Arc<str> = id.into();
             let entry = DedupEntry {
                 at: now,
-                receipt: receipt.clone(),
+                message_id: message_id.clone(),
+                seq,
             };
-            self.dedup_order.push_back((now, id.clone()));
+            self.dedup_order.push_back((now, Arc::clone(&id)));
             self.dedup.insert(id, entry);
         }
-        Ok(receipt)
+        Ok(self.send_receipt(message_id, seq))
     }
 
     /// Adds a message moved here by a redrive: same id, body and attributes, count reset.
@@ -141,15 +148,19 @@ impl Store {
         self.insert(m, now);
     }
 
-    fn insert(&mut self, m: Stored, now: Instant) -> SendReceipt {
+    /// Stores a message under the next sequence number, and returns that number.
+    fn insert(&mut self, m: Stored, now: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let receipt = SendReceipt {
-            message_id: m.id.clone(),
-            sequence_number: self.settings.fifo.then(|| format!("{seq:020}")),
-        };
         self.messages.insert(seq, m, now);
-        receipt
+        seq
+    }
+
+    fn send_receipt(&self, message_id: String, seq: u64) -> SendReceipt {
+        SendReceipt {
+            message_id,
+            sequence_number: self.settings.fifo.then(|| format!("{seq:020}")),
+        }
     }
 
     /// The deduplication id of a FIFO message, or why SQS would refuse it.

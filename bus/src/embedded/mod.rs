@@ -13,6 +13,7 @@
 //! Code that relies on either would pass here and fail on SQS; the consumer engine relies on
 //! neither, and the scenario suite runs on both.
 
+mod messages;
 mod queue;
 mod store;
 mod topic;

@@ -86,8 +86,8 @@ impl EmbeddedQueue {
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
-        // A panic while holding the lock leaves the store consistent (every change is a single
-        // map operation), so a poisoned lock is still safe to use.
+        // The store panics only on a broken invariant of its indexes (a bug), never on input,
+        // so a poisoned lock is still the best state there is.
         self.store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,7 +1,9 @@
 //! The state of one embedded queue and the SQS rules that change it. Everything here is
-//! synchronous and takes `now` as an argument, so the rules are plain functions of time.
+//! synchronous and takes `now` as an argument, so the rules are plain functions of time. The
+//! messages and their indexes live in [`Messages`]; no call here scans the queue.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -12,6 +14,8 @@ use crate::message::{
     EntryError, Message, MessageAttributes, OutgoingMessage, Receipt, SendReceipt, SystemAttributes,
 };
 use crate::transport::QueueCounts;
+
+use super::messages::{Messages, Visit};
 
 /// A queue's settings as the embedded transport applies them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,17 +56,22 @@ impl Stored {
     }
 }
 
+/// A deduplication id seen within the window: what its send returned, kept small because a
+/// FIFO queue holds one for every message sent in the last 5 minutes.
 struct DedupEntry {
     at: Instant,
-    receipt: SendReceipt,
+    message_id: String,
+    seq: u64,
 }
 
 /// The messages of one queue, ordered by sequence number.
 pub(crate) struct Store {
     uid: u64,
     pub settings: Settings,
-    messages: BTreeMap<u64, Stored>,
-    dedup: HashMap<String, DedupEntry>,
+    messages: Messages,
+    dedup: HashMap<Arc<str>, DedupEntry>,
+    /// Deduplication ids in the order they were recorded, so the window expires oldest first.
+    dedup_order: VecDeque<(Instant, Arc<str>)>,
     next_seq: u64,
     next_nonce: u64,
 }
@@ -72,7 +81,7 @@ pub(crate) struct Received {
     pub messages: Vec<Message>,
     /// Messages past `maxReceiveCount`, to be moved to the redrive target.
     pub dead: Vec<Stored>,
-    /// The next instant at which a message may become receivable.
+    /// The next instant at which an invisible message becomes visible.
     pub next_change: Option<Instant>,
 }
 
@@ -80,9 +89,10 @@ impl Store {
     pub fn new(uid: u64, settings: Settings) -> Self {
         Self {
             uid,
+            messages: Messages::new(settings.fifo),
             settings,
-            messages: BTreeMap::new(),
             dedup: HashMap::new(),
+            dedup_order: VecDeque::new(),
             next_seq: 1,
             next_nonce: 1,
         }
@@ -93,9 +103,9 @@ impl Store {
         let dedup_id = self.check_fifo(m)?;
         self.expire(now);
         if let Some(id) = &dedup_id
-            && let Some(seen) = self.dedup.get(id)
+            && let Some(seen) = self.dedup.get(id.as_str())
         {
-            return Ok(seen.receipt.clone());
+            return Ok(self.send_receipt(seen.message_id.clone(), seen.seq));
         }
         let delay = m.delay.unwrap_or(self.settings.delay);
         let stored = Stored {
@@ -113,15 +123,19 @@ impl Store {
             received_at: None,
             nonce: None,
         };
-        let receipt = self.insert(stored);
+        let message_id = stored.id.clone();
+        let seq = self.insert(stored, now);
         if let Some(id) = dedup_id {
+            let id: Arc<str> = id.into();
             let entry = DedupEntry {
                 at: now,
-                receipt: receipt.clone(),
+                message_id: message_id.clone(),
+                seq,
             };
+            self.dedup_order.push_back((now, Arc::clone(&id)));
             self.dedup.insert(id, entry);
         }
-        Ok(receipt)
+        Ok(self.send_receipt(message_id, seq))
     }
 
     /// Adds a message moved here by a redrive: same id, body and attributes, count reset.
@@ -131,18 +145,22 @@ impl Store {
         m.first_received_at = None;
         m.received_at = None;
         m.nonce = None;
-        self.insert(m);
+        self.insert(m, now);
     }
 
-    fn insert(&mut self, m: Stored) -> SendReceipt {
+    /// Stores a message under the next sequence number, and returns that number.
+    fn insert(&mut self, m: Stored, now: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let receipt = SendReceipt {
-            message_id: m.id.clone(),
+        self.messages.insert(seq, m, now);
+        seq
+    }
+
+    fn send_receipt(&self, message_id: String, seq: u64) -> SendReceipt {
+        SendReceipt {
+            message_id,
             sequence_number: self.settings.fifo.then(|| format!("{seq:020}")),
-        };
-        self.messages.insert(seq, m);
-        receipt
+        }
     }
 
     /// The deduplication id of a FIFO message, or why SQS would refuse it.
@@ -176,112 +194,53 @@ impl Store {
         }
     }
 
-    /// Drops messages past retention and deduplication ids past their window.
+    /// Drops messages past retention and deduplication ids past their window, and makes visible
+    /// the messages that are due. Amortised: each message and id is dropped once, oldest first.
     fn expire(&mut self, now: Instant) {
-        let retention = self.settings.retention;
-        self.messages.retain(|_, m| m.enqueued_at + retention > now);
-        self.dedup.retain(|_, d| d.at + FIFO_DEDUP_WINDOW > now);
+        self.messages.advance(now, self.settings.retention);
+        while let Some((at, _)) = self.dedup_order.front() {
+            if *at + FIFO_DEDUP_WINDOW > now {
+                break;
+            }
+            if let Some((at, id)) = self.dedup_order.pop_front()
+                && self.dedup.get(&id).is_some_and(|d| d.at == at)
+            {
+                self.dedup.remove(&id);
+            }
+        }
     }
 
     /// Takes up to `max` receivable messages, making them invisible for `visibility`.
+    ///
+    /// Standard queues hand out the oldest visible messages. FIFO queues skip every group with a
+    /// message in flight and stop within a group at its first invisible message. Messages past
+    /// `maxReceiveCount` are taken out along the way, for the redrive.
     pub fn receive(&mut self, max: usize, visibility: Duration, now: Instant) -> Received {
         self.expire(now);
         let max_receives = self.settings.redrive.as_ref().map(|(_, n)| *n);
-        let locked: HashSet<String> = if self.settings.fifo {
-            self.messages
-                .values()
-                .filter(|m| m.in_flight(now))
-                .filter_map(|m| m.group_id.clone())
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        // FIFO: once a group's head cannot be delivered, nothing behind it may be either.
-        let mut blocked: HashSet<String> = HashSet::new();
-        let mut out = Received {
-            messages: Vec::new(),
-            dead: Vec::new(),
-            next_change: None,
-        };
-        let seqs: Vec<u64> = self.messages.keys().copied().collect();
-        for seq in seqs {
-            if out.messages.len() >= max {
-                break;
-            }
-            let Some(m) = self.messages.get(&seq) else {
-                continue;
-            };
-            let group = if self.settings.fifo {
-                m.group_id.clone()
-            } else {
-                None
-            };
-            if let Some(g) = &group
-                && (blocked.contains(g) || locked.contains(g))
-            {
-                blocked.insert(g.clone());
-                continue;
-            }
-            if m.visible_at > now {
-                out.next_change = Some(
-                    out.next_change
-                        .map_or(m.visible_at, |t| t.min(m.visible_at)),
-                );
-                if let Some(g) = group {
-                    blocked.insert(g);
-                }
-                continue;
-            }
+        let (uid, fifo, next_nonce) = (self.uid, self.settings.fifo, &mut self.next_nonce);
+        let mut messages = Vec::new();
+        let dead = self.messages.receive(max, now, |seq, m| {
             if max_receives.is_some_and(|n| m.receive_count >= n) {
-                if let Some(dead) = self.messages.remove(&seq) {
-                    out.dead.push(dead);
-                }
-                continue;
+                return Visit::Remove;
             }
-            out.messages.push(self.deliver(seq, visibility, now));
-        }
-        if out.messages.is_empty() {
-            out.next_change = self.next_visible(now);
-        }
-        out
-    }
-
-    fn next_visible(&self, now: Instant) -> Option<Instant> {
-        self.messages
-            .values()
-            .map(|m| m.visible_at)
-            .filter(|t| *t > now)
-            .min()
-    }
-
-    fn deliver(&mut self, seq: u64, visibility: Duration, now: Instant) -> Message {
-        let nonce = self.next_nonce;
-        self.next_nonce += 1;
-        let fifo = self.settings.fifo;
-        let uid = self.uid;
-        let m = self
-            .messages
-            .get_mut(&seq)
-            .expect("deliver is called with a present sequence");
-        m.receive_count += 1;
-        m.first_received_at.get_or_insert_with(SystemTime::now);
-        m.received_at = Some(now);
-        m.visible_at = now + visibility;
-        m.nonce = Some(nonce);
-        Message {
-            id: m.id.clone(),
-            body: m.body.clone(),
-            attributes: m.attributes.clone(),
-            system: SystemAttributes {
-                receive_count: m.receive_count,
-                sent_at: m.sent_at,
-                first_received_at: m.first_received_at,
-                message_group_id: m.group_id.clone(),
-                deduplication_id: m.deduplication_id.clone(),
-                sequence_number: fifo.then(|| format!("{seq:020}")),
-                trace_header: m.trace_header.clone(),
-            },
-            receipt: Receipt::new(format!("emb-{uid}-{seq}-{nonce}")),
+            let nonce = *next_nonce;
+            *next_nonce += 1;
+            messages.push(deliver(
+                m,
+                seq,
+                Receipt::new(format!("emb-{uid}-{seq}-{nonce}")),
+                fifo,
+            ));
+            m.received_at = Some(now);
+            m.visible_at = now + visibility;
+            m.nonce = Some(nonce);
+            Visit::Received
+        });
+        Received {
+            messages,
+            dead,
+            next_change: self.messages.next_change(),
         }
     }
 
@@ -308,7 +267,7 @@ impl Store {
         if uid != self.uid {
             return Err(invalid());
         }
-        match self.messages.get(&seq) {
+        match self.messages.get(seq) {
             None => Ok(None),
             Some(m) if m.nonce == Some(nonce) => Ok(Some(seq)),
             Some(_) => Err(invalid()),
@@ -319,7 +278,7 @@ impl Store {
     /// in SQS; a stale receipt (the message was received again since) is refused.
     pub fn delete(&mut self, receipt: &Receipt) -> Result<(), EntryError> {
         if let Some(seq) = self.locate(receipt)? {
-            self.messages.remove(&seq);
+            self.messages.remove(seq);
         }
         Ok(())
     }
@@ -337,7 +296,7 @@ impl Store {
                 "the message of this receipt is gone",
             )
         })?;
-        let m = self.messages.get_mut(&seq).expect("located just now");
+        let m = self.messages.get(seq).expect("located just now");
         if !m.in_flight(now) {
             return Err(EntryError::sender(
                 "MessageNotInflight",
@@ -351,24 +310,14 @@ impl Store {
                 "a message can stay invisible at most 12 hours after it was received",
             ));
         }
-        m.visible_at = now + timeout;
+        self.messages.set_visible_at(seq, now + timeout, now);
         Ok(())
     }
 
     /// Approximate counts, as `GetQueueAttributes` reports them.
     pub fn counts(&mut self, now: Instant) -> QueueCounts {
         self.expire(now);
-        let mut c = QueueCounts::default();
-        for m in self.messages.values() {
-            if m.visible_at <= now {
-                c.visible += 1;
-            } else if m.nonce.is_some() {
-                c.in_flight += 1;
-            } else {
-                c.delayed += 1;
-            }
-        }
-        c
+        self.messages.counts()
     }
 
     /// Removes every message (`PurgeQueue`).
@@ -376,3 +325,28 @@ impl Store {
         self.messages.clear();
     }
 }
+
+/// Marks a message received (its `receive_count` and first receive) and builds what the
+/// receiver gets.
+fn deliver(m: &mut Stored, seq: u64, receipt: Receipt, fifo: bool) -> Message {
+    m.receive_count += 1;
+    m.first_received_at.get_or_insert_with(SystemTime::now);
+    Message {
+        id: m.id.clone(),
+        body: m.body.clone(),
+        attributes: m.attributes.clone(),
+        system: SystemAttributes {
+            receive_count: m.receive_count,
+            sent_at: m.sent_at,
+            first_received_at: m.first_received_at,
+            message_group_id: m.group_id.clone(),
+            deduplication_id: m.deduplication_id.clone(),
+            sequence_number: fifo.then(|| format!("{seq:020}")),
+            trace_header: m.trace_header.clone(),
+        },
+        receipt,
+    }
+}
+
+#[cfg(test)]
+mod tests;

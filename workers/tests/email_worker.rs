@@ -275,10 +275,12 @@ async fn a_template_that_cannot_render_is_permanent_and_sends_nothing() {
     assert_eq!(s.mailer.attempts(), 0);
 }
 
-/// The in-memory store whose `complete` fails the first `failures` times.
+/// The in-memory store whose `complete` fails the first `failures` times, and `release` the
+/// first `release_failures` times.
 struct FailingMark {
     inner: MemoryIdempotencyStore,
     failures: AtomicU32,
+    release_failures: AtomicU32,
 }
 
 #[async_trait]
@@ -304,8 +306,41 @@ impl IdempotencyStore for FailingMark {
         self.inner.complete(held, data, expiration).await
     }
     async fn release(&self, held: &Held) -> Result<(), IdempotencyError> {
+        if self
+            .release_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(IdempotencyError::Unavailable {
+                source: "throttled".into(),
+            });
+        }
         self.inner.release(held).await
     }
+}
+
+#[tokio::test]
+async fn a_failed_release_is_retried_so_the_retry_sends_instead_of_delivery_unknown() {
+    // The chaos runs: a release lost to an outage left the claim in progress, so the retry of a
+    // request that was never sent waited for the lease and was dead-lettered delivery_unknown.
+    let store = Arc::new(FailingMark {
+        inner: MemoryIdempotencyStore::new(),
+        failures: AtomicU32::new(0),
+        release_failures: AtomicU32::new(3),
+    });
+    let s = setup_with(store, EmailSettings::default()).await;
+    let r = request("bob@example.com");
+    s.mailer.fail_next(
+        "bob@example.com",
+        [SendError::transient("smtp_421", "421 4.3.2 try later")],
+    );
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(e.label(), "send_failed");
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (2, 1));
 }
 
 #[tokio::test]
@@ -313,6 +348,7 @@ async fn a_failed_mark_is_retried_within_the_lease() {
     let store = Arc::new(FailingMark {
         inner: MemoryIdempotencyStore::new(),
         failures: AtomicU32::new(3),
+        release_failures: AtomicU32::new(0),
     });
     let s = setup_with(store, EmailSettings::default()).await;
     let r = request("ada@example.com");
@@ -332,6 +368,7 @@ async fn a_mark_that_keeps_failing_acks_the_send_and_a_duplicate_is_delivery_unk
     let store = Arc::new(FailingMark {
         inner: MemoryIdempotencyStore::new(),
         failures: AtomicU32::new(u32::MAX),
+        release_failures: AtomicU32::new(0),
     });
     let settings = EmailSettings {
         claim_lease: Duration::from_secs(2),

@@ -226,7 +226,17 @@ impl EmailWorker {
             }
         }
         let held = claim.held();
-        let mut unsent = ReleaseUnlessSent::new(me.store.clone(), held.clone());
+        // A release tries again until the claim's lease, less a margin, as the mark does.
+        let release_until_ms = claim
+            .in_progress_until_ms
+            .saturating_sub(millis(me.settings.claim_lease) / 10);
+        let mut unsent = ReleaseUnlessSent {
+            store: me.store.clone(),
+            held: Some(held.clone()),
+            sending: false,
+            clock: me.clock,
+            until_ms: release_until_ms,
+        };
         // The token right before the send, so the provider sees the rate (a claim's latency
         // does not bunch sends); a duplicate found by its claim spends none.
         me.rate.acquire().await;
@@ -252,7 +262,7 @@ impl EmailWorker {
             Err(error) => {
                 // Nothing was sent: the claim goes, so a retry claims again.
                 unsent.disarm();
-                release(&*me.store, &held).await;
+                release(&*me.store, &held, &me.clock, release_until_ms).await;
                 self.send_failed(&error);
                 Err(EmailError::Send {
                     mailer: me.mailer.name(),
@@ -437,11 +447,27 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn release(store: &dyn IdempotencyStore, held: &Held) {
-    if let Err(e) = store.release(held).await {
-        // The claim stays until its lease ends; a retry then dead-letters as delivery_unknown,
-        // which is wrong but safe (nothing was sent). Logged so an operator can tell.
-        tracing::warn!(key = %held.key, error = %e, "releasing a claim after a failed send failed");
+/// Releases a claim nothing was sent under, trying again (as the mark does) until `until_ms`,
+/// the claim's lease less a margin: a claim left in progress makes the retry of a request that was
+/// never sent a `delivery_unknown`.
+async fn release(store: &dyn IdempotencyStore, held: &Held, clock: &Clock, until_ms: u64) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match store.release(held).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() && clock.now_ms() + millis(pause) < until_ms => {
+                tracing::warn!(key = %held.key, error = %e, "releasing a claim after a failed send failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                // The claim stays until its lease ends; a retry then dead-letters as
+                // delivery_unknown, which is wrong but safe (nothing was sent). Logged so an
+                // operator can tell.
+                tracing::warn!(key = %held.key, error = %e, "releasing a claim after a failed send failed");
+                return;
+            }
+        }
     }
 }
 
@@ -451,17 +477,11 @@ struct ReleaseUnlessSent {
     store: Arc<dyn IdempotencyStore>,
     held: Option<Held>,
     sending: bool,
+    clock: Clock,
+    until_ms: u64,
 }
 
 impl ReleaseUnlessSent {
-    fn new(store: Arc<dyn IdempotencyStore>, held: Held) -> Self {
-        Self {
-            store,
-            held: Some(held),
-            sending: false,
-        }
-    }
-
     fn sending(&mut self) {
         self.sending = true;
     }
@@ -478,9 +498,9 @@ impl Drop for ReleaseUnlessSent {
                 tracing::warn!(key = %held.key, "a send was cancelled after it began: its claim stays, and a redelivery is dead-lettered as delivery_unknown");
                 return;
             }
-            let store = self.store.clone();
+            let (store, clock, until_ms) = (self.store.clone(), self.clock, self.until_ms);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { release(&*store, &held).await });
+                rt.spawn(async move { release(&*store, &held, &clock, until_ms).await });
             }
         }
     }

@@ -128,6 +128,10 @@ impl SqsAdapter {
             .iter()
             .map(message_of)
             .collect::<Result<Vec<_>, _>>()?;
+        let time_left_ms = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .as_millis() as u64;
         let clock = Clock::until(deadline, self.inner.handler_timeout);
         let guard = clock.cancel.clone().drop_guard();
         let outcomes = match &self.inner.handler {
@@ -144,7 +148,7 @@ impl SqsAdapter {
         let outcome = BatchOutcome {
             records: messages.into_iter().map(|m| m.id).zip(outcomes).collect(),
         };
-        tracing::info!(queue = %self.inner.queue, %outcome, "invocation handled");
+        tracing::info!(queue = %self.inner.queue, %outcome, time_left_ms, "invocation handled");
         Ok(outcome)
     }
 

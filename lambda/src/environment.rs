@@ -130,7 +130,7 @@ pub async fn serve(environment: Environment) -> Result<(), lambda_runtime::Error
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let environment = environment.clone();
             async move {
-                let deadline = event.context.deadline();
+                let deadline = deadline_of(event.context.deadline);
                 environment
                     .invoke(event.payload, deadline)
                     .await
@@ -139,4 +139,40 @@ pub async fn serve(environment: Environment) -> Result<(), lambda_runtime::Error
         },
     ))
     .await
+}
+
+/// Deadlines before this (2001-01-01, in ms since the epoch) are not wall-clock deadlines.
+const EARLIEST_DEADLINE_MS: u64 = 978_307_200_000;
+
+/// The invocation's deadline from `Lambda-Runtime-Deadline-Ms`: milliseconds since the epoch on
+/// AWS. `cargo lambda watch` (1.9.2) sends the function's timeout instead (`600000`): a value
+/// that cannot be a wall-clock deadline is read as the time left from now.
+fn deadline_of(header_ms: u64) -> SystemTime {
+    if header_ms < EARLIEST_DEADLINE_MS {
+        SystemTime::now() + std::time::Duration::from_millis(header_ms)
+    } else {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(header_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_deadline_is_epoch_milliseconds_or_else_the_time_left() {
+        let aws = 1_796_567_751_074;
+        assert_eq!(
+            deadline_of(aws),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(aws)
+        );
+        let left = deadline_of(600_000)
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        assert!(
+            left > Duration::from_secs(599) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
+    }
 }

@@ -103,6 +103,12 @@ fn build_examples() -> BTreeMap<String, PathBuf> {
                 .iter()
                 .any(|k| k == "example")
         })
+        // Another crate's examples have their own check (`lambda/tests/lambda_examples.rs`).
+        .filter(|m| {
+            m["manifest_path"]
+                .as_str()
+                .is_some_and(|p| Path::new(p) == manifest_dir().join("Cargo.toml"))
+        })
         .filter_map(|m| {
             let name = m["target"]["name"].as_str()?.to_owned();
             Some((name, PathBuf::from(m["executable"].as_str()?)))
@@ -160,7 +166,7 @@ fn every_example_runs_in_time_and_prints_what_it_should() {
     assert_eq!(
         built.keys().collect::<Vec<_>>(),
         names.iter().collect::<Vec<_>>(),
-        "the workspace's examples are fleet-bus's; an example elsewhere needs its own check"
+        "fleet-bus's examples are the ones in bus/examples"
     );
     for (name, expected) in EXPECTED {
         let exe = built

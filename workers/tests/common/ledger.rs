@@ -107,10 +107,19 @@ const REFUSALS: [&str; 6] = [
 /// The email worker's reason for a claim found left open (`EmailError::DeliveryUnknown`).
 const CLAIM_LEFT_OPEN: &str = "and never confirmed; it is not resent";
 
-/// How long after an acceptance the kill that left it unmarked may come: the claim's lease
-/// (20 s), plus the time the test may take to see an abort (a SIGTERM drain blocks its loop, up
-/// to 12 s), with a margin.
-const CLAIM_WINDOW_SECONDS: f64 = 40.0;
+/// The chaos run's claim lease (`CLAIM_LEASE` in `chaos.rs`).
+const CLAIM_LEASE_SECONDS: f64 = 20.0;
+/// How late the test may see an abort: its loop is blocked while a SIGTERM drains (up to 12 s),
+/// with a margin.
+const ABORT_SEEN_WITHIN_SECONDS: f64 = 15.0;
+
+/// When a claim left open ran out, from the email worker's reason ("... claimed for sending until
+/// epoch ms N and never confirmed ..."), in seconds since the epoch.
+fn claim_end(message: &str) -> Option<f64> {
+    let rest = message.split("until epoch ms ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(digits.parse::<f64>().ok()? / 1000.0)
+}
 
 /// The counter series of emails sent, by bucket size, and the part with the confirmation template.
 const SENT: &str = "event#email.sent#";
@@ -273,6 +282,8 @@ pub async fn build(
     // Emails: each expected request accepted by the server exactly once, or dead-lettered
     // delivery_unknown (then accepted at most once); nothing else in the email DLQ.
     let mut unknown = BTreeSet::new();
+    // When each one's claim ran out, as its dead letter says (seconds since the epoch).
+    let mut claimed_until: BTreeMap<String, f64> = BTreeMap::new();
     for m in &dead[&d.email()] {
         let reason = DeadLetterReason::from_message(m);
         let id = id_and_type(m).map(|(id, _)| id).unwrap_or_default();
@@ -283,6 +294,9 @@ pub async fn build(
                     ledger
                         .wrong
                         .push(format!("an email dead letter without an id: {}", m.body));
+                }
+                if let Some(until) = claim_end(&r.message) {
+                    claimed_until.insert(id.clone(), until);
                 }
                 unknown.insert(id);
             }
@@ -334,24 +348,35 @@ pub async fn build(
         ));
     }
 
-    // Each delivery_unknown the server had accepted needs a kill of its own after the acceptance
-    // and before its claim's lease ran out (plus the test's reaping delay): the process that sent
-    // it died before marking it.
+    // Each delivery_unknown needs a kill of its own while its claim was open: after the claim
+    // (its lease before it ran out) and, when the server had the email, after the acceptance,
+    // and before the lease ran out, plus the test's delay in seeing an abort. Matched greedily,
+    // earliest deadline first, one kill per claim (one send in flight per process).
     let mut kills = ledger.disruptions.kill_times.clone();
     kills.sort_by(f64::total_cmp);
     let mut used = vec![false; kills.len()];
-    let mut sent_unknown: Vec<(f64, &String)> = unknown
-        .iter()
-        .filter_map(|id| Some((*accepted_by_id.get(id)?.first()?, id)))
-        .collect();
-    sent_unknown.sort_by(|a, b| a.0.total_cmp(&b.0));
-    ledger.delivery_unknown_sent = sent_unknown.len();
-    for (at, id) in sent_unknown {
-        let window = at - 1.0..=at + CLAIM_WINDOW_SECONDS;
-        match (0..kills.len()).find(|k| !used[*k] && window.contains(&kills[*k])) {
+    let mut windows: Vec<(f64, f64, &String)> = Vec::new();
+    for id in &unknown {
+        let accepted_at = accepted_by_id.get(id).and_then(|at| at.first().copied());
+        if accepted_at.is_some() {
+            ledger.delivery_unknown_sent += 1;
+        }
+        let Some(until) = claimed_until.get(id).copied() else {
+            ledger.wrong.push(format!(
+                "delivery_unknown {id} does not say when its claim ran out"
+            ));
+            continue;
+        };
+        let claimed = until - CLAIM_LEASE_SECONDS;
+        let from = accepted_at.map_or(claimed, |at| at.max(claimed)) - 1.0;
+        windows.push((from, until + ABORT_SEEN_WITHIN_SECONDS, id));
+    }
+    windows.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for (from, to, id) in windows {
+        match (0..kills.len()).find(|k| !used[*k] && (from..=to).contains(&kills[*k])) {
             Some(k) => used[k] = true,
             None => ledger.wrong.push(format!(
-                "email {id} sent at {at:.1} and left delivery_unknown with no kill in its claim's lease"
+                "delivery_unknown {id} with no kill of its own while its claim was open ({from:.1} to {to:.1})"
             )),
         }
     }
@@ -521,7 +546,7 @@ impl Ledger {
         let _ = writeln!(s, "| not allowed by the model | {} |", self.wrong.len());
         let _ = writeln!(
             s,
-            "| delivery_unknown | {} ({} of them sent, each matched to a kill within its claim's lease; bound: {} kills × {} send in flight) |",
+            "| delivery_unknown | {} ({} of them sent; each matched to a kill of its own while its claim was open; {} kills × {} send in flight) |",
             self.delivery_unknown,
             self.delivery_unknown_sent,
             d.kills(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::*;
-use fleet_bus::consumer::{Delivery, handler_fn};
+use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::{Consumer, OutgoingMessage};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -312,4 +312,34 @@ async fn a_retry_waiting_behind_a_hung_extension_does_not_spin() {
     let report = running.stop().await;
     assert_eq!(report.received, report.settled(), "{report}");
     assert_eq!(report.acked, 1, "{report}");
+}
+
+/// A settlement answered with "the receipt no longer holds the message" is a lost lease (the
+/// message is back on the queue, or gone), not a failed settlement: the chaos runs saw a retry's
+/// visibility change answered so after a network outage outlasted a lease, and `fleet run` then
+/// exited 2 ("did not drain cleanly") for a message another process already had.
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_receipt_is_gone_is_a_lost_lease_not_a_failed_settlement() {
+    let bus = bus_with_queue("gone-retry", 3, SECS(10)).await;
+    send_all(&bus, "gone-retry", vec![OutgoingMessage::new("work")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    // The retry's visibility change is held up, and the message is purged meanwhile: the
+    // receipt is gone when it lands.
+    faulty.inject(
+        faults::Call::ChangeVisibility,
+        faults::Fault::Hang(SECS(3)),
+        Some(1),
+    );
+    let handler = handler_fn(|_d: Delivery| async { Err(HandlerError::transient("later")) });
+    let running = spawn(Consumer::new(faulty.clone(), "gone-retry").handler(handler));
+    tokio::time::sleep(SECS(1)).await;
+    bus.embedded_queue("gone-retry").unwrap().purge();
+    tokio::time::sleep(SECS(30)).await;
+    let report = running.stop().await;
+    assert_eq!(
+        (report.received, report.lease_lost, report.settle_failed),
+        (1, 1, 0),
+        "{report}"
+    );
+    assert_eq!(report.received, report.settled(), "{report}");
 }

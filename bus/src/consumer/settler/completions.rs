@@ -177,7 +177,17 @@ impl Settler {
                     tracing::warn!(queue = %self.setup.obs.queue, message_id = %lease.message_id, code = %e.code,
                         "the message is in the dead-letter queue but could not be deleted from its source; it will be received again, and its dead letter may be copied (copies share the message id)");
                 }
-                self.finish(id, Outcome::SettleFailed);
+                if gone {
+                    // Proof the lease is gone (the message is back on the queue, maybe with
+                    // another consumer, or deleted): lost, as an extension answered so would be.
+                    let ids = [lease.message_id.clone()];
+                    self.setup
+                        .obs
+                        .leases_lost(&ids, "the receipt no longer holds the message");
+                    self.finish(id, Outcome::LeaseLost);
+                } else {
+                    self.finish(id, Outcome::SettleFailed);
+                }
             }
         }
     }
@@ -206,7 +216,13 @@ impl Settler {
                             .leases_lost(&ids, "the receipt no longer holds the message");
                     }
                     State::Settling(s) if s.phase == Phase::InFlight => s.given_up = true,
-                    State::Settling(_) => self.finish(c.id, Outcome::SettleFailed),
+                    State::Settling(_) => {
+                        let ids = [lease.message_id.clone()];
+                        self.setup
+                            .obs
+                            .leases_lost(&ids, "the receipt no longer holds the message");
+                        self.finish(c.id, Outcome::LeaseLost);
+                    }
                     State::Lost => {}
                 }
                 return;

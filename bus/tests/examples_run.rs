@@ -1,5 +1,5 @@
-//! Every example runs and prints what it says it does (STYLE rule 9), and the README's snippet is
-//! the example's code, verbatim.
+//! Every example of the workspace (`bus/examples`, `lambda/examples`) runs and prints what it says
+//! it does (STYLE rule 9), and the README's snippet is the `worker` example's code, verbatim.
 //!
 //! The examples are built with the `cargo` that runs these tests (a no-op after `cargo test`, which
 //! builds them too), then each one runs with a time limit; its exit code and output are checked
@@ -23,32 +23,58 @@ struct Expected {
     counts: &'static [(&'static str, u64)],
 }
 
-/// Every example of `fleet-bus`, and what it must print.
-const EXPECTED: &[(&str, Expected)] = &[(
-    "worker",
-    Expected {
-        lines: &[
-            "hello, Ada (attempt 1 of 3)",
-            "hello, Grace (attempt 1 of 3)",
-            "hello, Linus (attempt 1 of 3)",
-            "dead letter \"R2-D2\": not_a_name (\"R2-D2\" is not a name)",
-        ],
-        counts: &[("received", 4), ("acked", 3), ("dead-lettered", 1)],
-    },
-)];
+/// Every example of the workspace, as `crate directory/example`, and what it must print.
+const EXPECTED: &[(&str, Expected)] = &[
+    (
+        "bus/worker",
+        Expected {
+            lines: &[
+                "hello, Ada (attempt 1 of 3)",
+                "hello, Grace (attempt 1 of 3)",
+                "hello, Linus (attempt 1 of 3)",
+                "dead letter \"R2-D2\": not_a_name (\"R2-D2\" is not a name)",
+            ],
+            counts: &[("received", 4), ("acked", 3), ("dead-lettered", 1)],
+        },
+    ),
+    (
+        "lambda/sqs_event",
+        Expected {
+            lines: &[
+                "hello, Ada (attempt 1 of 3)",
+                "4 records: 1 acked, 1 retried, 2 dead-lettered, 0 dead-letter sends failed, 0 held back",
+                r#"{"batchItemFailures":[{"itemIdentifier":"m-2"}]}"#,
+                r#"dead letter "R2-D2": not_a_name ("R2-D2" is not a name)"#,
+                r#"dead letter "later:Linus": not_yet (gave up after attempt 3 of 3: Linus is not in yet)"#,
+            ],
+            counts: &[],
+        },
+    ),
+];
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every example file of the workspace, as `crate directory/name`.
 fn example_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(manifest_dir().join("examples"))
-        .unwrap()
-        .filter_map(|e| {
+    let root = manifest_dir().join("..");
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(files) = std::fs::read_dir(dir.join("examples")) else {
+            continue;
+        };
+        let krate = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !dir.join("Cargo.toml").exists() {
+            continue;
+        }
+        names.extend(files.filter_map(|e| {
             let path = e.unwrap().path();
-            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
-        .collect();
+            (path.extension()? == "rs")
+                .then(|| Some(format!("{krate}/{}", path.file_stem()?.to_str()?)))?
+        }));
+    }
     names.sort();
     names
 }
@@ -103,14 +129,13 @@ fn build_examples() -> BTreeMap<String, PathBuf> {
                 .iter()
                 .any(|k| k == "example")
         })
-        // Another crate's examples have their own check (`lambda/tests/lambda_examples.rs`).
-        .filter(|m| {
-            m["manifest_path"]
-                .as_str()
-                .is_some_and(|p| Path::new(p) == manifest_dir().join("Cargo.toml"))
-        })
         .filter_map(|m| {
-            let name = m["target"]["name"].as_str()?.to_owned();
+            let krate = Path::new(m["manifest_path"].as_str()?)
+                .parent()?
+                .file_name()?
+                .to_str()?
+                .to_owned();
+            let name = format!("{krate}/{}", m["target"]["name"].as_str()?);
             Some((name, PathBuf::from(m["executable"].as_str()?)))
         })
         .collect()
@@ -166,7 +191,7 @@ fn every_example_runs_in_time_and_prints_what_it_should() {
     assert_eq!(
         built.keys().collect::<Vec<_>>(),
         names.iter().collect::<Vec<_>>(),
-        "fleet-bus's examples are the ones in bus/examples"
+        "the examples built are the ones in the crates' examples/ directories"
     );
     for (name, expected) in EXPECTED {
         let exe = built

@@ -100,8 +100,9 @@ pub fn is_throttling_code(code: &str) -> bool {
 }
 
 /// Error codes AWS uses for throttling: always worth a retry after a pause.
-pub(crate) const THROTTLING_CODES: [&str; 9] = [
+pub(crate) const THROTTLING_CODES: [&str; 10] = [
     "KmsThrottled",
+    "ProvisionedThroughputExceededException",
     "ThrottledException",
     "Throttling",
     "ThrottlingException",

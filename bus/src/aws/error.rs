@@ -131,6 +131,12 @@ mod tests {
         assert!(is_retryable(Some(400), "ThrottlingException"));
         assert!(is_retryable(Some(503), "Whatever"));
         assert!(is_retryable(Some(429), "SlowDown"));
+        // DynamoDB's throttling (a 400): a 20-minute chaos run saw the idempotency store refuse
+        // it, so a sent email went unmarked.
+        assert!(is_retryable(
+            Some(400),
+            "ProvisionedThroughputExceededException"
+        ));
         assert!(!is_retryable(Some(400), "InvalidParameterValue"));
         assert!(!is_retryable(None, "ReceiptHandleIsInvalid"));
     }

@@ -52,6 +52,58 @@ async fn a_failed_dead_letter_send_is_counted_as_a_failed_settlement() {
         (2, 1, 0, 1),
         "{report}"
     );
+    assert_eq!(
+        report.settle_failed_in_drain, 0,
+        "the send failed long before the shutdown: {report}"
+    );
+    assert_eq!(report.received, report.settled(), "{report}");
+}
+
+/// A settlement given up while the consumer drains is one the drain left undone; one given up
+/// before the shutdown is not (`fleet run`'s exit code is decided on the former).
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_send_that_fails_during_the_drain_is_counted_as_the_drains() {
+    let bus = bus_with_queue("dl-drain", 5, SECS(30)).await;
+    send_all(&bus, "dl-drain", vec![OutgoingMessage::new("bad")]).await;
+    let faulty = faults::Faulty::new(bus.clone());
+    faulty.inject_on(
+        Some(&dlq_name("dl-drain")),
+        faults::Call::Send,
+        faults::Fault::Fail {
+            code: "KMS.AccessDenied",
+            retryable: false,
+        },
+        Some(1),
+    );
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let started = started.clone();
+        handler_fn(move |_d: Delivery| {
+            let started = started.clone();
+            async move {
+                started.notify_one();
+                tokio::time::sleep(SECS(5)).await;
+                Err(HandlerError::permanent("no such customer").with_label("unknown_customer"))
+            }
+        })
+    };
+    let running = spawn(
+        Consumer::new(faulty.clone(), "dl-drain")
+            .handler(handler)
+            .configure(|c| c.retry = no_jitter(1)),
+    );
+    started.notified().await;
+    // SIGTERM while the handler runs: its verdict, and the failed send, come during the drain.
+    let report = running.stop().await;
+    assert_eq!(
+        (
+            report.received,
+            report.settle_failed,
+            report.settle_failed_in_drain
+        ),
+        (1, 1, 1),
+        "{report}"
+    );
     assert_eq!(report.received, report.settled(), "{report}");
 }
 

@@ -26,6 +26,11 @@ pub struct ShutdownReport {
     /// Not settled when shutdown's deadline passed (a handler stuck past its cancellation, or a
     /// settling call that did not answer); the message reappears after its visibility timeout.
     pub abandoned: u64,
+    /// Of `settle_failed`, those given up after the shutdown began: messages the drain itself
+    /// left unsettled (not an outcome of its own). A settlement given up earlier was out of the
+    /// engine's hands before the shutdown, and its message reappears after its visibility timeout
+    /// whatever the drain does.
+    pub settle_failed_in_drain: u64,
     /// FIFO messages tried again in place after a transient failure (not an outcome: the
     /// message still ends in one of the above).
     pub retried_in_place: u64,
@@ -69,6 +74,13 @@ impl fmt::Display for ShutdownReport {
             self.settle_failed,
             self.abandoned,
         )?;
+        if self.settle_failed_in_drain > 0 {
+            write!(
+                f,
+                " | settle failed during the drain {}",
+                self.settle_failed_in_drain
+            )?;
+        }
         if !self.is_balanced() {
             write!(f, " | UNBALANCED: {} settled", self.settled())?;
         }

@@ -13,7 +13,7 @@
 //!    second stops at once (the messages in flight come back after their visibility timeout).
 //!
 //! The exit code says how it ended: 0 drained in time, 2 the drain did not finish cleanly
-//! (deadline passed, a settlement given up, an engine failure: those messages come back after
+//! (deadline passed, a settlement given up during the drain, an engine failure: those messages come back after
 //! their visibility timeout), 3 stopped hard by a
 //! second signal, 1 failed (at startup: nothing was consumed).
 //!
@@ -55,7 +55,7 @@ pub use config::{Effective, FleetConfig, TransportKind, WorkerKind};
 pub enum Ending {
     /// Every worker drained within the deadline.
     Drained,
-    /// The deadline passed with messages unsettled, a settlement was given up, or an engine
+    /// The deadline passed with messages unsettled, a settlement was given up during the drain, or an engine
     /// failed; those messages reappear after their visibility timeout.
     DeadlinePassed,
     /// A second signal stopped the process at once.
@@ -386,13 +386,17 @@ pub async fn serve(
 pub struct Summary(pub Vec<WorkerReport>);
 
 impl Summary {
-    /// Drained when every engine stopped cleanly and settled every message it received: none
-    /// abandoned at the deadline, no settlement given up (a message left invisible until its
-    /// visibility timeout), and the counts balance.
+    /// Drained when every engine stopped cleanly and the drain settled every message it held:
+    /// none abandoned at the deadline, no settlement given up during the drain (a message left
+    /// invisible until its visibility timeout), and the counts balance. A settlement given up
+    /// before the shutdown (counted in the report and the metrics when it happened) is not the
+    /// drain's: its message was out of the process's hands already.
     pub fn ending(&self) -> Ending {
         let clean = self.0.iter().all(|r| {
             matches!(&r.report, Ok(rep)
-                if rep.abandoned == 0 && rep.settle_failed == 0 && rep.received == rep.settled())
+                if rep.abandoned == 0
+                    && rep.settle_failed_in_drain == 0
+                    && rep.received == rep.settled())
         });
         if clean {
             Ending::Drained
@@ -419,8 +423,68 @@ impl fmt::Display for Summary {
             Ending::Drained => write!(f, "drained in time"),
             _ => write!(
                 f,
-                "the drain did not finish cleanly (the deadline passed, a settlement was given up, or an engine failed): unsettled messages come back after their visibility timeout"
+                "the drain did not finish cleanly (the deadline passed, a settlement was given up during the drain, or an engine failed): unsettled messages come back after their visibility timeout"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(report: ShutdownReport) -> Summary {
+        Summary(vec![WorkerReport {
+            worker: WorkerKind::Orders,
+            report: Ok(report),
+        }])
+    }
+
+    #[test]
+    fn a_settlement_given_up_before_the_drain_does_not_fail_the_drain() {
+        // A dead-letter send refused long before the SIGTERM: its message comes back after its
+        // visibility timeout whatever the drain does, so the drain itself left nothing undone.
+        let report = ShutdownReport {
+            received: 5,
+            acked: 4,
+            settle_failed: 1,
+            ..ShutdownReport::default()
+        };
+        assert_eq!(summary(report).ending(), Ending::Drained);
+    }
+
+    #[test]
+    fn a_settlement_given_up_during_the_drain_fails_the_drain() {
+        let report = ShutdownReport {
+            received: 5,
+            acked: 4,
+            settle_failed: 1,
+            settle_failed_in_drain: 1,
+            ..ShutdownReport::default()
+        };
+        assert_eq!(summary(report).ending(), Ending::DeadlinePassed);
+    }
+
+    #[test]
+    fn an_abandoned_message_or_an_unbalanced_count_fails_the_drain() {
+        let abandoned = ShutdownReport {
+            received: 5,
+            acked: 4,
+            abandoned: 1,
+            ..ShutdownReport::default()
+        };
+        assert_eq!(summary(abandoned).ending(), Ending::DeadlinePassed);
+        let unbalanced = ShutdownReport {
+            received: 5,
+            acked: 4,
+            ..ShutdownReport::default()
+        };
+        assert_eq!(summary(unbalanced).ending(), Ending::DeadlinePassed);
+        let clean = ShutdownReport {
+            received: 5,
+            acked: 5,
+            ..ShutdownReport::default()
+        };
+        assert_eq!(summary(clean).ending(), Ending::Drained);
     }
 }

@@ -295,6 +295,9 @@ impl Settler {
             Outcome::Abandoned => (&mut r.abandoned, Settled::Abandoned),
         };
         *count += 1;
+        if matches!(outcome, Outcome::SettleFailed) && self.drain_by.is_some() {
+            r.settle_failed_in_drain += 1;
+        }
         self.setup.obs.settled(settled);
         self.setup.status.released();
     }

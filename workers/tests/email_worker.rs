@@ -276,17 +276,40 @@ async fn a_template_that_cannot_render_is_permanent_and_sends_nothing() {
 }
 
 /// The in-memory store whose `complete` fails the first `failures` times, and `release` the
-/// first `release_failures` times.
+/// first `release_failures` times; the first `lost_claim_answers` claims are written and then
+/// answered with an error, as when a write lands and its answer is lost.
 struct FailingMark {
     inner: MemoryIdempotencyStore,
     failures: AtomicU32,
     release_failures: AtomicU32,
+    lost_claim_answers: AtomicU32,
+}
+
+impl FailingMark {
+    fn new(failures: u32, release_failures: u32, lost_claim_answers: u32) -> Self {
+        Self {
+            inner: MemoryIdempotencyStore::new(),
+            failures: AtomicU32::new(failures),
+            release_failures: AtomicU32::new(release_failures),
+            lost_claim_answers: AtomicU32::new(lost_claim_answers),
+        }
+    }
 }
 
 #[async_trait]
 impl IdempotencyStore for FailingMark {
     async fn claim(&self, claim: &Claim) -> Result<Claimed, IdempotencyError> {
-        self.inner.claim(claim).await
+        let claimed = self.inner.claim(claim).await?;
+        if self
+            .lost_claim_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(IdempotencyError::Unavailable {
+                source: "connection reset after the request was sent".into(),
+            });
+        }
+        Ok(claimed)
     }
     async fn complete(
         &self,
@@ -323,11 +346,7 @@ impl IdempotencyStore for FailingMark {
 async fn a_failed_release_is_retried_so_the_retry_sends_instead_of_delivery_unknown() {
     // The chaos runs: a release lost to an outage left the claim in progress, so the retry of a
     // request that was never sent waited for the lease and was dead-lettered delivery_unknown.
-    let store = Arc::new(FailingMark {
-        inner: MemoryIdempotencyStore::new(),
-        failures: AtomicU32::new(0),
-        release_failures: AtomicU32::new(3),
-    });
+    let store = Arc::new(FailingMark::new(0, 3, 0));
     let s = setup_with(store, EmailSettings::default()).await;
     let r = request("bob@example.com");
     s.mailer.fail_next(
@@ -344,12 +363,27 @@ async fn a_failed_release_is_retried_so_the_retry_sends_instead_of_delivery_unkn
 }
 
 #[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_released_so_the_retry_sends_instead_of_delivery_unknown()
+{
+    // Long chaos run 1 of 44131f1: a claim written to DynamoDB whose answer a connection reset
+    // lost failed the handler; the retry, with a new holder, found that claim in progress,
+    // waited for its lease, and dead-lettered a request never sent as delivery_unknown.
+    let store = Arc::new(FailingMark::new(0, 0, 1));
+    let s = setup_with(store, EmailSettings::default()).await;
+    let r = request("bob@example.com");
+    let e = s.worker.handle(&r).await.unwrap_err();
+    assert_eq!(HandlerError::from(e).kind(), FailureKind::Transient);
+    assert_eq!(s.mailer.attempts(), 0, "nothing was sent");
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (1, 1));
+}
+
+#[tokio::test]
 async fn a_failed_mark_is_retried_within_the_lease() {
-    let store = Arc::new(FailingMark {
-        inner: MemoryIdempotencyStore::new(),
-        failures: AtomicU32::new(3),
-        release_failures: AtomicU32::new(0),
-    });
+    let store = Arc::new(FailingMark::new(3, 0, 0));
     let s = setup_with(store, EmailSettings::default()).await;
     let r = request("ada@example.com");
     assert!(matches!(
@@ -365,11 +399,7 @@ async fn a_failed_mark_is_retried_within_the_lease() {
 
 #[tokio::test]
 async fn a_mark_that_keeps_failing_acks_the_send_and_a_duplicate_is_delivery_unknown() {
-    let store = Arc::new(FailingMark {
-        inner: MemoryIdempotencyStore::new(),
-        failures: AtomicU32::new(u32::MAX),
-        release_failures: AtomicU32::new(0),
-    });
+    let store = Arc::new(FailingMark::new(u32::MAX, 0, 0));
     let settings = EmailSettings {
         claim_lease: Duration::from_secs(2),
         ..EmailSettings::default()

@@ -16,7 +16,7 @@ use fleet_bus::consumer::{Delivery, HandlerError, MessageHandler, PauseGate};
 use fleet_bus::failpoint;
 use fleet_bus::idempotency::counters as idempotency_counters;
 use fleet_bus::idempotency::{
-    Claim, Claimed, Clock, Held, HolderToken, IdempotencyStore, payload_hash,
+    Claim, Claimed, Clock, Held, HolderToken, IdempotencyError, IdempotencyStore, payload_hash,
 };
 use fleet_bus::producer::BatchProducer;
 use fleet_schemas::{EmailRequested, EmailSent, Envelope, MailerKind, Producer, Router};
@@ -189,7 +189,26 @@ impl EmailWorker {
         let _slot = me.sends.acquire().await;
         let claim = self.claim_for(request);
         let request_id = request.header.id.clone();
-        match me.store.claim(&claim).await.map_err(EmailError::Claim)? {
+        // A release tries again until the claim's lease, less a margin, as the mark does.
+        let release_until_ms = claim
+            .in_progress_until_ms
+            .saturating_sub(millis(me.settings.claim_lease) / 10);
+        let claimed = match me.store.claim(&claim).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // The write may have landed with its answer lost (a connection reset after the
+                // request went out, an attempt timeout): this holder may hold a claim it does
+                // not know of. Released, so the retry claims afresh; kept, the retry (a new
+                // holder) would find it in progress and, past its lease, dead-letter a request
+                // never sent as delivery_unknown. Releasing what was never written changes
+                // nothing.
+                if e.is_retryable() {
+                    release(&*me.store, &claim.held(), &me.clock, release_until_ms).await;
+                }
+                return Err(EmailError::Claim(e));
+            }
+        };
+        match claimed {
             Claimed::Acquired => {}
             Claimed::Completed { data } => {
                 counter!(m::EMAIL_DUPLICATES).increment(1);
@@ -226,10 +245,6 @@ impl EmailWorker {
             }
         }
         let held = claim.held();
-        // A release tries again until the claim's lease, less a margin, as the mark does.
-        let release_until_ms = claim
-            .in_progress_until_ms
-            .saturating_sub(millis(me.settings.claim_lease) / 10);
         let mut unsent = ReleaseUnlessSent {
             store: me.store.clone(),
             held: Some(held.clone()),
@@ -455,6 +470,9 @@ async fn release(store: &dyn IdempotencyStore, held: &Held, clock: &Clock, until
     loop {
         match store.release(held).await {
             Ok(()) => return,
+            // Nothing held by this holder: a claim whose write never landed, or a release that
+            // landed on an earlier try whose answer was lost.
+            Err(IdempotencyError::NotHeld { .. }) => return,
             Err(e) if e.is_retryable() && clock.now_ms() + millis(pause) < until_ms => {
                 tracing::warn!(key = %held.key, error = %e, "releasing a claim after a failed send failed; trying again");
                 tokio::time::sleep(pause).await;

@@ -60,11 +60,21 @@ async fn a_failed_dead_letter_send_is_counted_as_a_failed_settlement() {
 }
 
 /// A settlement given up while the consumer drains is one the drain left undone; one given up
-/// before the shutdown is not (`fleet run`'s exit code is decided on the former).
+/// before the shutdown is not (`fleet run`'s exit code is decided on the former). The drain
+/// begins with the shutdown: while a slow handler still runs, a quick one's failed dead-letter
+/// send is the drain's too.
 #[tokio::test(start_paused = true)]
 async fn a_dead_letter_send_that_fails_during_the_drain_is_counted_as_the_drains() {
     let bus = bus_with_queue("dl-drain", 5, SECS(30)).await;
-    send_all(&bus, "dl-drain", vec![OutgoingMessage::new("bad")]).await;
+    send_all(
+        &bus,
+        "dl-drain",
+        vec![
+            OutgoingMessage::new("quick-bad"),
+            OutgoingMessage::new("slow-ok"),
+        ],
+    )
+    .await;
     let faulty = faults::Faulty::new(bus.clone());
     faulty.inject_on(
         Some(&dlq_name("dl-drain")),
@@ -75,14 +85,18 @@ async fn a_dead_letter_send_that_fails_during_the_drain_is_counted_as_the_drains
         },
         Some(1),
     );
-    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let started = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let handler = {
         let started = started.clone();
-        handler_fn(move |_d: Delivery| {
+        handler_fn(move |d: Delivery| {
             let started = started.clone();
             async move {
-                started.notify_one();
-                tokio::time::sleep(SECS(5)).await;
+                started.add_permits(1);
+                if d.message.body == "slow-ok" {
+                    tokio::time::sleep(SECS(5)).await;
+                    return Ok(());
+                }
+                tokio::time::sleep(SECS(1)).await;
                 Err(HandlerError::permanent("no such customer").with_label("unknown_customer"))
             }
         })
@@ -92,16 +106,18 @@ async fn a_dead_letter_send_that_fails_during_the_drain_is_counted_as_the_drains
             .handler(handler)
             .configure(|c| c.retry = no_jitter(1)),
     );
-    started.notified().await;
-    // SIGTERM while the handler runs: its verdict, and the failed send, come during the drain.
+    let _both = started.acquire_many(2).await.unwrap();
+    // SIGTERM while both run: the quick one's verdict, and its failed send, come while the slow
+    // one still runs, before the settler hears the drain's deadline.
     let report = running.stop().await;
     assert_eq!(
         (
             report.received,
+            report.acked,
             report.settle_failed,
             report.settle_failed_in_drain
         ),
-        (1, 1, 1),
+        (2, 1, 1, 1),
         "{report}"
     );
     assert_eq!(report.received, report.settled(), "{report}");

@@ -128,6 +128,12 @@ impl Status {
             .max()
     }
 
+    /// Whether the shutdown has begun (polling stopped, handlers finishing): set before
+    /// anything else the shutdown does.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// Why a loop of the engine has not turned when it should have, if one has not. Nothing
     /// once shutdown has begun: the loops stop on purpose then.
     fn stalled(&self, now: Instant) -> Option<String> {

@@ -26,7 +26,8 @@ pub struct ShutdownReport {
     /// Not settled when shutdown's deadline passed (a handler stuck past its cancellation, or a
     /// settling call that did not answer); the message reappears after its visibility timeout.
     pub abandoned: u64,
-    /// Of `settle_failed`, those given up after the shutdown began: messages the drain itself
+    /// Of `settle_failed`, those given up after the shutdown began (handlers finishing, then
+    /// settlements flushed): messages the drain itself
     /// left unsettled (not an outcome of its own). A settlement given up earlier was out of the
     /// engine's hands before the shutdown, and its message reappears after its visibility timeout
     /// whatever the drain does.

@@ -295,7 +295,10 @@ impl Settler {
             Outcome::Abandoned => (&mut r.abandoned, Settled::Abandoned),
         };
         *count += 1;
-        if matches!(outcome, Outcome::SettleFailed) && self.drain_by.is_some() {
+        // The drain began when the shutdown did, before the settler hears of its deadline
+        // (handlers may still be finishing then, and their settlements are the drain's).
+        let draining = self.drain_by.is_some() || self.setup.status.is_stopping();
+        if matches!(outcome, Outcome::SettleFailed) && draining {
             r.settle_failed_in_drain += 1;
         }
         self.setup.obs.settled(settled);

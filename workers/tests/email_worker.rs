@@ -277,12 +277,14 @@ async fn a_template_that_cannot_render_is_permanent_and_sends_nothing() {
 
 /// The in-memory store whose `complete` fails the first `failures` times, and `release` the
 /// first `release_failures` times; the first `lost_claim_answers` claims are written and then
-/// answered with an error, as when a write lands and its answer is lost.
+/// answered with an error, as when a write lands and its answer is lost; the first
+/// `hung_claims` are written and then answered only after a minute (a stalled connection).
 struct FailingMark {
     inner: MemoryIdempotencyStore,
     failures: AtomicU32,
     release_failures: AtomicU32,
     lost_claim_answers: AtomicU32,
+    hung_claims: AtomicU32,
 }
 
 impl FailingMark {
@@ -292,7 +294,13 @@ impl FailingMark {
             failures: AtomicU32::new(failures),
             release_failures: AtomicU32::new(release_failures),
             lost_claim_answers: AtomicU32::new(lost_claim_answers),
+            hung_claims: AtomicU32::new(0),
         }
+    }
+
+    fn hanging_claims(self, n: u32) -> Self {
+        self.hung_claims.store(n, Ordering::SeqCst);
+        self
     }
 }
 
@@ -300,6 +308,13 @@ impl FailingMark {
 impl IdempotencyStore for FailingMark {
     async fn claim(&self, claim: &Claim) -> Result<Claimed, IdempotencyError> {
         let claimed = self.inner.claim(claim).await?;
+        if self
+            .hung_claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         if self
             .lost_claim_answers
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -379,6 +394,45 @@ async fn a_claim_whose_answer_was_lost_is_released_so_the_retry_sends_instead_of
         Handled::Sent(_)
     ));
     assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (1, 1));
+}
+
+/// The engine cancels a handler whose lease it lost (or at the drain's hard stop) by dropping
+/// it. Dropped while its claim was on the wire, the claim it may hold is released, so the
+/// redelivery sends instead of finding it in progress and, past its lease, dead-lettering a
+/// request never sent as delivery_unknown (review of aa4d6fe).
+#[tokio::test]
+async fn a_handler_dropped_while_it_claims_releases_its_claim() {
+    let store = Arc::new(FailingMark::new(0, 0, 0).hanging_claims(1));
+    let s = setup_with(store, EmailSettings::default()).await;
+    let r = request("bob@example.com");
+    let cut = tokio::time::timeout(Duration::from_millis(200), s.worker.handle(&r)).await;
+    assert!(cut.is_err(), "the claim hangs: the handler is dropped");
+    // The release runs on its own once the handler is gone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (1, 1));
+}
+
+/// Dropped while it marks a sent email, the mark still lands, so a redelivery acks without
+/// sending instead of being dead-lettered as delivery_unknown (review of aa4d6fe).
+#[tokio::test]
+async fn a_handler_dropped_while_it_marks_a_sent_email_still_marks_it() {
+    // The mark fails three times (pauses of 100, 200 and 400 ms before it lands).
+    let store = Arc::new(FailingMark::new(3, 0, 0));
+    let s = setup_with(store, EmailSettings::default()).await;
+    let r = request("ada@example.com");
+    let cut = tokio::time::timeout(Duration::from_millis(150), s.worker.handle(&r)).await;
+    assert!(cut.is_err(), "dropped while the mark is retried");
+    assert_eq!(s.mailer.accepted().len(), 1, "sent before the drop");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(matches!(
+        s.worker.handle(&r).await.unwrap(),
+        Handled::AlreadySent(_)
+    ));
+    assert_eq!(s.mailer.attempts(), 1, "sent once");
 }
 
 #[tokio::test]
@@ -462,9 +516,13 @@ impl fleet_workers::email::Mailer for BlockingMailer {
     }
 }
 
+/// The engine cancels a handler by dropping it (its lease lost, the drain's hard stop). A claimed
+/// request's send, mark and publish run in a task of their own, so a handler dropped before its
+/// send (waiting for a rate token) or during it does not cut them short: a redelivery meanwhile
+/// finds the claim in progress and waits, and once the send is done and marked it acks without
+/// sending again.
 #[tokio::test]
-async fn a_handler_cancelled_during_its_send_keeps_the_claim_and_one_cancelled_before_releases_it()
-{
+async fn a_handler_dropped_before_or_during_its_send_lets_the_send_finish_and_be_marked_once() {
     let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::new());
     let bus = EmbeddedBus::new();
     bus.provision(&Topology::from_toml(TOPOLOGY).unwrap())
@@ -481,10 +539,8 @@ async fn a_handler_cancelled_during_its_send_keeps_the_claim_and_one_cancelled_b
             ("hello/text.txt", "Hi {{ name }}"),
         ],
     );
-    let gate = PauseGate::new();
-    // A rate of one send per 10 s with no token left: the first handler waits for its token
-    // after claiming.
-    let rate = Arc::new(SendRate::new(0.1, 1));
+    // One send per second with no token left: a handler waits for its token after claiming.
+    let rate = Arc::new(SendRate::new(1.0, 1));
     rate.acquire().await;
     let worker = EmailWorker::new(
         Arc::new(templates),
@@ -492,55 +548,56 @@ async fn a_handler_cancelled_during_its_send_keeps_the_claim_and_one_cancelled_b
         store.clone(),
         rate,
         BatchProducer::to_topic("events", bus.topic("events").await.unwrap()),
-        gate,
-        EmailSettings::default(),
-    );
-    // Cancelled while waiting for its token (claimed, nothing sent): the claim is released.
-    let before = request("ada@example.com");
-    let cancelled = tokio::time::timeout(Duration::from_millis(300), worker.handle(&before)).await;
-    assert!(cancelled.is_err(), "still waiting for its token");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let probe = claim_of(&before, now_ms(), 1_000);
-    assert_eq!(
-        store.claim(&probe).await.unwrap(),
-        Claimed::Acquired,
-        "the claim was released"
-    );
-
-    // Cancelled during the send: the claim stays, so a redelivery never sends it again.
-    let worker2 = EmailWorker::new(
-        Arc::new(Templates::from_files(
-            "tests",
-            [
-                ("hello/subject.txt", "Hello {{ name }}"),
-                ("hello/text.txt", "Hi {{ name }}"),
-            ],
-        )),
-        mailer.clone(),
-        store.clone(),
-        Arc::new(SendRate::new(1000.0, 10)),
-        BatchProducer::to_topic("events", bus.topic("events").await.unwrap()),
         PauseGate::new(),
         EmailSettings::default(),
     );
-    let during = request("bob@example.com");
-    let handling = tokio::spawn({
-        let worker2 = worker2.clone();
-        let during = during.clone();
-        async move { worker2.handle(&during).await }
-    });
+    let r = request("ada@example.com");
+    // Dropped while waiting for its token: claimed, nothing sent yet.
+    let dropped = tokio::time::timeout(Duration::from_millis(300), worker.handle(&r)).await;
+    assert!(dropped.is_err(), "still waiting for its token");
+    // The send goes on once the token comes, and is dropped nowhere.
     mailer.started.notified().await;
-    handling.abort();
-    let _ = handling.await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let probe = claim_of(&during, now_ms(), 1_000);
+    let probe = claim_of(&r, now_ms(), 1_000);
     assert!(
         matches!(
             store.claim(&probe).await.unwrap(),
             Claimed::InProgress { .. }
         ),
-        "the claim stays with the cancelled send"
+        "the claim is held while the send runs"
     );
-    let e = worker2.handle(&during).await.unwrap_err();
-    assert_eq!(e.label(), "send_in_progress");
+    // A redelivery waits for the send in flight (its slot), then finds it sent and marked,
+    // though the handler that claimed it is long gone.
+    let redelivery = tokio::spawn({
+        let (worker, r) = (worker.clone(), r.clone());
+        async move { worker.handle(&r).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!redelivery.is_finished(), "the redelivery waits");
+    mailer.release.notify_one();
+    assert_eq!(
+        redelivery.await.unwrap().unwrap(),
+        Handled::AlreadySent("blocked-1".into())
+    );
+
+    // Dropped during the send (the task aborted under it): the same.
+    let during = request("bob@example.com");
+    let handling = tokio::spawn({
+        let worker = worker.clone();
+        let during = during.clone();
+        async move { worker.handle(&during).await }
+    });
+    mailer.started.notified().await;
+    handling.abort();
+    let _ = handling.await;
+    let redelivery = tokio::spawn({
+        let (worker, during) = (worker.clone(), during.clone());
+        async move { worker.handle(&during).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!redelivery.is_finished(), "the redelivery waits");
+    mailer.release.notify_one();
+    assert_eq!(
+        redelivery.await.unwrap().unwrap(),
+        Handled::AlreadySent("blocked-1".into())
+    );
 }

@@ -89,7 +89,7 @@ struct Inner {
     mailer: Arc<dyn Mailer>,
     store: Arc<dyn IdempotencyStore>,
     rate: Arc<SendRate>,
-    sends: Semaphore,
+    sends: Arc<Semaphore>,
     events: Producer,
     gate: PauseGate,
     settings: EmailSettings,
@@ -134,7 +134,7 @@ impl EmailWorker {
                 mailer,
                 store,
                 rate,
-                sends: Semaphore::new(settings.sends_in_flight.max(1)),
+                sends: Arc::new(Semaphore::new(settings.sends_in_flight.max(1))),
                 events: Producer::new(events, PRODUCER),
                 gate,
                 settings,
@@ -186,13 +186,25 @@ impl EmailWorker {
                 ),
             });
         }
-        let _slot = me.sends.acquire().await;
+        // Held by the send's own task below, so a handler dropped mid-send never lets a second
+        // send start beside it (the semaphore is never closed).
+        let slot = me.sends.clone().acquire_owned().await.ok();
         let claim = self.claim_for(request);
         let request_id = request.header.id.clone();
         // A release tries again until the claim's lease, less a margin, as the mark does.
         let release_until_ms = claim
             .in_progress_until_ms
             .saturating_sub(millis(me.settings.claim_lease) / 10);
+        let held = claim.held();
+        // Armed before the claim goes out: a handler dropped (its lease lost, the drain's hard
+        // stop) while the claim is on the wire releases what this holder may hold.
+        let mut unsent = ReleaseUnlessSent {
+            store: me.store.clone(),
+            held: Some(held.clone()),
+            sending: false,
+            clock: me.clock,
+            until_ms: release_until_ms,
+        };
         let claimed = match me.store.claim(&claim).await {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -201,13 +213,17 @@ impl EmailWorker {
                 // not know of. Released, so the retry claims afresh; kept, the retry (a new
                 // holder) would find it in progress and, past its lease, dead-letter a request
                 // never sent as delivery_unknown. Releasing what was never written changes
-                // nothing.
+                // nothing; a refused claim wrote nothing.
                 if e.is_retryable() {
-                    release(&*me.store, &claim.held(), &me.clock, release_until_ms).await;
+                    release(&*me.store, &held, &me.clock, release_until_ms).await;
                 }
+                unsent.disarm();
                 return Err(EmailError::Claim(e));
             }
         };
+        if !matches!(claimed, Claimed::Acquired) {
+            unsent.disarm();
+        }
         match claimed {
             Claimed::Acquired => {}
             Claimed::Completed { data } => {
@@ -244,25 +260,52 @@ impl EmailWorker {
                 return Err(EmailError::KeyReused { request_id });
             }
         }
+        // The send, the mark and the publish run in a task of their own, which the handler
+        // awaits: a handler dropped meanwhile (its lease lost, the drain's hard stop) no longer
+        // cuts a send or a mark short, so a sent email is still marked, and a redelivery (which
+        // finds the claim in progress and waits) acks it instead of dead-lettering it as
+        // delivery_unknown.
+        let worker = self.clone();
+        let request = request.clone();
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            worker
+                .send_claimed(&request, &email, &claim, unsent, release_until_ms)
+                .await
+        });
+        match task.await {
+            Ok(handled) => handled,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only when the runtime shuts down under it: whether it was sent is unknown.
+            Err(e) => Err(EmailError::Send {
+                mailer: me.mailer.name(),
+                error: super::mailer::SendError::unknown("cancelled", e.to_string()),
+            }),
+        }
+    }
+
+    /// Sends a claimed request and marks it sent, or releases its claim when nothing was sent.
+    async fn send_claimed(
+        &self,
+        request: &Envelope<EmailRequested>,
+        email: &OutgoingEmail,
+        claim: &Claim,
+        mut unsent: ReleaseUnlessSent,
+        release_until_ms: u64,
+    ) -> Result<Handled, EmailError> {
+        let me = &*self.inner;
         let held = claim.held();
-        let mut unsent = ReleaseUnlessSent {
-            store: me.store.clone(),
-            held: Some(held.clone()),
-            sending: false,
-            clock: me.clock,
-            until_ms: release_until_ms,
-        };
         // The token right before the send, so the provider sees the rate (a claim's latency
         // does not bunch sends); a duplicate found by its claim spends none.
         me.rate.acquire().await;
         unsent.sending();
-        let sent = me.mailer.send(&email).await;
+        let sent = me.mailer.send(email).await;
         match sent {
             Ok(sent) => {
                 unsent.disarm();
                 // Accepted, not yet marked: the claim left in progress stops any resend.
                 failpoint::hit(failpoint::EMAIL_AFTER_ACCEPT).await;
-                self.sent(request, &email, &claim, &sent).await
+                self.sent(request, email, claim, &sent).await
             }
             Err(error) if error.kind == SendErrorKind::Unknown => {
                 // The provider may have it: the claim stays, and the request is never resent.

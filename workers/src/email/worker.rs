@@ -1,6 +1,6 @@
 //! The email worker's handler: compose, wait for a send token, claim, then (in a task of its own)
-//! send, mark sent and publish `email.sent`. Errors become outcomes in one place (`From<EmailError> for HandlerError`, in
-//! `outcome.rs`).
+//! send, mark sent and publish `email.sent`. Errors become outcomes in one place
+//! (`From<EmailError> for HandlerError`, in `outcome.rs`).
 //!
 //! **Never twice.** SES's `SendEmail` and SMTP have no idempotency token, so the request's id is
 //! claimed in the idempotency store right before the send, *without takeover*: a claim left by a

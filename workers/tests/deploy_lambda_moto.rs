@@ -1,6 +1,6 @@
 //! The committed Lambda template (`deploy/cloudformation/fleet-lambda.json`) deployed into moto's
 //! CloudFormation: the stack creates each worker's function, its event source mapping with
-//! `ReportBatchItemFailures` and its reserved concurrency, and the queues with a visibility
+//! `ReportBatchItemFailures` and its maximum concurrency, and the queues with a visibility
 //! timeout 6× the function's timeout. Read back through Lambda's and SQS's own APIs.
 //!
 //! Two things are done for moto, not for AWS: the code zip is put into moto's S3 with a plain
@@ -31,7 +31,12 @@ const EMPTY_ZIP: [u8; 22] = [
     0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
 
-/// The template with each `Ref` to a `Number` parameter replaced by the parameter's default.
+/// Numbers the stack is created with, beside the defaults.
+const NUMBERS: [(&str, u64); 1] = [("OrdersReservedConcurrency", 7)];
+
+/// The template's resources with each `Ref` to a `Number` parameter replaced by its value in
+/// [`NUMBERS`], else its default (the stack gets the same values as parameters, for the
+/// conditions).
 fn numbers_inlined(template: &Value) -> Value {
     fn walk(v: &Value, params: &Value) -> Value {
         match v {
@@ -39,7 +44,10 @@ fn numbers_inlined(template: &Value) -> Value {
                 if let (1, Some(Value::String(name))) = (m.len(), m.get("Ref")) {
                     let p = &params[name];
                     if p["Type"] == "Number" {
-                        return json!(p["Default"].as_str().unwrap().parse::<u64>().unwrap());
+                        let given = NUMBERS.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+                        return json!(given.unwrap_or_else(|| {
+                            p["Default"].as_str().unwrap().parse::<u64>().unwrap()
+                        }));
                     }
                 }
                 Value::Object(
@@ -110,18 +118,22 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
     cfn.create_stack()
         .stack_name(STACK)
         .template_body(template.to_string())
-        .parameters(
-            Parameter::builder()
-                .parameter_key("CodeBucket")
-                .parameter_value(BUCKET)
-                .build(),
-        )
-        .parameters(
-            Parameter::builder()
-                .parameter_key("CodeKey")
-                .parameter_value(KEY)
-                .build(),
-        )
+        .set_parameters(Some(
+            NUMBERS
+                .iter()
+                .map(|(name, value)| (*name, value.to_string()))
+                .chain([
+                    ("CodeBucket", BUCKET.to_owned()),
+                    ("CodeKey", KEY.to_owned()),
+                ])
+                .map(|(name, value)| {
+                    Parameter::builder()
+                        .parameter_key(name)
+                        .parameter_value(value)
+                        .build()
+                })
+                .collect(),
+        ))
         .capabilities(Capability::CapabilityIam)
         .send()
         .await
@@ -144,6 +156,23 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
         }
     }
 
+    // The functions' names, as CloudFormation made them.
+    let resources = cfn
+        .list_stack_resources()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let function_of = |title: &str| {
+        resources
+            .stack_resource_summaries()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(&format!("Function{title}")))
+            .and_then(|r| r.physical_resource_id())
+            .unwrap_or_else(|| panic!("no Function{title}"))
+            .to_owned()
+    };
+
     let mappings = moto_call(
         moto,
         "lambda",
@@ -155,12 +184,12 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
     let mappings = mappings["EventSourceMappings"].as_array().unwrap();
     assert_eq!(mappings.len(), 3, "{mappings:?}");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    for (worker, title, queue, timeout) in [
-        ("orders", "Orders", "fleet-orders", 30),
-        ("analytics", "Analytics", "fleet-analytics", 30),
-        ("email", "Email", "fleet-email", 50),
+    for (worker, title, queue, timeout, batch) in [
+        ("orders", "Orders", "fleet-orders", 30, 10),
+        ("analytics", "Analytics", "fleet-analytics", 30, 10),
+        ("email", "Email", "fleet-email", 62, 1),
     ] {
-        let function = format!("{STACK}-{worker}");
+        let function = function_of(title);
         let m = mappings
             .iter()
             .find(|m| {
@@ -180,8 +209,9 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
             m["FunctionResponseTypes"],
             json!(["ReportBatchItemFailures"])
         );
-        assert_eq!(m["BatchSize"], 10);
+        assert_eq!(m["BatchSize"], batch, "{m}");
         assert_eq!(m["ScalingConfig"]["MaximumConcurrency"], 5);
+        assert_eq!(m["MaximumBatchingWindowInSeconds"], 0);
 
         let f = moto_call(
             moto,
@@ -208,6 +238,7 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
                 .contains(&format!(":role/{STACK}-Role{title}-")),
             "{c}"
         );
+        // Reserved where asked (orders: 7), none by default (ReservedConcurrency 0).
         let concurrency = moto_call(
             moto,
             "lambda",
@@ -216,7 +247,12 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
             &[],
         )
         .await;
-        assert_eq!(concurrency["ReservedConcurrentExecutions"], 5);
+        let reserved = concurrency.get("ReservedConcurrentExecutions");
+        if worker == "orders" {
+            assert_eq!(reserved, Some(&json!(7)), "{concurrency}");
+        } else {
+            assert!(reserved.is_none_or(Value::is_null), "{concurrency}");
+        }
 
         let url = sqs
             .get_queue_url()

@@ -120,13 +120,13 @@ fn lambda(t: &mut Template, worker: WorkerKind) {
         "TreatMissingData": "notBreaching"
     })));
     t.resource(format!("Alarm{w}AtConcurrencyCap"), alarm(json!({
-        "AlarmDescription": format!("The {name} function has run at its reserved concurrency for 15 minutes: the cap holds the backlog back; raise {w}ReservedConcurrency if the cost allows (deploy/README.md: Alarms)"),
+        "AlarmDescription": format!("The {name} function has run at its maximum concurrency for 15 minutes: the cap holds the backlog back; raise {w}MaximumConcurrency if the cost allows (deploy/README.md: Alarms)"),
         "Namespace": "AWS/Lambda",
         "MetricName": "ConcurrentExecutions",
         "Dimensions": function,
         "Statistic": "Maximum",
         "Period": 60,
-        "Threshold": { "Ref": format!("{w}ReservedConcurrency") },
+        "Threshold": { "Ref": format!("{w}MaximumConcurrency") },
         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         "EvaluationPeriods": 15,
         "DatapointsToAlarm": 15,

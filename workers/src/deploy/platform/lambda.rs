@@ -11,9 +11,12 @@
 //!   waits in the mapping while the function retries a throttle): the worker's queue, when the
 //!   stack creates it, gets the larger of the topology's visibility timeout and 6× the function
 //!   timeout. On Lambda the visibility timeout is also the backoff of a transient failure.
-//! - **Reserved concurrency as a cost cap**, and the mapping's maximum concurrency at the same
-//!   value: the mapping never invokes more than the function may run, so no batch is throttled
-//!   (a throttled batch counts a receive towards the dead-letter queue for nothing).
+//! - **A cost cap**: the mapping's maximum concurrency (`<Worker>MaximumConcurrency`), the most
+//!   invocations the queue makes at once, and optionally reserved concurrency
+//!   (`<Worker>ReservedConcurrency`, 0 for none: Lambda refuses a reservation that leaves the
+//!   account fewer than 100 unreserved, which small accounts cannot spare). Reserved below the
+//!   maximum concurrency, batches are throttled, and a throttled batch counts a receive towards
+//!   the dead-letter queue for nothing: keep it at least the maximum concurrency.
 //! - **The role** is the worker's derived role (`Role<Worker>`, assumed by Lambda) plus writing
 //!   to its own log group.
 
@@ -45,9 +48,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
 /// stalled attempt and its retry, and leaves the adapter its settling margin.
 const HANDLER_TIME: Duration = Duration::from_secs(30);
 
-/// Around one email send: the claim before it and the mark-as-sent after it, one attempt each at
-/// most.
-const CLAIM_AND_MARK: Duration = Duration::from_secs(20);
+/// Around one email send: the claim before it, the mark-as-sent and the `email.sent` publish
+/// after it (one stalled attempt each, cut at 10 s), and the adapter's settling margin (2 s).
+const CLAIM_AND_MARK: Duration = Duration::from_secs(32);
 
 /// How much longer than the function timeout the queue's visibility timeout must be (AWS: "at
 /// least six times the timeout that you configure on your function").
@@ -86,6 +89,11 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>) {
         let w = title(worker);
         let queue = ctx.config.queue_of(worker);
         raise_visibility(t, ctx, worker);
+        let reserved = format!("Has{w}ReservedConcurrency");
+        t.conditions.insert(
+            reserved.clone(),
+            json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": format!("{w}ReservedConcurrency") }, "0"] }] }),
+        );
         t.resource(
             format!("LogGroup{w}"),
             json!({
@@ -95,7 +103,8 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>) {
                     "comment": "CloudWatch Logs encrypts every log group at rest; the workers log no message bodies or secrets, so a customer key adds cost and a key policy without protecting more"
                 }] } },
                 "Properties": {
-                    "LogGroupName": { "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{}", worker.as_str()) },
+                    // Named as the ECS workers' are; the function writes here (LoggingConfig).
+                    "LogGroupName": { "Fn::Sub": format!("/fleet/${{AWS::StackName}}/{}", worker.as_str()) },
                     "RetentionInDays": { "Ref": "LogRetentionDays" }
                 }
             }),
@@ -108,7 +117,7 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>) {
             "BatchSize": { "Ref": format!("{w}BatchSize") },
             // Transient failures come back one by one; the rest of the batch is deleted.
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "ScalingConfig": { "MaximumConcurrency": { "Ref": format!("{w}ReservedConcurrency") } }
+            "ScalingConfig": { "MaximumConcurrency": { "Ref": format!("{w}MaximumConcurrency") } }
         });
         if !fleet_bus::topology::is_fifo_name(queue) {
             // FIFO event sources take no batching window.
@@ -185,7 +194,6 @@ fn function(ctx: &ExportContext<'_>, worker: WorkerKind) -> Value {
             ] }
         },
         "Properties": {
-            "FunctionName": { "Fn::Sub": format!("${{AWS::StackName}}-{}", worker.as_str()) },
             "Description": format!("fleet-lambda: the {worker} worker on its SQS queue (the handler fleet run runs)"),
             "Runtime": "provided.al2023",
             "Handler": "bootstrap",
@@ -193,7 +201,11 @@ fn function(ctx: &ExportContext<'_>, worker: WorkerKind) -> Value {
             "Code": { "S3Bucket": { "Ref": "CodeBucket" }, "S3Key": { "Ref": "CodeKey" } },
             "MemorySize": { "Ref": format!("{w}MemorySize") },
             "Timeout": timeout.as_secs(),
-            "ReservedConcurrentExecutions": { "Ref": format!("{w}ReservedConcurrency") },
+            "ReservedConcurrentExecutions": { "Fn::If": [
+                format!("Has{w}ReservedConcurrency"),
+                { "Ref": format!("{w}ReservedConcurrency") },
+                { "Ref": "AWS::NoValue" }
+            ] },
             "Role": { "Fn::GetAtt": [logical_id("Role", worker.as_str()), "Arn"] },
             "LoggingConfig": { "LogGroup": { "Ref": format!("LogGroup{w}") } },
             "Environment": { "Variables": {

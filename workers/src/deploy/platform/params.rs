@@ -141,15 +141,25 @@ fn lambda_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) 
     );
     param(
         t,
-        format!("{w}ReservedConcurrency"),
+        format!("{w}MaximumConcurrency"),
         json!({
             "Type": "Number",
             "Default": "5",
-            // The event source mapping's MaximumConcurrency, which takes the same value, is 2 at
-            // least.
+            // The event source mapping's bounds.
             "MinValue": 2,
             "MaxValue": 1000,
-            "Description": format!("The most {name} invocations at once: a cost cap, and the event source mapping's maximum concurrency, so no batch is throttled")
+            "Description": format!("The most {name} invocations the queue makes at once: the cost cap (and, for email, this x rate_per_second must stay within the provider's send rate)")
+        }),
+    );
+    param(
+        t,
+        format!("{w}ReservedConcurrency"),
+        json!({
+            "Type": "Number",
+            "Default": "0",
+            "MinValue": 0,
+            "MaxValue": 1000,
+            "Description": format!("Concurrency reserved for the {name} function (0: none). If set, at least {w}MaximumConcurrency, and the account must keep 100 unreserved (aws lambda get-account-settings)")
         }),
     );
     let fifo = fleet_bus::topology::is_fifo_name(ctx.config.queue_of(worker));
@@ -158,11 +168,15 @@ fn lambda_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) 
         format!("{w}BatchSize"),
         json!({
             "Type": "Number",
-            "Default": "10",
+            "Default": if worker == WorkerKind::Email { "1" } else { "10" },
             "MinValue": 1,
             // A FIFO source takes 10 at most; a standard one up to 10,000 with a batching window.
             "MaxValue": if fifo { 10 } else { 10000 },
-            "Description": format!("Records per {name} invocation (above 10 needs a batching window)")
+            "Description": if worker == WorkerKind::Email {
+                format!("Records per {name} invocation: the timeout fits one send (sends_in_flight sends run at once; a record the deadline reaches comes back); above 10 needs a batching window")
+            } else {
+                format!("Records per {name} invocation (above 10 needs a batching window of at least 1 s)")
+            }
         }),
     );
     if !fifo {
@@ -173,8 +187,10 @@ fn lambda_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) 
                 "Type": "Number",
                 "Default": "0",
                 "MinValue": 0,
-                "MaxValue": 300,
-                "Description": format!("Seconds the {name} event source mapping may wait to fill a batch (0: invoke as soon as records arrive)")
+                // Records wait in the mapping while it fills a batch, their visibility running:
+                // kept well within the queue's visibility timeout.
+                "MaxValue": 60,
+                "Description": format!("Seconds the {name} event source mapping may wait to fill a batch (0: invoke as soon as records arrive; at least 1 for a batch size above 10)")
             }),
         );
     }

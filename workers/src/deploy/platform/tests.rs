@@ -373,9 +373,18 @@ fn each_worker_gets_a_function_whose_mapping_reports_batch_item_failures() {
             f["Environment"]["Variables"]["FLEET_CONFIG"],
             lambda::CONFIG_IN_PACKAGE
         );
+        // Reserved only when asked (small accounts cannot spare it).
+        let reserved = &f["ReservedConcurrentExecutions"]["Fn::If"];
+        assert_eq!(reserved[0], format!("Has{w}ReservedConcurrency"));
+        assert_eq!(reserved[1]["Ref"], format!("{w}ReservedConcurrency"));
+        assert_eq!(reserved[2]["Ref"], "AWS::NoValue");
         assert_eq!(
-            f["ReservedConcurrentExecutions"]["Ref"],
-            format!("{w}ReservedConcurrency")
+            t["Parameters"][format!("{w}ReservedConcurrency")]["Default"],
+            "0"
+        );
+        assert!(
+            f.get("FunctionName").is_none(),
+            "named by CloudFormation: 64 characters at most"
         );
         assert_eq!(
             f["LoggingConfig"]["LogGroup"]["Ref"],
@@ -393,17 +402,18 @@ fn each_worker_gets_a_function_whose_mapping_reports_batch_item_failures() {
             m["MaximumBatchingWindowInSeconds"]["Ref"],
             format!("{w}MaximumBatchingWindow")
         );
-        // The mapping never invokes more than the function may run: no throttled batch.
+        // The cost cap: the most invocations the queue makes at once.
         assert_eq!(
-            m["ScalingConfig"]["MaximumConcurrency"],
-            f["ReservedConcurrentExecutions"]
+            m["ScalingConfig"]["MaximumConcurrency"]["Ref"],
+            format!("{w}MaximumConcurrency")
         );
-        assert!(
-            t["Parameters"][format!("{w}ReservedConcurrency")]["MinValue"]
-                .as_u64()
-                .is_some_and(|min| min >= 2),
-            "MaximumConcurrency is 2 at least"
+        assert_eq!(
+            t["Parameters"][format!("{w}MaximumConcurrency")]["MinValue"],
+            2,
+            "the mapping's bounds"
         );
+        let batch = if w == "Email" { "1" } else { "10" };
+        assert_eq!(t["Parameters"][format!("{w}BatchSize")]["Default"], batch);
     }
 }
 
@@ -418,11 +428,12 @@ fn the_timeout_fits_the_handler_and_the_queue_waits_six_times_it() {
         lambda::function_timeout(&config, WorkerKind::Analytics),
         Duration::from_secs(30)
     );
-    // The shipped SES send_timeout (30 s) with the claim and the mark-as-sent around it.
+    // The shipped SES send_timeout (30 s) with the claim, the mark-as-sent and the publish
+    // around it (10 s each) and the adapter's settling margin (2 s).
     assert_eq!(config.email.ses.send_timeout, Duration::from_secs(30));
     assert_eq!(
         lambda::function_timeout(&config, WorkerKind::Email),
-        Duration::from_secs(50)
+        Duration::from_secs(62)
     );
     let t = full_export(Platform::Lambda, &config, &topology);
     for (w, queue, declared) in [
@@ -451,7 +462,7 @@ fn the_timeout_fits_the_handler_and_the_queue_waits_six_times_it() {
     config.email.smtp.send_timeout = Duration::from_secs(100);
     assert_eq!(
         lambda::function_timeout(&config, WorkerKind::Email),
-        Duration::from_secs(120)
+        Duration::from_secs(132)
     );
     config.email.smtp.send_timeout = Duration::from_secs(5000);
     assert_eq!(
@@ -508,6 +519,6 @@ fn a_function_alarms_on_whole_invocation_failures_and_on_its_concurrency_cap() {
     assert_eq!(errors["Dimensions"][0]["Value"]["Ref"], "FunctionOrders");
     let cap = &r["AlarmEmailAtConcurrencyCap"]["Properties"];
     assert_eq!(cap["MetricName"], "ConcurrentExecutions");
-    assert_eq!(cap["Threshold"]["Ref"], "EmailReservedConcurrency");
+    assert_eq!(cap["Threshold"]["Ref"], "EmailMaximumConcurrency");
     assert_eq!(cap["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
 }

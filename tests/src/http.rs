@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.0 GET for tests: the observability endpoints of `fleet run` and
-//! Prometheus's API answer it, and the tests need nothing more than a status and a body.
+//! A minimal HTTP/1.0 client for tests: the observability endpoints of `fleet run`, Prometheus's
+//! API and moto's REST APIs answer it, and the tests need nothing more than a status and a body.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -40,9 +40,31 @@ pub async fn get_within(
 /// # Errors
 /// When the server cannot be reached or the answer is not HTTP.
 pub async fn get(address: SocketAddr, path: &str) -> std::io::Result<Answer> {
+    request(address, "GET", path, &[], &[]).await
+}
+
+/// `method path` on `address` with `headers` and `body` (HTTP/1.0, as [`get`]).
+///
+/// # Errors
+/// When the server cannot be reached or the answer is not HTTP.
+pub async fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(address).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw);

@@ -19,10 +19,11 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const REGENERATE: &str = "cargo run -- topology export --format cloudformation --config deploy/fleet.toml --platform PLATFORM --output deploy/cloudformation/FILE";
 
 /// The committed template of each platform.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 4] = [
     ("fleet.json", "none"),
     ("fleet-ecs.json", "ecs"),
     ("fleet-ec2.json", "ec2"),
+    ("fleet-lambda.json", "lambda"),
 ];
 
 fn templates_dir() -> PathBuf {

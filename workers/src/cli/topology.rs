@@ -23,7 +23,7 @@ pub enum TopologyCommand {
         format: ExportFormat,
         #[command(flatten)]
         config: ConfigArg,
-        /// Where the workers run: none (resources and roles only), ecs or ec2.
+        /// Where the workers run: none (resources and roles only), ecs, ec2 or lambda.
         #[arg(long, value_enum, default_value_t = Platform::None)]
         platform: Platform,
         /// Write the template to this file instead of stdout.

@@ -4,8 +4,9 @@
 //!   queues, topics, subscriptions, queue policies, tables and encryption of a stack;
 //! - [`iam`]: each worker's role, derived from the AWS operations its code issues, on resources
 //!   named by ARN;
-//! - [`platform`]: the ECS Fargate and EC2 pieces (services, autoscaling on backlog per task,
-//!   alarms, the Auto Scaling group and its lifecycle hook).
+//! - [`platform`]: the ECS Fargate, EC2 and Lambda pieces (services, autoscaling on backlog per
+//!   task, alarms, the Auto Scaling group and its lifecycle hook, functions and their event
+//!   source mappings).
 //!
 //! The pieces meet in a [`Template`] and name each other's resources through [`logical_id`] and
 //! the ARN expressions below, so a role's resource is always the resource the stack creates.
@@ -30,6 +31,9 @@ pub enum Platform {
     /// EC2: an Auto Scaling group per worker with the same backlog policy, a lifecycle hook for
     /// drains, alarms.
     Ec2,
+    /// AWS Lambda: a function per worker (the `fleet-lambda` bootstrap) with an SQS event
+    /// source mapping reporting batch item failures, reserved concurrency, alarms.
+    Lambda,
 }
 
 /// What an export is made from.

@@ -13,9 +13,29 @@ use crate::deploy::{ExportContext, Platform, queue_arn, ssm_path_arn, table_arn,
 use crate::run::WorkerKind;
 
 /// The `AWS::IAM::Role` resource of `worker` (logical id `Role<Worker>`): the ECS task role
-/// (`ecs-tasks.amazonaws.com`, for [`Platform::Ecs`] and [`Platform::None`]) or the EC2
-/// instance role (`ec2.amazonaws.com`), with exactly the permissions of [`permissions`].
+/// (`ecs-tasks.amazonaws.com`, for [`Platform::Ecs`] and [`Platform::None`]), the EC2
+/// instance role (`ec2.amazonaws.com`) or the Lambda execution role (`lambda.amazonaws.com`),
+/// with exactly the permissions of [`permissions`]; on Lambda also writing to the function's
+/// own log group (Lambda's runtime writes it with the role's credentials).
 pub fn role(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
+    let mut policies = vec![json!({
+        "PolicyName": format!("fleet-{worker}"),
+        "PolicyDocument": policy_document(worker, ctx),
+    })];
+    if ctx.platform == Platform::Lambda {
+        policies.push(json!({
+            "PolicyName": "write-its-logs",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "WriteTheFunctionsLogs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": crate::deploy::platform::lambda::log_group_arn(worker)
+                }]
+            },
+        }));
+    }
     json!({
         "Type": "AWS::IAM::Role",
         "Metadata": { "fleet": { "why": notes(worker, ctx) } },
@@ -24,10 +44,7 @@ pub fn role(worker: WorkerKind, ctx: &ExportContext<'_>) -> Value {
                 "fleet run --worker {worker}: the AWS operations its code issues, on this stack's resources"
             ),
             "AssumeRolePolicyDocument": trust(ctx.platform),
-            "Policies": [{
-                "PolicyName": format!("fleet-{worker}"),
-                "PolicyDocument": policy_document(worker, ctx),
-            }],
+            "Policies": policies,
             "Tags": [
                 { "Key": "fleet:worker", "Value": worker.as_str() },
             ],
@@ -59,6 +76,13 @@ fn trust(platform: Platform) -> Value {
         Platform::Ec2 => json!({
             "Effect": "Allow",
             "Principal": { "Service": "ec2.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+        }),
+        // AWS's own Lambda execution roles trust the service without a source condition (the
+        // function, in this account, is what assumes it).
+        Platform::Lambda => json!({
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
             "Action": "sts:AssumeRole",
         }),
         Platform::Ecs | Platform::None => json!({

@@ -144,7 +144,12 @@ fn statements(doc: &Value) -> Vec<Value> {
 fn a_role_grants_no_wildcard_action_and_a_wildcard_resource_only_to_ses_get_account() {
     let (topology, mut config) = shipped();
     config.email.mailer = crate::run::config::MailerKind::Ses;
-    for platform in [Platform::None, Platform::Ecs, Platform::Ec2] {
+    for platform in [
+        Platform::None,
+        Platform::Ecs,
+        Platform::Ec2,
+        Platform::Lambda,
+    ] {
         let ctx = ExportContext {
             topology: &topology,
             config: &config,
@@ -186,8 +191,25 @@ fn a_role_grants_no_wildcard_action_and_a_wildcard_resource_only_to_ses_get_acco
             let expected = match platform {
                 Platform::Ec2 => "ec2.amazonaws.com",
                 Platform::Ecs | Platform::None => "ecs-tasks.amazonaws.com",
+                Platform::Lambda => "lambda.amazonaws.com",
             };
             assert_eq!(principal, expected);
+            let policies = role["Properties"]["Policies"].as_array().unwrap();
+            if platform == Platform::Lambda {
+                // The derived policy, and writing to the function's own log group only.
+                assert_eq!(policies.len(), 2, "{worker}");
+                let logs = &policies[1]["PolicyDocument"]["Statement"][0];
+                assert_eq!(
+                    logs["Action"],
+                    serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
+                );
+                assert_eq!(
+                    logs["Resource"]["Fn::GetAtt"][0],
+                    format!("LogGroup{}", crate::deploy::logical_id("", worker.as_str()))
+                );
+            } else {
+                assert_eq!(policies.len(), 1, "{worker}");
+            }
         }
     }
 }
@@ -382,7 +404,12 @@ fn a_role_says_why_each_wildcard_is_there() {
 #[test]
 fn on_ecs_each_role_may_update_the_protection_of_its_clusters_tasks_only() {
     let (topology, mut config) = shipped();
-    for platform in [Platform::None, Platform::Ecs, Platform::Ec2] {
+    for platform in [
+        Platform::None,
+        Platform::Ecs,
+        Platform::Ec2,
+        Platform::Lambda,
+    ] {
         let ctx = ExportContext {
             topology: &topology,
             config: &config,

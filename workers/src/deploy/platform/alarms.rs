@@ -1,6 +1,7 @@
 //! The alarms of one worker, each explained in deploy/README.md ("Alarms"): its dead-letter
 //! queue holds messages, its oldest message is older than the target, nothing is consumed while
-//! a backlog waits, and fewer tasks or instances run than desired.
+//! a backlog waits, and fewer tasks or instances run than desired (on Lambda instead: invocations
+//! fail as a whole, or the function runs at its concurrency cap).
 
 use serde_json::{Value, json};
 
@@ -17,7 +18,7 @@ const STALLED_MINUTES: u32 = 10;
 fn capacity_minutes(platform: Platform) -> u32 {
     match platform {
         Platform::Ec2 => 10,
-        Platform::Ecs | Platform::None => 5,
+        Platform::Ecs | Platform::None | Platform::Lambda => 5,
     }
 }
 
@@ -72,6 +73,10 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind)
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching"
     })));
+    if ctx.platform == Platform::Lambda {
+        lambda(t, worker);
+        return;
+    }
     let (desired, running) = capacity_metrics(ctx.platform, &w);
     let minutes = capacity_minutes(ctx.platform);
     let unit = if ctx.platform == Platform::Ec2 {
@@ -90,6 +95,41 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind)
         "DatapointsToAlarm": minutes,
         "Threshold": 0,
         "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching"
+    })));
+}
+
+/// A function's alarms: invocations that fail as a whole (a crash, an out-of-memory, a timeout, an
+/// environment that cannot start) hand their whole batch back; a function held at its reserved
+/// concurrency lets the backlog grow.
+fn lambda(t: &mut Template, worker: WorkerKind) {
+    let w = title(worker);
+    let name = worker.as_str();
+    let function = json!([{ "Name": "FunctionName", "Value": { "Ref": format!("Function{w}") } }]);
+    t.resource(format!("Alarm{w}FunctionErrors"), alarm(json!({
+        "AlarmDescription": format!("{name} invocations fail as a whole for 3 minutes (a crash, out of memory, the timeout, or an environment that cannot start): their batches come back and count towards the dead-letter queue; read the function's log group (deploy/README.md: Alarms)"),
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Dimensions": function.clone(),
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "DatapointsToAlarm": 3,
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching"
+    })));
+    t.resource(format!("Alarm{w}AtConcurrencyCap"), alarm(json!({
+        "AlarmDescription": format!("The {name} function has run at its maximum concurrency for 15 minutes: the cap holds the backlog back; raise {w}MaximumConcurrency if the cost allows (deploy/README.md: Alarms)"),
+        "Namespace": "AWS/Lambda",
+        "MetricName": "ConcurrentExecutions",
+        "Dimensions": function,
+        "Statistic": "Maximum",
+        "Period": 60,
+        "Threshold": { "Ref": format!("{w}MaximumConcurrency") },
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 15,
+        "DatapointsToAlarm": 15,
         "TreatMissingData": "notBreaching"
     })));
 }
@@ -128,7 +168,7 @@ fn capacity_metrics(platform: Platform, w: &str) -> (Value, Value) {
                 json!({ "Namespace": "AWS/AutoScaling", "MetricName": "GroupInServiceInstances", "Dimensions": group }),
             )
         }
-        Platform::Ecs | Platform::None => {
+        Platform::Ecs | Platform::None | Platform::Lambda => {
             let service = json!([
                 { "Name": "ClusterName", "Value": { "Ref": "Cluster" } },
                 { "Name": "ServiceName", "Value": { "Fn::GetAtt": [format!("Service{w}"), "Name"] } }

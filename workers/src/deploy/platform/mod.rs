@@ -1,14 +1,15 @@
-//! The ECS Fargate and EC2 pieces of an export: what runs each worker, how it scales on its
-//! queue's backlog, how it drains, and the alarms an operator watches.
+//! The ECS Fargate, EC2 and Lambda pieces of an export: what runs each worker, how it scales on
+//! its queue's backlog, how it drains, and the alarms an operator watches.
 //!
-//! Every worker gets its own service (ECS) or Auto Scaling group (EC2), so one busy queue
-//! scales its own worker and never another's. Resources outside this module are named by the
+//! Every worker gets its own service (ECS), Auto Scaling group (EC2) or function (Lambda), so
+//! one busy queue scales its own worker and never another's. Resources outside this module are named by the
 //! logical ids the other pieces use: the worker's queue `Queue<Name>`, its dead-letter queue,
 //! and its role `Role<Worker>` (the ECS task role, or the EC2 instance role).
 
 mod alarms;
 mod ec2;
 mod ecs;
+pub mod lambda;
 mod params;
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,7 @@ pub fn add(t: &mut Template, ctx: &ExportContext<'_>) {
         Platform::None => {}
         Platform::Ecs => ecs::add(t, ctx),
         Platform::Ec2 => ec2::add(t, ctx),
+        Platform::Lambda => lambda::add(t, ctx),
     }
     for worker in ctx.workers() {
         alarms::add(t, ctx, worker);

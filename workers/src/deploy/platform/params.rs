@@ -21,22 +21,24 @@ fn param(t: &mut Template, name: impl Into<String>, value: Value) {
 
 /// The parameters every platform shares, and each worker's.
 pub(super) fn shared(t: &mut Template, ctx: &ExportContext<'_>) {
-    param(
-        t,
-        "VpcId",
-        json!({
-            "Type": "AWS::EC2::VPC::Id",
-            "Description": "The VPC the workers run in"
-        }),
-    );
-    param(
-        t,
-        "PrivateSubnets",
-        json!({
-            "Type": "List<AWS::EC2::Subnet::Id>",
-            "Description": "Private subnets for the workers (no public IP: they reach AWS through a NAT gateway or VPC endpoints)"
-        }),
-    );
+    if ctx.platform != Platform::Lambda {
+        param(
+            t,
+            "VpcId",
+            json!({
+                "Type": "AWS::EC2::VPC::Id",
+                "Description": "The VPC the workers run in"
+            }),
+        );
+        param(
+            t,
+            "PrivateSubnets",
+            json!({
+                "Type": "List<AWS::EC2::Subnet::Id>",
+                "Description": "Private subnets for the workers (no public IP: they reach AWS through a NAT gateway or VPC endpoints)"
+            }),
+        );
+    }
     param(
         t,
         "AlarmTopicArn",
@@ -66,11 +68,131 @@ pub(super) fn shared(t: &mut Template, ctx: &ExportContext<'_>) {
             "Description": "The oldest-message age operators accept ([observability] oldest_message_target); above it the OldestMessage alarms fire"
         }),
     );
-    if ctx.platform == Platform::Ecs {
-        ecs(t);
+    match ctx.platform {
+        Platform::Ecs => ecs(t),
+        Platform::Lambda => lambda(t),
+        Platform::Ec2 | Platform::None => {}
     }
     for worker in ctx.workers() {
-        per_worker(t, ctx, worker);
+        if ctx.platform == Platform::Lambda {
+            lambda_worker(t, ctx, worker);
+        } else {
+            per_worker(t, ctx, worker);
+        }
+    }
+}
+
+fn log_retention(t: &mut Template) {
+    param(
+        t,
+        "LogRetentionDays",
+        json!({
+            "Type": "Number",
+            "Default": "365",
+            "AllowedValues": RETENTION_DAYS.map(|d| d.to_string()),
+            "Description": "How long the workers' logs are kept"
+        }),
+    );
+}
+
+fn lambda(t: &mut Template) {
+    param(
+        t,
+        "CodeBucket",
+        json!({
+            "Type": "String",
+            "Description": "The S3 bucket (in this region) holding the fleet-lambda zip"
+        }),
+    );
+    param(
+        t,
+        "CodeKey",
+        json!({
+            "Type": "String",
+            "Description": format!("The zip's key in CodeBucket, built with `{}` (one zip for every worker; pin a release)", super::lambda::PACKAGE)
+        }),
+    );
+    param(
+        t,
+        "LambdaArchitecture",
+        json!({
+            "Type": "String",
+            "Default": "x86_64",
+            "AllowedValues": ["x86_64", "arm64"],
+            "Description": "The architecture the zip was built for (cargo lambda build --arm64 for arm64)"
+        }),
+    );
+    log_retention(t);
+}
+
+fn lambda_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
+    let w = title(worker);
+    let name = worker.as_str();
+    param(
+        t,
+        format!("{w}MemorySize"),
+        json!({
+            "Type": "Number",
+            "Default": "256",
+            "MinValue": 128,
+            "MaxValue": 10240,
+            "Description": format!("Memory of the {name} function, in MB (CPU grows with it)")
+        }),
+    );
+    param(
+        t,
+        format!("{w}MaximumConcurrency"),
+        json!({
+            "Type": "Number",
+            "Default": "5",
+            // The event source mapping's bounds.
+            "MinValue": 2,
+            "MaxValue": 1000,
+            "Description": format!("The most {name} invocations the queue makes at once: the cost cap (and, for email, this x rate_per_second must stay within the provider's send rate)")
+        }),
+    );
+    param(
+        t,
+        format!("{w}ReservedConcurrency"),
+        json!({
+            "Type": "Number",
+            "Default": "0",
+            "MinValue": 0,
+            "MaxValue": 1000,
+            "Description": format!("Concurrency reserved for the {name} function (0: none). If set, at least {w}MaximumConcurrency, and the account must keep 100 unreserved (aws lambda get-account-settings)")
+        }),
+    );
+    let fifo = fleet_bus::topology::is_fifo_name(ctx.config.queue_of(worker));
+    param(
+        t,
+        format!("{w}BatchSize"),
+        json!({
+            "Type": "Number",
+            "Default": if worker == WorkerKind::Email { "1" } else { "10" },
+            "MinValue": 1,
+            // A FIFO source takes 10 at most; a standard one up to 10,000 with a batching window.
+            "MaxValue": if fifo { 10 } else { 10000 },
+            "Description": if worker == WorkerKind::Email {
+                format!("Records per {name} invocation: the timeout fits one send (sends_in_flight sends run at once; a record the deadline reaches comes back); above 10 needs a batching window")
+            } else {
+                format!("Records per {name} invocation (above 10 needs a batching window of at least 1 s)")
+            }
+        }),
+    );
+    if !fifo {
+        param(
+            t,
+            format!("{w}MaximumBatchingWindow"),
+            json!({
+                "Type": "Number",
+                "Default": "0",
+                "MinValue": 0,
+                // Records wait in the mapping while it fills a batch, their visibility running:
+                // kept well within the queue's visibility timeout.
+                "MaxValue": 60,
+                "Description": format!("Seconds the {name} event source mapping may wait to fill a batch (0: invoke as soon as records arrive; at least 1 for a batch size above 10)")
+            }),
+        );
     }
 }
 
@@ -102,16 +224,7 @@ fn ecs(t: &mut Template) {
             "Description": "The architecture the image was built for"
         }),
     );
-    param(
-        t,
-        "LogRetentionDays",
-        json!({
-            "Type": "Number",
-            "Default": "365",
-            "AllowedValues": RETENTION_DAYS.map(|d| d.to_string()),
-            "Description": "How long the workers' logs are kept"
-        }),
-    );
+    log_retention(t);
 }
 
 fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
@@ -119,7 +232,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
     let name = worker.as_str();
     let unit = match ctx.platform {
         Platform::Ec2 => "instances",
-        Platform::Ecs | Platform::None => "tasks",
+        Platform::Ecs | Platform::None | Platform::Lambda => "tasks",
     };
     param(
         t,
@@ -189,7 +302,7 @@ fn per_worker(t: &mut Template, ctx: &ExportContext<'_>, worker: WorkerKind) {
                 }),
             );
         }
-        Platform::None => {}
+        Platform::None | Platform::Lambda => {}
     }
 }
 

@@ -242,7 +242,7 @@ fn ec2_groups_scale_on_backlog_per_instance_and_hold_terminations_for_the_drain(
 #[test]
 fn every_reference_resolves_here_or_to_a_queue_or_role_of_the_export() {
     let (topology, config) = shipped();
-    for platform in [Platform::Ecs, Platform::Ec2] {
+    for platform in [Platform::Ecs, Platform::Ec2, Platform::Lambda] {
         let t = export(platform, &config, &topology);
         let mut names = BTreeSet::new();
         collect_references(&t["Resources"], &mut names);
@@ -317,7 +317,7 @@ fn the_workers_reach_only_https_and_the_smtp_port_when_email_sends_by_smtp() {
 fn a_disabled_worker_gets_nothing() {
     let (topology, mut config) = shipped();
     config.email.enabled = false;
-    for platform in [Platform::Ecs, Platform::Ec2] {
+    for platform in [Platform::Ecs, Platform::Ec2, Platform::Lambda] {
         let t = export(platform, &config, &topology);
         let names: Vec<&String> = t["Resources"]
             .as_object()
@@ -336,4 +336,189 @@ fn a_disabled_worker_gets_nothing() {
         );
         assert!(names.iter().any(|n| n.contains("Orders")));
     }
+}
+
+/// The whole export (queues and roles too), as `fleet topology export` writes it.
+fn full_export(platform: Platform, config: &FleetConfig, topology: &Topology) -> Value {
+    let ctx = ExportContext {
+        topology,
+        config,
+        platform,
+    };
+    crate::deploy::cloudformation::template(&ctx).to_json()
+}
+
+#[test]
+fn each_worker_gets_a_function_whose_mapping_reports_batch_item_failures() {
+    let (topology, config) = shipped();
+    let t = full_export(Platform::Lambda, &config, &topology);
+    assert_eq!(resources(&t, "AWS::Lambda::Function").len(), 3);
+    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 3);
+    assert!(resources(&t, "AWS::ECS::Service").is_empty());
+    assert!(t["Parameters"].get("VpcId").is_none(), "no VPC: {t}");
+    for (w, queue) in [
+        ("Orders", "QueueFleetOrders"),
+        ("Analytics", "QueueFleetAnalytics"),
+        ("Email", "QueueFleetEmail"),
+    ] {
+        let f = &t["Resources"][format!("Function{w}")]["Properties"];
+        assert_eq!(f["Runtime"], "provided.al2023");
+        assert_eq!(f["Handler"], "bootstrap");
+        assert_eq!(f["Role"]["Fn::GetAtt"][0], format!("Role{w}"));
+        assert_eq!(
+            f["Environment"]["Variables"][lambda::WORKER_VAR],
+            w.to_lowercase()
+        );
+        assert_eq!(
+            f["Environment"]["Variables"]["FLEET_CONFIG"],
+            lambda::CONFIG_IN_PACKAGE
+        );
+        // Reserved only when asked (small accounts cannot spare it).
+        let reserved = &f["ReservedConcurrentExecutions"]["Fn::If"];
+        assert_eq!(reserved[0], format!("Has{w}ReservedConcurrency"));
+        assert_eq!(reserved[1]["Ref"], format!("{w}ReservedConcurrency"));
+        assert_eq!(reserved[2]["Ref"], "AWS::NoValue");
+        assert_eq!(
+            t["Parameters"][format!("{w}ReservedConcurrency")]["Default"],
+            "0"
+        );
+        assert!(
+            f.get("FunctionName").is_none(),
+            "named by CloudFormation: 64 characters at most"
+        );
+        assert_eq!(
+            f["LoggingConfig"]["LogGroup"]["Ref"],
+            format!("LogGroup{w}")
+        );
+        let m = &t["Resources"][format!("EventSourceMapping{w}")]["Properties"];
+        assert_eq!(m["EventSourceArn"]["Fn::GetAtt"][0], queue);
+        assert_eq!(m["FunctionName"]["Ref"], format!("Function{w}"));
+        assert_eq!(
+            m["FunctionResponseTypes"],
+            serde_json::json!(["ReportBatchItemFailures"])
+        );
+        assert_eq!(m["BatchSize"]["Ref"], format!("{w}BatchSize"));
+        assert_eq!(
+            m["MaximumBatchingWindowInSeconds"]["Ref"],
+            format!("{w}MaximumBatchingWindow")
+        );
+        // The cost cap: the most invocations the queue makes at once.
+        assert_eq!(
+            m["ScalingConfig"]["MaximumConcurrency"]["Ref"],
+            format!("{w}MaximumConcurrency")
+        );
+        assert_eq!(
+            t["Parameters"][format!("{w}MaximumConcurrency")]["MinValue"],
+            2,
+            "the mapping's bounds"
+        );
+        let batch = if w == "Email" { "1" } else { "10" };
+        assert_eq!(t["Parameters"][format!("{w}BatchSize")]["Default"], batch);
+    }
+}
+
+#[test]
+fn the_timeout_fits_the_handler_and_the_queue_waits_six_times_it() {
+    let (topology, mut config) = shipped();
+    assert_eq!(
+        lambda::function_timeout(&config, WorkerKind::Orders),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        lambda::function_timeout(&config, WorkerKind::Analytics),
+        Duration::from_secs(30)
+    );
+    // The shipped SES send_timeout (30 s) with the claim, the mark-as-sent and the publish
+    // around it (10 s each) and the adapter's settling margin (2 s).
+    assert_eq!(config.email.ses.send_timeout, Duration::from_secs(30));
+    assert_eq!(
+        lambda::function_timeout(&config, WorkerKind::Email),
+        Duration::from_secs(62)
+    );
+    let t = full_export(Platform::Lambda, &config, &topology);
+    for (w, queue, declared) in [
+        ("Orders", "QueueFleetOrders", 30),
+        ("Analytics", "QueueFleetAnalytics", 30),
+        ("Email", "QueueFleetEmail", 60),
+    ] {
+        let timeout = t["Resources"][format!("Function{w}")]["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap();
+        let q = &t["Resources"][queue];
+        let visibility = q["Properties"]["VisibilityTimeout"].as_u64().unwrap();
+        assert_eq!(visibility, 6 * timeout, "{w}");
+        assert!(visibility > declared, "{w}");
+        let why = q["Metadata"]["fleet"]["why"][0].as_str().unwrap();
+        assert!(why.contains("6x"), "{why}");
+    }
+    // ECS keeps the topology's visibility.
+    let ecs = full_export(Platform::Ecs, &config, &topology);
+    assert_eq!(
+        ecs["Resources"]["QueueFleetOrders"]["Properties"]["VisibilityTimeout"],
+        30
+    );
+    // A longer send needs a longer function, and the SMTP mailer's own send_timeout counts.
+    config.email.mailer = crate::run::config::MailerKind::Smtp;
+    config.email.smtp.send_timeout = Duration::from_secs(100);
+    assert_eq!(
+        lambda::function_timeout(&config, WorkerKind::Email),
+        Duration::from_secs(132)
+    );
+    config.email.smtp.send_timeout = Duration::from_secs(5000);
+    assert_eq!(
+        lambda::function_timeout(&config, WorkerKind::Email),
+        lambda::MAX_TIMEOUT
+    );
+}
+
+#[test]
+fn a_declared_visibility_longer_than_needed_is_kept() {
+    let (mut topology, config) = shipped();
+    for q in &mut topology.queues {
+        q.visibility_timeout_seconds = 900;
+    }
+    let t = full_export(Platform::Lambda, &config, &topology);
+    let q = &t["Resources"]["QueueFleetEmail"];
+    assert_eq!(q["Properties"]["VisibilityTimeout"], 900);
+    assert!(q.get("Metadata").is_none(), "{q}");
+}
+
+#[test]
+fn a_fifo_source_gets_no_batching_window_and_a_queue_outside_the_stack_is_named_for_sizing() {
+    let (topology, mut config) = shipped();
+    config.orders.queue = "orders-elsewhere.fifo".into();
+    let t = export(Platform::Lambda, &config, &topology);
+    let m = &t["Resources"]["EventSourceMappingOrders"]["Properties"];
+    assert!(m.get("MaximumBatchingWindowInSeconds").is_none(), "{m}");
+    assert!(t["Parameters"].get("OrdersMaximumBatchingWindow").is_none());
+    assert_eq!(t["Parameters"]["OrdersBatchSize"]["MaxValue"], 10);
+    assert!(
+        m["EventSourceArn"]["Fn::Sub"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(":orders-elsewhere.fifo"))
+    );
+    let why = t["Resources"]["FunctionOrders"]["Metadata"]["fleet"]["why"].to_string();
+    assert!(
+        why.contains("orders-elsewhere.fifo is not created by this stack")
+            && why.contains("at least 180 s"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_function_alarms_on_whole_invocation_failures_and_on_its_concurrency_cap() {
+    let (topology, config) = shipped();
+    let t = export(Platform::Lambda, &config, &topology);
+    // Dead letters, oldest message, not consuming, and the two of a function.
+    assert_eq!(resources(&t, "AWS::CloudWatch::Alarm").len(), 15);
+    let r = &t["Resources"];
+    assert!(r.get("AlarmOrdersBelowDesired").is_none());
+    let errors = &r["AlarmOrdersFunctionErrors"]["Properties"];
+    assert_eq!(errors["Namespace"], "AWS/Lambda");
+    assert_eq!(errors["MetricName"], "Errors");
+    assert_eq!(errors["Dimensions"][0]["Value"]["Ref"], "FunctionOrders");
+    let cap = &r["AlarmEmailAtConcurrencyCap"]["Properties"];
+    assert_eq!(cap["MetricName"], "ConcurrentExecutions");
+    assert_eq!(cap["Threshold"]["Ref"], "EmailMaximumConcurrency");
+    assert_eq!(cap["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
 }

@@ -12,9 +12,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::cargo_lambda;
 use fleet_workers::deploy::platform::lambda::{CONFIG_IN_PACKAGE, PACKAGE};
 use fleet_workers::email::Templates;
 use fleet_workers::run::Effective;
@@ -23,19 +26,6 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// Where a function's zip is unpacked on Lambda (its working directory).
 const TASK_ROOT: &str = "/var/task";
-
-fn cargo_lambda() -> PathBuf {
-    let path = std::env::var_os("FLEET_CARGO_LAMBDA").map_or_else(
-        || Path::new(REPO).join(".venv/bin/cargo-lambda"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "cargo-lambda not found at {}: run ./scripts/test (it installs cargo-lambda from scripts/requirements-test.txt into .venv), or .venv/bin/pip install -r scripts/requirements-test.txt",
-        path.display()
-    );
-    path
-}
 
 fn python() -> PathBuf {
     std::env::var_os("FLEET_TEST_PYTHON")

@@ -12,28 +12,14 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{drain, event, reasons, record};
+use common::{cargo_lambda, drain, event, reasons, record};
 use fleet_bus::Topology;
 use fleet_bus::aws::SqsTransport;
 use fleet_tests::moto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn cargo_lambda() -> PathBuf {
-    let path = std::env::var_os("FLEET_CARGO_LAMBDA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/cargo-lambda"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "cargo-lambda not found at {}: run ./scripts/test (it installs cargo-lambda from scripts/requirements-test.txt into .venv), or .venv/bin/pip install -r scripts/requirements-test.txt",
-        path.display()
-    );
-    path
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

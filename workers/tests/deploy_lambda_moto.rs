@@ -12,11 +12,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use aws_sdk_sqs::types::QueueAttributeName;
 use fleet_tests::http::request;
 use serde_json::{Value, json};
@@ -114,47 +114,16 @@ async fn the_committed_lambda_template_deploys_functions_with_partial_batch_resp
         std::fs::read_to_string(Path::new(REPO).join("deploy/cloudformation/fleet-lambda.json"))
             .unwrap();
     let template = numbers_inlined(&serde_json::from_str(&text).unwrap());
+    let parameters: Vec<(&str, String)> = NUMBERS
+        .iter()
+        .map(|(name, value)| (*name, value.to_string()))
+        .chain([
+            ("CodeBucket", BUCKET.to_owned()),
+            ("CodeKey", KEY.to_owned()),
+        ])
+        .collect();
+    common::cloudformation::create_stack(&sdk, STACK, &template.to_string(), &parameters).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
-    cfn.create_stack()
-        .stack_name(STACK)
-        .template_body(template.to_string())
-        .set_parameters(Some(
-            NUMBERS
-                .iter()
-                .map(|(name, value)| (*name, value.to_string()))
-                .chain([
-                    ("CodeBucket", BUCKET.to_owned()),
-                    ("CodeKey", KEY.to_owned()),
-                ])
-                .map(|(name, value)| {
-                    Parameter::builder()
-                        .parameter_key(name)
-                        .parameter_value(value)
-                        .build()
-                })
-                .collect(),
-        ))
-        .capabilities(Capability::CapabilityIam)
-        .send()
-        .await
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let out = cfn
-            .describe_stacks()
-            .stack_name(STACK)
-            .send()
-            .await
-            .unwrap();
-        let stack = &out.stacks()[0];
-        match stack.stack_status() {
-            Some(StackStatus::CreateComplete) => break,
-            Some(StackStatus::CreateInProgress) if started.elapsed() < Duration::from_secs(60) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => panic!("stack: {other:?} {:?}", stack.stack_status_reason()),
-        }
-    }
 
     // The functions' names, as CloudFormation made them.
     let resources = cfn

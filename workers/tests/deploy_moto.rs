@@ -9,9 +9,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use common::fleet_run::Deployment;
 use common::model::check_against_model;
 use fleet_workers::scenario::Scenario;
@@ -21,50 +20,20 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// Receives before a dead letter: an event that arrives before its order waits for it.
 const MAX_RECEIVES: u32 = 16;
 
-/// Creates a stack from `template` and waits until it is complete; its outputs.
+/// Creates a stack from `template` with its queues encrypted as `encryption` says; its outputs.
 async fn create_stack(
     sdk: &aws_config::SdkConfig,
     name: &str,
     template: &str,
     encryption: &str,
 ) -> Vec<(String, String)> {
-    let cfn = aws_sdk_cloudformation::Client::new(sdk);
-    cfn.create_stack()
-        .stack_name(name)
-        .template_body(template)
-        .parameters(
-            Parameter::builder()
-                .parameter_key("QueueEncryption")
-                .parameter_value(encryption)
-                .build(),
-        )
-        .capabilities(Capability::CapabilityIam)
-        .send()
-        .await
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let out = cfn.describe_stacks().stack_name(name).send().await.unwrap();
-        let stack = &out.stacks()[0];
-        match stack.stack_status() {
-            Some(StackStatus::CreateComplete) => {
-                return stack
-                    .outputs()
-                    .iter()
-                    .map(|o| {
-                        (
-                            o.output_key().unwrap().to_owned(),
-                            o.output_value().unwrap().to_owned(),
-                        )
-                    })
-                    .collect();
-            }
-            Some(StackStatus::CreateInProgress) if started.elapsed() < Duration::from_secs(60) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => panic!("stack {name}: {other:?} {:?}", stack.stack_status_reason()),
-        }
-    }
+    common::cloudformation::create_stack(
+        sdk,
+        name,
+        template,
+        &[("QueueEncryption", encryption.to_owned())],
+    )
+    .await
 }
 
 /// The logical ids of the stack's resources that moto created.

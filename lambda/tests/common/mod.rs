@@ -2,11 +2,27 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fleet_bus::aws::SqsTransport;
 use fleet_bus::consumer::dead_letter::DeadLetterReason;
 use fleet_bus::{Declaration, Message, QueueDecl, ReceiveRequest, Transport};
+
+/// cargo-lambda (PyPI's `cargo-lambda`, which `./scripts/test` installs into `.venv`), or
+/// `FLEET_CARGO_LAMBDA`; fails naming the install step.
+pub fn cargo_lambda() -> PathBuf {
+    let path = std::env::var_os("FLEET_CARGO_LAMBDA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/cargo-lambda"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "cargo-lambda not found at {}: run ./scripts/test (it installs cargo-lambda from scripts/requirements-test.txt into .venv), or .venv/bin/pip install -r scripts/requirements-test.txt",
+        path.display()
+    );
+    path
+}
 
 /// One record of an SQS event, in the shape of AWS's documented sample event (standard queue;
 /// with a group, FIFO: `MessageGroupId`, `MessageDeduplicationId`, `SequenceNumber`).

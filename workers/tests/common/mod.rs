@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod chaos;
+pub mod cloudformation;
 pub mod dashboard;
 pub mod dlq;
 pub mod fleet_run;

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{
-    ExportContext, FARGATE_MAX_STOP_TIMEOUT, Template, backlog_per_capacity, queue_name,
+    ExportContext, FARGATE_MAX_STOP_TIMEOUT, Template, backlog_per_capacity, log_group, queue_name,
     stop_timeout, tags, title,
 };
 use crate::run::WorkerKind;
@@ -38,17 +38,7 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>) {
     execution_role(t, ctx);
     for worker in ctx.workers() {
         let w = title(worker);
-        t.resource(format!("LogGroup{w}"), json!({
-            "Type": "AWS::Logs::LogGroup",
-            "Metadata": { "checkov": { "skip": [{
-                "id": "CKV_AWS_158",
-                "comment": "CloudWatch Logs encrypts every log group at rest; the workers log no message bodies or secrets, so a customer key adds cost and a key policy without protecting more"
-            }] } },
-            "Properties": {
-                "LogGroupName": { "Fn::Sub": format!("/fleet/${{AWS::StackName}}/{}", worker.as_str()) },
-                "RetentionInDays": { "Ref": "LogRetentionDays" }
-            }
-        }));
+        log_group(t, worker);
         t.resource(format!("TaskDefinition{w}"), task_definition(ctx, worker));
         t.resource(format!("Service{w}"), service(worker));
         scaling(t, ctx, worker);

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ExportContext, Template, stack_queue, tags, title};
+use super::{ExportContext, Template, log_group, stack_queue, tags, title};
 use crate::deploy::{logical_id, queue_arn};
 use crate::run::config::MailerKind;
 use crate::run::{FleetConfig, WorkerKind};
@@ -94,21 +94,8 @@ pub(super) fn add(t: &mut Template, ctx: &ExportContext<'_>) {
             reserved.clone(),
             json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": format!("{w}ReservedConcurrency") }, "0"] }] }),
         );
-        t.resource(
-            format!("LogGroup{w}"),
-            json!({
-                "Type": "AWS::Logs::LogGroup",
-                "Metadata": { "checkov": { "skip": [{
-                    "id": "CKV_AWS_158",
-                    "comment": "CloudWatch Logs encrypts every log group at rest; the workers log no message bodies or secrets, so a customer key adds cost and a key policy without protecting more"
-                }] } },
-                "Properties": {
-                    // Named as the ECS workers' are; the function writes here (LoggingConfig).
-                    "LogGroupName": { "Fn::Sub": format!("/fleet/${{AWS::StackName}}/{}", worker.as_str()) },
-                    "RetentionInDays": { "Ref": "LogRetentionDays" }
-                }
-            }),
-        );
+        // Named as the ECS workers' are; the function writes there (LoggingConfig).
+        log_group(t, worker);
         t.resource(format!("Function{w}"), function(ctx, worker));
         let mut mapping = json!({
             "EventSourceArn": queue_arn(ctx.topology, queue),

@@ -108,6 +108,11 @@ impl SqsAdapter {
         self
     }
 
+    /// The queue whose records it handles.
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
     /// The attempts a message gets (the redrive policy's `maxReceiveCount`).
     pub fn max_attempts(&self) -> u32 {
         self.inner.max_attempts

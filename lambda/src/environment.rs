@@ -106,7 +106,18 @@ impl Environment {
         deadline: SystemTime,
     ) -> Result<SqsBatchResponse, LambdaError> {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+        let started = std::time::Instant::now();
         let outcome = self.adapter.handle(event, deadline).await?;
+        // Metrics: one EMF line on stdout, which the Lambda runtime sends to CloudWatch Logs.
+        println!(
+            "{}",
+            crate::emf::line(
+                self.worker.as_str(),
+                self.adapter.queue(),
+                &outcome,
+                started.elapsed()
+            )
+        );
         // Resolving queues and topics happens at build time only: these stay flat while
         // invocations grow when the clients are reused.
         let lookups = self

@@ -8,10 +8,13 @@
 //!   engine's reason attribute, FIFO groups held back at their first failure;
 //! - [`Environment`]: what an execution environment builds once and reuses (configuration,
 //!   clients, the worker, secrets with their TTL cache), and [`serve`] on the Runtime API;
+//! - [`emf`]: each invocation's outcome counts as CloudWatch metrics (the embedded metric
+//!   format: one log line);
 //! - the `fleet-lambda` binary (`cargo lambda build -p fleet-lambda`), the worker chosen by
 //!   `FLEET_LAMBDA_WORKER`.
 
 mod adapter;
+pub mod emf;
 mod environment;
 mod error;
 mod outcome;

@@ -234,6 +234,27 @@ async fn the_orders_worker_answers_sqs_events_through_cargo_lambda_watch() {
 
     // Built once: one environment for the three invocations, and no queue lookups after it.
     let log = std::fs::read_to_string(&function_log).unwrap();
+    // Metrics: one CloudWatch EMF document per invocation, with its outcome counts.
+    let emf: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    let counts: Vec<(u64, u64, u64, u64)> = emf
+        .iter()
+        .map(|d| {
+            assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Fleet");
+            assert_eq!(d["Worker"], "orders");
+            let n = |k: &str| d[k].as_u64().unwrap();
+            (
+                n("MessagesReceived"),
+                n("MessagesAcked"),
+                n("MessagesRetried"),
+                n("MessagesDeadLettered"),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(4, 1, 1, 2), (1, 1, 0, 0), (1, 1, 0, 0)], "{log}");
     let done: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -416,6 +416,34 @@ async fn a_handler_dropped_while_it_claims_releases_its_claim() {
     assert_eq!((s.mailer.attempts(), s.mailer.accepted().len()), (1, 1));
 }
 
+/// A handler dropped while it claims keeps its send slot until its claim is released: with one
+/// send in flight, the next request does not claim and send while a claim may still be open
+/// (one crash then could leave two delivery_unknowns; review of f00fced).
+#[tokio::test]
+async fn a_handler_dropped_while_it_claims_keeps_its_slot_until_the_release() {
+    // The claim lands and hangs; the release then fails three times (100, 200, 400 ms pauses).
+    let store = Arc::new(FailingMark::new(0, 3, 0).hanging_claims(1));
+    let s = setup_with(store, EmailSettings::default()).await;
+    let a = request("ada@example.com");
+    let cut = tokio::time::timeout(Duration::from_millis(100), s.worker.handle(&a)).await;
+    assert!(cut.is_err(), "the claim hangs: the handler is dropped");
+    let b = request("bob@example.com");
+    let early = tokio::time::timeout(Duration::from_millis(200), s.worker.handle(&b)).await;
+    assert!(
+        early.is_err(),
+        "the slot is held while the release is tried"
+    );
+    assert_eq!(s.mailer.attempts(), 0);
+    assert!(matches!(
+        s.worker.handle(&b).await.unwrap(),
+        Handled::Sent(_)
+    ));
+    assert!(matches!(
+        s.worker.handle(&a).await.unwrap(),
+        Handled::Sent(_)
+    ));
+}
+
 /// Dropped while it marks a sent email, the mark still lands, so a redelivery acks without
 /// sending instead of being dead-lettered as delivery_unknown (review of aa4d6fe).
 #[tokio::test]

@@ -186,8 +186,8 @@ impl EmailWorker {
                 ),
             });
         }
-        // Held by the send's own task below, so a handler dropped mid-send never lets a second
-        // send start beside it (the semaphore is never closed).
+        // Held by the claim's guard, then by the send's own task, so a handler dropped while it
+        // claims or sends never lets another claim open beside it (never closed).
         let slot = me.sends.clone().acquire_owned().await.ok();
         // The rate token before the claim: the claim-to-send window is then one claim's latency,
         // so a crash leaves a claim open (a delivery_unknown) less often, and a handler dropped
@@ -209,6 +209,7 @@ impl EmailWorker {
             sending: false,
             clock: me.clock,
             until_ms: release_until_ms,
+            slot,
         };
         let claimed = match me.store.claim(&claim).await {
             Ok(claimed) => claimed,
@@ -273,7 +274,6 @@ impl EmailWorker {
         let worker = self.clone();
         let request = request.clone();
         let task = tokio::spawn(async move {
-            let _slot = slot;
             worker
                 .send_claimed(&request, &email, &claim, unsent, release_until_ms)
                 .await
@@ -542,6 +542,9 @@ struct ReleaseUnlessSent {
     sending: bool,
     clock: Clock,
     until_ms: u64,
+    /// The send slot (`sends_in_flight`): held until the claim is settled, by a release if it
+    /// comes to that, so no more claims are open at once than the setting allows.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ReleaseUnlessSent {
@@ -562,8 +565,12 @@ impl Drop for ReleaseUnlessSent {
                 return;
             }
             let (store, clock, until_ms) = (self.store.clone(), self.clock, self.until_ms);
+            let slot = self.slot.take();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { release(&*store, &held, &clock, until_ms).await });
+                rt.spawn(async move {
+                    release(&*store, &held, &clock, until_ms).await;
+                    drop(slot);
+                });
             }
         }
     }

@@ -544,14 +544,12 @@ impl fleet_workers::email::Mailer for BlockingMailer {
     }
 }
 
-/// The engine cancels a handler by dropping it (its lease lost, the drain's hard stop). The rate
-/// token comes before the claim, so a handler dropped while it waits has claimed nothing; a
-/// claimed request's send, mark and publish run in a task of their own, so a handler dropped
-/// during its send does not cut them short: a redelivery meanwhile waits, and once the send is
-/// done and marked it acks without sending again.
+/// The engine cancels a handler by dropping it (its lease lost, the drain's hard stop). A claimed
+/// request's token wait, send, mark and publish run in a task of their own, so a handler dropped
+/// before its send (waiting for a rate token) or during it does not cut them short: a redelivery
+/// meanwhile waits, and once the send is done and marked it acks without sending again.
 #[tokio::test]
-async fn a_handler_dropped_for_its_token_claims_nothing_and_one_dropped_during_its_send_lets_it_finish()
- {
+async fn a_handler_dropped_before_or_during_its_send_lets_the_send_finish_and_be_marked_once() {
     let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::new());
     let bus = EmbeddedBus::new();
     bus.provision(&Topology::from_toml(TOPOLOGY).unwrap())
@@ -568,7 +566,7 @@ async fn a_handler_dropped_for_its_token_claims_nothing_and_one_dropped_during_i
             ("hello/text.txt", "Hi {{ name }}"),
         ],
     );
-    // One send per second with no token left: a handler waits for its token before claiming.
+    // One send per second with no token left: a handler waits for its token after claiming.
     let rate = Arc::new(SendRate::new(1.0, 1));
     rate.acquire().await;
     let worker = EmailWorker::new(
@@ -581,26 +579,33 @@ async fn a_handler_dropped_for_its_token_claims_nothing_and_one_dropped_during_i
         EmailSettings::default(),
     );
     let r = request("ada@example.com");
-    // Dropped while waiting for its token: the token comes before the claim, so nothing is
-    // claimed yet, and nothing waits in the background.
+    // Dropped while waiting for its token (claimed, nothing sent yet): the send goes on in its
+    // own task once the token comes, under the claim.
     let dropped = tokio::time::timeout(Duration::from_millis(300), worker.handle(&r)).await;
     assert!(dropped.is_err(), "still waiting for its token");
+    mailer.started.notified().await;
     let probe = claim_of(&r, now_ms(), 1_000);
-    assert_eq!(
-        store.claim(&probe).await.unwrap(),
-        Claimed::Acquired,
-        "nothing was claimed"
-    );
-    store.release(&probe.held()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), mailer.started.notified())
-            .await
-            .is_err(),
-        "no send began after the drop"
+        matches!(
+            store.claim(&probe).await.unwrap(),
+            Claimed::InProgress { .. }
+        ),
+        "the claim is held while the send runs"
     );
-    // The redelivery claims and sends; dropped during its send, the send still finishes and is
-    // marked.
+    // A redelivery waits for the send in flight (its slot), then finds it sent and marked,
+    // though the handler that claimed it is long gone.
+    let redelivery = tokio::spawn({
+        let (worker, r) = (worker.clone(), r.clone());
+        async move { worker.handle(&r).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!redelivery.is_finished(), "the redelivery waits");
+    mailer.release.notify_one();
+    assert_eq!(
+        redelivery.await.unwrap().unwrap(),
+        Handled::AlreadySent("blocked-1".into())
+    );
+
     // Dropped during the send (the task aborted under it).
     let during = request("bob@example.com");
     let handling = tokio::spawn({

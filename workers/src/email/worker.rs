@@ -1,5 +1,5 @@
-//! The email worker's handler: compose, wait for a send token, claim, then (in a task of its own)
-//! send, mark sent and publish `email.sent`. Errors become outcomes in one place
+//! The email worker's handler: compose, claim, then (in a task of its own) wait for a send
+//! token, send, mark sent and publish `email.sent`. Errors become outcomes in one place
 //! (`From<EmailError> for HandlerError`, in `outcome.rs`).
 //!
 //! **Never twice.** SES's `SendEmail` and SMTP have no idempotency token, so the request's id is
@@ -189,11 +189,6 @@ impl EmailWorker {
         // Held by the claim's guard, then by the send's own task, so a handler dropped while it
         // claims or sends never lets another claim open beside it (never closed).
         let slot = me.sends.clone().acquire_owned().await.ok();
-        // The rate token before the claim: the claim-to-send window is then one claim's latency,
-        // so a crash leaves a claim open (a delivery_unknown) less often, and a handler dropped
-        // while it waits for its token has claimed nothing. A duplicate found by its claim spends
-        // a token too; the rate is a ceiling.
-        me.rate.acquire().await;
         let claim = self.claim_for(request);
         let request_id = request.header.id.clone();
         // A release tries again until the claim's lease, less a margin, as the mark does.
@@ -300,6 +295,10 @@ impl EmailWorker {
     ) -> Result<Handled, EmailError> {
         let me = &*self.inner;
         let held = claim.held();
+        // The token right before the send, so the provider sees the rate (a claim's latency
+        // does not bunch sends; taken before the claim, it let 12 sends into one second at a
+        // rate of 10 and a burst of 1); a duplicate found by its claim spends none.
+        me.rate.acquire().await;
         unsent.sending();
         let sent = me.mailer.send(email).await;
         match sent {

@@ -22,6 +22,7 @@ use fleet_bus::producer::BatchProducer;
 use fleet_schemas::{EmailRequested, EmailSent, Envelope, MailerKind, Producer, Router};
 use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::compose::compose;
 use super::mailer::{Mailer, OutgoingEmail, SendErrorKind, Sent};
@@ -268,11 +269,21 @@ impl EmailWorker {
         // delivery_unknown.
         let worker = self.clone();
         let request = request.clone();
-        let task = tokio::spawn(async move {
+        // In the handler's span and trace context (a task-local a spawned task does not
+        // inherit), so the send's logs and the `email.sent` it publishes stay in the request's
+        // trace.
+        let context = fleet_bus::trace::current();
+        let send = async move {
             worker
                 .send_claimed(&request, &email, &claim, unsent, release_until_ms)
                 .await
-        });
+        };
+        let task = match context {
+            Some(context) => tokio::spawn(
+                fleet_bus::trace::scope(context, send).instrument(tracing::Span::current()),
+            ),
+            None => tokio::spawn(send.instrument(tracing::Span::current())),
+        };
         match task.await {
             Ok(handled) => handled,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

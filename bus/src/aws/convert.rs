@@ -89,6 +89,19 @@ fn millis(s: &str) -> Option<SystemTime> {
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// The system attributes a receive asks for: those [`SystemAttributes`] carries, and no more.
+/// `All` would add `SenderId` and `DeadLetterQueueSourceArn` to every message of every response,
+/// which nothing reads.
+pub(crate) const RECEIVED_SYSTEM_ATTRIBUTES: [Sys; 7] = [
+    Sys::ApproximateReceiveCount,
+    Sys::SentTimestamp,
+    Sys::ApproximateFirstReceiveTimestamp,
+    Sys::MessageGroupId,
+    Sys::MessageDeduplicationId,
+    Sys::SequenceNumber,
+    Sys::AwsTraceHeader,
+];
+
 /// A received SQS message, or `None` when SQS left out the id, receipt or body.
 pub(crate) fn from_sqs_message(m: &sqs::Message) -> Option<Message> {
     let sys = |name: Sys| {

@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName as Q, SendMessageBatchRequestEntry,
+    QueueAttributeName as Q, SendMessageBatchRequestEntry,
 };
 
 use super::convert::{
-    by_index, entry_error, from_sqs_message, seconds, to_sqs_attributes, to_sqs_system_attributes,
+    RECEIVED_SYSTEM_ATTRIBUTES, by_index, entry_error, from_sqs_message, seconds,
+    to_sqs_attributes, to_sqs_system_attributes,
 };
 use super::error::{build_error, sdk_error};
 use crate::error::BusError;
@@ -32,6 +33,22 @@ pub struct SqsQueue {
 }
 
 impl SqsQueue {
+    /// The `ReceiveMessage` call for a request: every user attribute (filters and trace context
+    /// read them), and only the system attributes [`from_sqs_message`] reads.
+    fn receive_call(
+        &self,
+        request: &ReceiveRequest,
+    ) -> aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder {
+        self.client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(i32::try_from(request.max_messages).unwrap_or(10))
+            .wait_time_seconds(seconds(request.wait_time))
+            .set_visibility_timeout(request.visibility_timeout.map(seconds))
+            .message_attribute_names("All")
+            .set_message_system_attribute_names(Some(RECEIVED_SYSTEM_ATTRIBUTES.to_vec()))
+    }
+
     pub(crate) fn new(client: Client, name: &str, url: &str) -> Self {
         Self {
             client,
@@ -101,14 +118,7 @@ impl Queue for SqsQueue {
             request.visibility_timeout,
         )?;
         let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(i32::try_from(request.max_messages).unwrap_or(10))
-            .wait_time_seconds(seconds(request.wait_time))
-            .set_visibility_timeout(request.visibility_timeout.map(seconds))
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .receive_call(request)
             // Merged with the client's timeouts: only the attempt's is the long poll's own.
             .customize()
             .config_override(
@@ -286,6 +296,43 @@ impl QueueAdmin for SqsQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sqs::types::MessageSystemAttributeName as Sys;
+
+    #[test]
+    fn a_receive_asks_for_the_system_attributes_it_reads_and_not_all() {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let queue = SqsQueue::new(Client::from_conf(config), "q", "http://q");
+        let call = queue.receive_call(&ReceiveRequest {
+            max_messages: 10,
+            wait_time: Duration::from_secs(20),
+            visibility_timeout: None,
+        });
+        let asked = call
+            .get_message_system_attribute_names()
+            .clone()
+            .unwrap_or_default();
+        assert!(!asked.contains(&Sys::All) && !asked.contains(&Sys::SenderId));
+        for read in [
+            Sys::ApproximateReceiveCount,
+            Sys::SentTimestamp,
+            Sys::ApproximateFirstReceiveTimestamp,
+            Sys::MessageGroupId,
+            Sys::MessageDeduplicationId,
+            Sys::SequenceNumber,
+            Sys::AwsTraceHeader,
+        ] {
+            assert!(asked.contains(&read), "{read:?} is read but not asked for");
+        }
+        assert_eq!(asked.len(), 7);
+        assert_eq!(
+            call.get_message_attribute_names()
+                .clone()
+                .unwrap_or_default(),
+            ["All"]
+        );
+    }
 
     #[test]
     fn redrive_policies_in_both_spellings() {

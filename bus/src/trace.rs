@@ -172,7 +172,20 @@ impl TraceContext {
 
     /// The `traceparent` header for this context (version `00`).
     pub fn traceparent(&self) -> String {
-        self.to_string()
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// The 55 ASCII bytes of the `traceparent` form, written without the formatting machinery:
+    /// every message sent is stamped with one.
+    fn traceparent_bytes(&self) -> [u8; 55] {
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        // The slices are exactly twice the bytes encoded: neither call can fail.
+        let _ = hex::encode_to_slice(self.trace_id.to_bytes(), &mut out[3..35]);
+        out[35] = b'-';
+        let _ = hex::encode_to_slice(self.span_id.to_bytes(), &mut out[36..52]);
+        out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        out
     }
 
     /// Reads an X-Ray trace header (`Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`, as
@@ -192,22 +205,24 @@ impl TraceContext {
 impl fmt::Display for TraceContext {
     /// The `traceparent` form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        f.write_str(&String::from_utf8_lossy(&self.traceparent_bytes()))
     }
 }
 
 /// Exactly `N` lowercase hex digits (W3C forbids upper case) as a number.
 fn parse_hex<const N: usize>(text: &str) -> Option<u128> {
-    if text.len() != N || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if text.len() != N {
         return None;
     }
-    u128::from_str_radix(text, 16).ok()
+    // N is at most 32: the digits fit a u128 and the shifts never overflow.
+    text.bytes().try_fold(0u128, |value, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u128::from(digit))
+    })
 }
 
 tokio::task_local! {

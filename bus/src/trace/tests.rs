@@ -152,3 +152,20 @@ async fn the_current_context_is_the_scope_s() {
     assert_eq!(seen, Some(c));
     assert_eq!(current(), None);
 }
+
+#[test]
+fn the_written_traceparent_is_the_formatted_one_and_reads_back() {
+    for i in 0..2_000 {
+        let mut c = TraceContext::root();
+        c.sampled = i % 2 == 0;
+        let formatted = format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            c.trace_id.to_u128(),
+            c.span_id.to_u64(),
+            u8::from(c.sampled)
+        );
+        assert_eq!(c.traceparent(), formatted);
+        assert_eq!(c.to_string(), formatted);
+        assert_eq!(TraceContext::from_traceparent(&formatted), Some(c));
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// User message attributes by name, as SQS `MessageAttributes` and SNS `MessageAttributes`.
@@ -97,19 +98,33 @@ pub fn payload_size(body: &str, attributes: &MessageAttributes) -> usize {
 }
 
 /// The opaque token a receive hands out, needed to delete the message or change its visibility.
-/// Each receive of a message yields a new receipt.
+/// Each receive of a message yields a new receipt. Shared, not copied: the engine hands it to
+/// every settling call of the message.
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Receipt(String);
+#[serde(from = "String", into = "String")]
+pub struct Receipt(Arc<str>);
 
 impl Receipt {
     /// Wraps a transport's receipt handle.
     pub fn new(handle: impl Into<String>) -> Self {
-        Self(handle.into())
+        Self(Arc::from(handle.into()))
     }
 
     /// The handle as the transport gave it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for Receipt {
+    fn from(handle: String) -> Self {
+        Self::new(handle)
+    }
+}
+
+impl From<Receipt> for String {
+    fn from(receipt: Receipt) -> Self {
+        receipt.0.as_ref().to_owned()
     }
 }
 

@@ -231,7 +231,7 @@ impl SqsAdapter {
 
     fn delivery(&self, message: &Message, clock: &Clock) -> Delivery {
         Delivery {
-            message: message.clone(),
+            message: Arc::new(message.clone()),
             attempt: message.system.receive_count,
             max_attempts: self.inner.max_attempts,
             queue: self.inner.queue.clone(),

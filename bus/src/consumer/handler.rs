@@ -17,8 +17,9 @@ use crate::sns::SnsEnvelope;
 /// One message handed to a handler, with where it stands in its retries.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    /// The message as received.
-    pub message: Message,
+    /// The message as received, shared with the engine (which keeps it to dead-letter it), so
+    /// handing it over copies nothing.
+    pub message: Arc<Message>,
     /// This attempt, 1-based (the message's receive count).
     pub attempt: u32,
     /// The attempts the message gets: the queue's `maxReceiveCount`, or the consumer's bound.

@@ -41,7 +41,8 @@ enum Slot {
 /// one it is settled with, or, if its task ends without one (a bug), a release.
 pub(crate) struct Job {
     pub id: u64,
-    pub message: Message,
+    /// Shared with the handler's [`Delivery`].
+    pub message: Arc<Message>,
     /// Cancelled when the lease is lost or shutdown's deadline passes.
     pub cancel: CancellationToken,
     /// The lease's deadline as the settler last confirmed it.
@@ -70,7 +71,7 @@ impl Job {
             id,
             trace: MessageTrace::of(&message),
             span: Span::none(),
-            message,
+            message: Arc::new(message),
             cancel,
             lease,
             retries_in_place: 0,
@@ -253,7 +254,7 @@ impl JobContext {
 
     pub fn delivery(&self, job: &Job) -> Delivery {
         Delivery {
-            message: job.message.clone(),
+            message: Arc::clone(&job.message),
             attempt: job.attempt(),
             max_attempts: self.max_attempts,
             queue: self.queue.clone(),

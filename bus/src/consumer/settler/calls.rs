@@ -2,7 +2,7 @@
 //! into batches, and the tasks that make one bounded call each and report back. The settler, not
 //! these tasks, decides whether a failed entry is tried again (while its lease lasts).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,23 +108,29 @@ pub(crate) fn distinct_batches<T>(
     key: impl Fn(&T) -> u64,
     size: impl Fn(&T) -> usize,
 ) -> Vec<Vec<T>> {
-    let mut batches: Vec<(Vec<T>, HashSet<u64>, usize)> = Vec::new();
+    // A batch holds at most 10 entries: looking a key up among them beats hashing it.
+    let mut batches: Vec<(Vec<T>, usize)> = Vec::new();
     for item in items {
         let (k, s) = (key(&item), size(&item));
-        let slot = batches.iter().position(|(b, keys, bytes)| {
-            b.len() < MAX_BATCH_ENTRIES && !keys.contains(&k) && bytes + s <= MAX_SQS_BATCH_BYTES
+        let slot = batches.iter().position(|(b, bytes)| {
+            b.len() < MAX_BATCH_ENTRIES
+                && !b.iter().any(|other| key(other) == k)
+                && bytes + s <= MAX_SQS_BATCH_BYTES
         });
         match slot {
             Some(i) => {
-                let (b, keys, bytes) = &mut batches[i];
-                keys.insert(k);
+                let (b, bytes) = &mut batches[i];
                 *bytes += s;
                 b.push(item);
             }
-            None => batches.push((vec![item], HashSet::from([k]), s)),
+            None => {
+                let mut b = Vec::with_capacity(MAX_BATCH_ENTRIES);
+                b.push(item);
+                batches.push((b, s));
+            }
         }
     }
-    batches.into_iter().map(|(b, _, _)| b).collect()
+    batches.into_iter().map(|(b, _)| b).collect()
 }
 
 /// One entry of a visibility change call: an extension of a lease, or a settlement.
@@ -265,6 +271,7 @@ pub(crate) fn spawn_dead_letters(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn batches_hold_ten_distinct_messages_within_the_size_limit() {

@@ -63,7 +63,7 @@ pub fn later(claim: &Claim, now_ms: u64, lease_ms: u64) -> Claim {
 /// A delivery of `body` whose lease runs out after `lease`, as the engine would hand it over.
 pub fn delivery(body: &str, lease: Duration) -> Delivery {
     Delivery {
-        message: Message {
+        message: Arc::new(Message {
             id: unique_name("message"),
             body: body.to_owned(),
             attributes: Default::default(),
@@ -77,7 +77,7 @@ pub fn delivery(body: &str, lease: Duration) -> Delivery {
                 trace_header: None,
             },
             receipt: Receipt::new(unique_name("receipt")),
-        },
+        }),
         attempt: 1,
         max_attempts: 5,
         queue: Arc::from("idempotency-scenarios"),

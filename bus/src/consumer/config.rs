@@ -224,9 +224,14 @@ mod tests {
     #[test]
     fn min_pollers_is_one_to_pollers_and_defaults_to_one() {
         let c: ConsumerConfig = toml::from_str("pollers = 4").expect("valid");
-        assert_eq!((c.min_pollers, c.pollers), (1, 4), "configs without it stay valid");
+        assert_eq!(
+            (c.min_pollers, c.pollers),
+            (1, 4),
+            "configs without it stay valid"
+        );
         c.validate().expect("valid");
-        for (min_pollers, pollers, ok) in [(0, 2, false), (1, 1, true), (2, 2, true), (3, 2, false)] {
+        for (min_pollers, pollers, ok) in [(0, 2, false), (1, 1, true), (2, 2, true), (3, 2, false)]
+        {
             let c = ConsumerConfig {
                 pollers,
                 min_pollers,

@@ -162,7 +162,11 @@ mod tests {
         assert_eq!(full.active, 4);
         for answer in [got(10, 9), got(10, 0), got(3, 2), got(1, 0), Answer::Failed] {
             assert_eq!(after(full, &[answer]).active, 3, "{answer:?}");
-            assert_eq!(after(full, &[answer; 5]).active, 2, "never below the minimum");
+            assert_eq!(
+                after(full, &[answer; 5]).active,
+                2,
+                "never below the minimum"
+            );
         }
     }
 

@@ -22,7 +22,9 @@ pub struct ConsumerConfig {
     /// while receives come back full (a backlog), then parks one after each receive that comes
     /// back partial or empty, or fails: extra loops only poll a deep queue, where they raise
     /// throughput, and never a quiet one, where they would only split its messages into more
-    /// receives. The default in-flight limit scales with this bound.
+    /// receives. Default 2: the default in-flight limit and concurrency are 10 per poller, so a
+    /// higher default would also raise how many handlers run at once; raise it where a deep
+    /// backlog must drain faster than two loops' round trips allow.
     pub pollers: usize,
     /// Long-poll loops that always run (default 1, at most `pollers`). Set it to `pollers` for
     /// a fixed number of loops.

@@ -4,9 +4,9 @@
 //!
 //! Pollers receive while the in-flight limit allows (partial batches when slots are scarce, see
 //! the poller); between `min_pollers` and `pollers` of them run, more while receives come back
-//! full (see the scaler); handlers run in their own tasks; one settler task owns every message's visibility
-//! lease from its receive until its settlement is confirmed, and batches every delete, visibility
-//! change and dead-letter send.
+//! full (see the scaler); handlers run in their own tasks; one settler task owns every message's
+//! visibility lease from its receive until its settlement is confirmed, and batches every
+//! delete, visibility change and dead-letter send.
 //!
 //! **Shutdown** has one deadline, `shutdown_timeout`: polling stops at once (a receive already on
 //! the wire is let finish, and what it brings is released); running handlers get until a fifth of

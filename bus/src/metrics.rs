@@ -146,6 +146,8 @@ pub const HANDLER_DURATION: &str = "fleet_handler_duration_seconds";
 pub const IN_FLIGHT: &str = "fleet_messages_in_flight";
 /// The consumer's handler concurrency limit.
 pub const CONCURRENCY_LIMIT: &str = "fleet_concurrency_limit";
+/// Long-poll loops the consumer runs now (adaptive polling, between `min_pollers` and `pollers`).
+pub const ACTIVE_POLLERS: &str = "fleet_active_pollers";
 /// Visibility extensions of in-flight messages.
 pub const LEASE_EXTENSIONS: &str = "fleet_lease_extensions_total";
 /// Time of a receive call, long poll included.
@@ -228,6 +230,13 @@ pub const CATALOGUE: &[MetricDoc] = &[
         unit: Unit::Count,
         labels: WQ,
         help: "Handlers the consumer runs at once, at most.",
+    },
+    MetricDoc {
+        name: ACTIVE_POLLERS,
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        labels: WQ,
+        help: "Long-poll loops the consumer runs now: from min_pollers, one more while receives come back full, one fewer after each partial, empty or failed receive, up to pollers.",
     },
     MetricDoc {
         name: LEASE_EXTENSIONS,

@@ -215,7 +215,11 @@ async fn a_failing_receive_logs_at_a_bounded_rate() {
     let running = spawn(
         Consumer::new(faulty, "down")
             .handler(handler_fn(|_d: Delivery| async move { Ok(()) }))
-            .configure(|c| c.pollers = 8),
+            // Failed receives park pollers down to min_pollers: keep all eight failing.
+            .configure(|c| {
+                c.pollers = 8;
+                c.min_pollers = 8;
+            }),
     );
     tokio::time::sleep(SECS(120)).await;
     running.stop().await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::*;
 use fleet_bus::consumer::{Delivery, HandlerError, handler_fn};
 use fleet_bus::metrics::{self as m, CATALOGUE, MetricKind};
+use fleet_bus::scenarios::latency::LatencyTransport;
 use fleet_bus::{Consumer, OutgoingMessage};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{AtomicStorage, Registry};
@@ -200,7 +201,7 @@ async fn a_consumer_registers_the_catalogues_series_with_the_worker_label_up_fro
         assert_eq!(labels["queue"], "upfront");
     }
     // 4 settled outcomes, 4 operations, and one series of each other metric.
-    assert_eq!(series.len(), 16, "{series:#?}");
+    assert_eq!(series.len(), 17, "{series:#?}");
     // In Prometheus a histogram is a series per bucket, +Inf, _sum and _count.
     let exported: usize = series
         .iter()
@@ -215,7 +216,7 @@ async fn a_consumer_registers_the_catalogues_series_with_the_worker_label_up_fro
             }
         })
         .sum();
-    assert!(exported <= 34, "{exported} exported series per consumer");
+    assert!(exported <= 35, "{exported} exported series per consumer");
     running.stop().await;
 }
 
@@ -304,6 +305,38 @@ async fn settled_outcomes_add_up_to_what_was_received_exactly() {
         10.0,
         "the default: max_in_flight"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_active_pollers_gauge_follows_adaptive_polling() {
+    store();
+    let bus = bus_with_queue("scaled", 3, SECS(30)).await;
+    send_all(&bus, "scaled", numbered(1000)).await;
+    // A round trip per receive, so the pollers overlap as they would on SQS.
+    let slow = LatencyTransport::new(bus.clone(), Duration::from_millis(20));
+    let running = spawn(
+        Consumer::new(slow, "scaled")
+            .handler(handler_fn(|_d: Delivery| async { Ok(()) }))
+            .configure(|c| {
+                c.handler_name = "scaled-worker".into();
+                c.pollers = 3;
+            }),
+    );
+    let w = [("worker", "scaled-worker")];
+    // min_pollers at first (the gauge starts at 0 only until the consumer starts).
+    wait_for(SECS(5), || async {
+        recorded().gauge(m::ACTIVE_POLLERS, &w) == 1.0
+    })
+    .await;
+    wait_for(SECS(60), || async {
+        recorded().gauge(m::ACTIVE_POLLERS, &w) == 3.0
+    })
+    .await;
+    wait_drained(&bus, "scaled", SECS(60)).await;
+    // The next receives come back empty, and each parks one poller.
+    tokio::time::sleep(SECS(45)).await;
+    assert_eq!(recorded().gauge(m::ACTIVE_POLLERS, &w), 1.0);
+    running.stop().await;
 }
 
 #[tokio::test(start_paused = true)]

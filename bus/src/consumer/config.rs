@@ -18,8 +18,17 @@ use crate::retry::RetryPolicy;
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerConfig {
-    /// Concurrent long-poll loops.
+    /// Concurrent long-poll loops at most. The consumer runs `min_pollers` of them and adds one
+    /// while receives come back full (a backlog), then parks one after each receive that comes
+    /// back partial or empty, or fails: extra loops only poll a deep queue, where they raise
+    /// throughput, and never a quiet one, where they would only split its messages into more
+    /// receives. Default 2: the default in-flight limit and concurrency are 10 per poller, so a
+    /// higher default would also raise how many handlers run at once; raise it where a deep
+    /// backlog must drain faster than two loops' round trips allow.
     pub pollers: usize,
+    /// Long-poll loops that always run (default 1, at most `pollers`). Set it to `pollers` for
+    /// a fixed number of loops.
+    pub min_pollers: usize,
     /// Messages received and not yet decided by a handler, at most; polling pauses at this
     /// many (backpressure). Default: 10 per poller. At most `concurrency` plus one batch per
     /// poller: a prefetched message waits for a handler with its lease kept, and if shutdown
@@ -69,6 +78,7 @@ impl Default for ConsumerConfig {
     fn default() -> Self {
         Self {
             pollers: 2,
+            min_pollers: 1,
             max_in_flight: None,
             concurrency: None,
             wait_time: MAX_WAIT_TIME,
@@ -119,6 +129,9 @@ impl ConsumerConfig {
         let bad = |m: &str| Err(BusError::Config(m.to_owned()));
         if self.pollers == 0 {
             return bad("pollers must be at least 1");
+        }
+        if self.min_pollers == 0 || self.min_pollers > self.pollers {
+            return bad("min_pollers must be 1 to pollers (the most long-poll loops)");
         }
         if self.in_flight_limit() == 0 || self.concurrency_limit() == 0 {
             return bad("max_in_flight and concurrency must be at least 1");
@@ -208,5 +221,29 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    #[test]
+    fn min_pollers_is_one_to_pollers_and_defaults_to_one() {
+        let c: ConsumerConfig = toml::from_str("pollers = 4").expect("valid");
+        assert_eq!(
+            (c.min_pollers, c.pollers),
+            (1, 4),
+            "configs without it stay valid"
+        );
+        c.validate().expect("valid");
+        for (min_pollers, pollers, ok) in [(0, 2, false), (1, 1, true), (2, 2, true), (3, 2, false)]
+        {
+            let c = ConsumerConfig {
+                pollers,
+                min_pollers,
+                ..ConsumerConfig::default()
+            };
+            let result = c.validate();
+            assert_eq!(result.is_ok(), ok, "{min_pollers} of {pollers}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("min_pollers"), "{e}");
+            }
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! dead-lettered with its reason on a permanent one or on its last attempt.
 //!
 //! Pollers receive while the in-flight limit allows (partial batches when slots are scarce, see
-//! the poller); handlers run in their own tasks; one settler task owns every message's visibility
-//! lease from its receive until its settlement is confirmed, and batches every delete, visibility
-//! change and dead-letter send.
+//! the poller); between `min_pollers` and `pollers` of them run, more while receives come back
+//! full (see the scaler); handlers run in their own tasks; one settler task owns every message's
+//! visibility lease from its receive until its settlement is confirmed, and batches every
+//! delete, visibility change and dead-letter send.
 //!
 //! **Shutdown** has one deadline, `shutdown_timeout`: polling stops at once (a receive already on
 //! the wire is let finish, and what it brings is released); running handlers get until a fifth of
@@ -29,6 +30,7 @@ mod lease_view;
 mod observe;
 mod poller;
 mod report;
+mod scaler;
 mod settler;
 pub mod span;
 
@@ -60,6 +62,7 @@ use handle::{Engine, Status};
 use job::JobContext;
 use observe::Observer;
 use poller::Poller;
+use scaler::Scaler;
 use settler::{Settler, SettlerSetup};
 
 /// Messages held until their settlement is confirmed, per slot of the in-flight limit: room for
@@ -264,6 +267,8 @@ impl Consumer {
             concurrency_limit: u32::try_from(c.concurrency_limit()).unwrap_or(u32::MAX),
         });
         let pollers = TaskTracker::new();
+        let batch = MAX_RECEIVE_MESSAGES.min(c.in_flight_limit());
+        let scaler = Scaler::new(c.min_pollers, c.pollers, batch, ctx.obs.clone());
         let template = Poller {
             index: 0,
             queue: r.source.queue(),
@@ -271,18 +276,16 @@ impl Consumer {
             dispatcher,
             in_flight: Arc::new(Semaphore::new(c.in_flight_limit())),
             held: Arc::new(Semaphore::new(c.in_flight_limit() * HELD_PER_IN_FLIGHT)),
-            request: ReceiveRequest::new(
-                MAX_RECEIVE_MESSAGES.min(c.in_flight_limit()),
-                c.wait_time,
-            )
-            .visibility(r.visibility),
+            request: ReceiveRequest::new(batch, c.wait_time).visibility(r.visibility),
             fill_wait: c.receive_fill_wait,
             next_id: Arc::new(AtomicU64::new(1)),
             hard_stop: hard_stop.clone(),
             stop_now: stop_now.clone(),
             status: status.clone(),
             gate: self.gate.clone(),
+            scaler: Arc::new(scaler),
         };
+        // Every poller is spawned; those beyond `min_pollers` park until receives come back full.
         for index in 0..c.pollers {
             pollers.spawn(
                 Poller {
@@ -292,7 +295,7 @@ impl Consumer {
                 .run(),
             );
         }
-        tracing::info!(queue = %self.queue, pollers = c.pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts = template.ctx.max_attempts, visibility_ms = r.visibility.as_millis() as u64, fifo = r.description.fifo, dead_letter = r.dead_letter.name(), "consumer started");
+        tracing::info!(queue = %self.queue, pollers = c.pollers, min_pollers = c.min_pollers, max_in_flight = c.in_flight_limit(), concurrency = c.concurrency_limit(), max_attempts = template.ctx.max_attempts, visibility_ms = r.visibility.as_millis() as u64, fifo = r.description.fifo, dead_letter = r.dead_letter.name(), "consumer started");
         let engine = Engine {
             pollers,
             jobs,

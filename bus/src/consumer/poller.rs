@@ -20,6 +20,7 @@ use super::dispatch::Dispatcher;
 use super::handle::Status;
 use super::job::{Job, JobContext};
 use super::observe::Operation;
+use super::scaler::{Answer, Scaler};
 use super::settler::{Event, Tracked, Verdict, first_deadline};
 use crate::error::BusError;
 use crate::message::{Message, ReceiveRequest};
@@ -50,6 +51,8 @@ pub(crate) struct Poller {
     pub status: Arc<Status>,
     /// Polling waits while this is closed.
     pub gate: Option<super::PauseGate>,
+    /// How many of the consumer's pollers run; this one parks while its index is not below it.
+    pub scaler: Arc<Scaler>,
 }
 
 fn error_backoff() -> impl Iterator<Item = Duration> {
@@ -66,6 +69,13 @@ impl Poller {
         let shutdown = self.ctx.shutdown.clone();
         let mut backoff = error_backoff();
         loop {
+            if !self.scaler.runs(self.index) {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return,
+                    () = self.scaler.until_runs(self.index) => {}
+                }
+            }
             if let Some(gate) = &self.gate {
                 tokio::select! {
                     biased;
@@ -76,8 +86,11 @@ impl Poller {
             let Some(permits) = self.slots().await else {
                 return;
             };
-            // Closed while this poller waited for slots: receive nothing until it opens.
-            if self.gate.as_ref().is_some_and(|g| g.paused().is_some()) {
+            // Closed or parked while this poller waited for slots: receive nothing until it opens
+            // or this poller runs again.
+            if self.gate.as_ref().is_some_and(|g| g.paused().is_some())
+                || !self.scaler.runs(self.index)
+            {
                 drop(permits);
                 continue;
             }
@@ -100,12 +113,17 @@ impl Poller {
             let responded_at = Instant::now();
             match result {
                 Ok(messages) => {
+                    self.scaler.record(Answer::Got {
+                        asked: request.max_messages,
+                        got: messages.len(),
+                    });
                     backoff = error_backoff();
                     self.status.received(responded_at);
                     self.hand_over(messages, (permits, held), requested_at, responded_at);
                 }
                 Err(e) => {
                     drop((permits, held));
+                    self.scaler.record(Answer::Failed);
                     self.status.receive_failed();
                     self.ctx.obs.api_error(Operation::Receive, 0, &e);
                     let pause = backoff.next().unwrap_or(Duration::from_secs(30));

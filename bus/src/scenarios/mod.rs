@@ -15,6 +15,7 @@
 
 mod fifo;
 pub mod idempotency;
+pub mod latency;
 mod provision;
 mod queue;
 pub mod support;

@@ -143,6 +143,12 @@ impl Observer {
         }
     }
 
+    /// Adaptive polling now runs `n` long-poll loops.
+    pub fn pollers_active(&self, n: usize) {
+        self.series.active_pollers.set(n as f64);
+        tracing::debug!(queue = %self.queue, worker = %self.worker, active = n, "long-poll loops scaled");
+    }
+
     /// Messages the settler took charge of.
     pub fn received(&self, n: usize) {
         self.series.received(n as u64);

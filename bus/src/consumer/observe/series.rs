@@ -72,6 +72,7 @@ pub(super) struct Series {
     errors: [[OnceLock<Counter>; API_ERROR_TYPES.len()]; 4],
     pub in_flight: Gauge,
     pub oldest_age: Gauge,
+    pub active_pollers: Gauge,
 }
 
 impl Series {
@@ -102,6 +103,7 @@ impl Series {
             errors: Default::default(),
             in_flight: gauge!(m::IN_FLIGHT, "worker" => w.clone(), "queue" => q.clone()),
             oldest_age: gauge!(m::OLDEST_MESSAGE_AGE, "worker" => w.clone(), "queue" => q.clone()),
+            active_pollers: gauge!(m::ACTIVE_POLLERS, "worker" => w.clone(), "queue" => q.clone()),
             worker: w,
             queue: q,
         }

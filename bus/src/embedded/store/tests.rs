@@ -43,7 +43,7 @@ impl ScanStore {
         let stored = Stored {
             id: m.body.clone(),
             body: m.body.clone(),
-            attributes: m.attributes.clone(),
+            attributes: super::stored_attributes(&m.attributes),
             trace_header: None,
             group_id: m.group_id.clone(),
             deduplication_id: dedup_id.clone(),

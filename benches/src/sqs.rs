@@ -280,7 +280,7 @@ impl Contender for SqsConsumerContender {
         let mut c = Command::new(&self.node);
         // The AWS SDK warns on stderr that releases after January 2027 will need Node 22; the
         // pinned one runs on 20.
-        c.arg("--disable-warning=NodeVersionSupportWarning");
+        c.env("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true");
         c.arg(&self.script).args([
             "--endpoint",
             endpoint,

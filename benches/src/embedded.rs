@@ -76,6 +76,8 @@ pub struct Throughput {
     pub handled: u64,
     /// From the consumer's start until the last message was settled.
     pub elapsed: Duration,
+    /// From the consumer's start until the last handler ran (for the baselines: `elapsed`).
+    pub last_handled: Duration,
 }
 
 impl Throughput {
@@ -118,6 +120,7 @@ pub async fn fleet_consumer(n: usize) -> anyhow::Result<(Throughput, ShutdownRep
     // Watching the handler's count costs nothing while the consumer runs; the queue is only
     // asked (which takes its lock) for the last deletes.
     all_handled.notified().await;
+    let last_handled = start.elapsed();
     wait_until_empty(&bus).await;
     let elapsed = start.elapsed();
     let report = consumer.shutdown().await?;
@@ -126,6 +129,7 @@ pub async fn fleet_consumer(n: usize) -> anyhow::Result<(Throughput, ShutdownRep
             received: report.received,
             handled: report.acked,
             elapsed,
+            last_handled,
         },
         report,
     ))
@@ -171,6 +175,7 @@ pub async fn channel_loop(n: usize) -> Throughput {
         received: handled,
         handled,
         elapsed,
+        last_handled: elapsed,
     }
 }
 
@@ -204,6 +209,7 @@ pub async fn spawn_per_message(n: usize) -> Throughput {
         received,
         handled: handled.load(Ordering::Relaxed) as u64,
         elapsed,
+        last_handled: elapsed,
     }
 }
 

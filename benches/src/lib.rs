@@ -1,60 +1,25 @@
-//! Shared set-up for the benchmarks: an embedded bus with a loaded queue, and a consumer run
-//! until the queue is drained.
+//! Fleet's benchmarks: the Criterion benches' shared set-up, and the pieces of `fleet-bench`,
+//! the one command that measures Fleet against its baselines and its peers and prints one table
+//! (`scripts/bench`; `benches/README.md` says what each row measures).
+//!
+//! - [`embedded`]: an embedded queue loaded with messages, drained by a `Consumer`, and the two
+//!   baselines it is compared with (a bare channel loop, a task spawned per message);
+//! - [`latency`]: publish → handler latency at low load, Fleet against spawn-per-message;
+//! - [`sqs`]: consumers on the SQS wire against moto, each a process of its own, behind a
+//!   [`proxy`] that counts their requests, on a queue a feeder keeps shallow;
+//! - [`memory`]: the idle RSS of `fleet run` and the peak RSS of a drain;
+//! - [`child`], [`procfs`]: the processes measured, and what `/proc` says of them;
+//! - [`table`]: the rows, the goals of issue 14, and the markdown table.
 
-use std::time::{Duration, Instant};
+pub mod child;
+pub mod embedded;
+pub mod latency;
+pub mod memory;
+pub mod moto;
+pub mod procfs;
+pub mod proxy;
+pub mod run;
+pub mod sqs;
+pub mod table;
 
-use fleet_bus::consumer::{Delivery, handler_fn};
-use fleet_bus::embedded::EmbeddedBus;
-use fleet_bus::{Consumer, OutgoingMessage, QueueDecl, Topology, Transport};
-use tokio_util::sync::CancellationToken;
-
-/// A bus with queue `bench` (and its dead-letter queue) holding `n` small messages.
-///
-/// # Panics
-/// When the embedded bus refuses (a bug).
-pub async fn loaded_bus(n: usize) -> EmbeddedBus {
-    let bus = EmbeddedBus::new();
-    let topology = Topology {
-        queues: vec![QueueDecl::new("bench").dead_letter("bench-dlq", 5)],
-        topics: vec![],
-        ..Default::default()
-    };
-    bus.provision(&topology).await.expect("provision");
-    let q = bus.queue("bench").await.expect("queue");
-    let batch: Vec<OutgoingMessage> = (0..10)
-        .map(|i| OutgoingMessage::new(format!("{{\"n\":{i}}}")))
-        .collect();
-    for _ in 0..n / 10 {
-        q.sender().send_batch(&batch).await.expect("send");
-    }
-    bus
-}
-
-/// Consumes the whole `bench` queue with a no-op handler; returns the wall time it took.
-///
-/// # Panics
-/// When the consumer fails (a bug).
-pub async fn drain(bus: EmbeddedBus, n: usize, pollers: usize) -> Duration {
-    let start = Instant::now();
-    let token = CancellationToken::new();
-    let consumer = Consumer::new(bus.clone(), "bench")
-        .handler(handler_fn(|_d: Delivery| async { Ok(()) }))
-        .configure(|c| {
-            c.pollers = pollers;
-            c.flush_interval = Duration::from_millis(5);
-        });
-    let run = tokio::spawn(consumer.run(token.clone()));
-    let q = bus.queue("bench").await.expect("queue").admin();
-    loop {
-        let c = q.describe().await.expect("describe").counts;
-        if c.visible + c.in_flight + c.delayed == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    let elapsed = start.elapsed();
-    token.cancel();
-    let report = run.await.expect("join").expect("run");
-    assert_eq!(report.acked as usize, n, "{report}");
-    elapsed
-}
+pub use embedded::{drain, loaded_bus};

@@ -11,6 +11,10 @@ use fleet_bus::Consumer;
 use fleet_bus::consumer::{Delivery, handler_fn};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::var("FLEET_PROFILE_N")
         .ok()

@@ -118,6 +118,10 @@ fn machine() -> String {
     format!("{model}, {cores} cores, Linux {}", kernel.trim())
 }
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -133,8 +137,13 @@ async fn main() -> anyhow::Result<()> {
         plan.sections.join(", ")
     );
     let results = run(&plan).await;
+    let allocator = if cfg!(feature = "mimalloc") {
+        "mimalloc"
+    } else {
+        "the system allocator"
+    };
     println!(
-        "fleet-bench{}, {profile} build, on {}",
+        "fleet-bench{}, {profile} build, {allocator}, on {}",
         if smoke {
             " --smoke (tiny counts: the figures mean nothing)"
         } else {

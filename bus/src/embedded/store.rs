@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use crate::limits::{FIFO_DEDUP_WINDOW, MAX_VISIBILITY_TIMEOUT};
 use crate::message::{
-    AttributeValue, EntryError, Message, MessageAttributes, OutgoingMessage, Receipt, SendReceipt, SystemAttributes,
+    AttributeValue, EntryError, Message, MessageAttributes, OutgoingMessage, Receipt, SendReceipt,
+    SystemAttributes,
 };
 use crate::transport::QueueCounts;
 

@@ -53,8 +53,17 @@ pub fn receive_attempt_timeout(wait: std::time::Duration) -> std::time::Duration
 
 /// `aws-config`'s loader from the environment (credential chain, region, `AWS_ENDPOINT_URL`),
 /// with Fleet's [`timeouts`]: what every AWS client of `fleet` is built from.
+///
+/// The SDK's stalled-stream protection is off: every attempt is already bounded by
+/// [`ATTEMPT_TIMEOUT`] (a long poll by [`receive_attempt_timeout`]), body included, and the
+/// protection's throughput checks cost about a sixth of a consumer's CPU on SQS
+/// (`scripts/bench`, benches/README.md).
 pub fn config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        )
 }
 pub use queue::SqsQueue;
 pub use topic::SnsTopic;
@@ -314,5 +323,28 @@ impl Transport for SqsTransport {
             &short,
             &arn,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn clients_are_built_with_the_attempt_timeout_and_without_stalled_stream_protection() {
+        let config = config_loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "k", "s", None, None, "test",
+            ))
+            .load()
+            .await;
+        let timeouts = config.timeout_config().expect("timeouts");
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        let protection = config
+            .stalled_stream_protection()
+            .expect("stalled stream protection is set");
+        assert!(!protection.is_enabled());
     }
 }

@@ -55,7 +55,9 @@ pub async fn drain(bus: EmbeddedBus, n: usize, pollers: usize) -> Duration {
     let consumer = Consumer::new(bus.clone(), QUEUE)
         .handler(handler_fn(|_d: Delivery| async { Ok(()) }))
         .configure(|c| {
+            // A fixed number of pollers, as the engine benchmark's rows are named.
             c.pollers = pollers;
+            c.min_pollers = pollers;
             c.flush_interval = Duration::from_millis(5);
         });
     let run = tokio::spawn(consumer.run(token.clone()));

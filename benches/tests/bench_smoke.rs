@@ -26,8 +26,10 @@ const TEST_ONLY_VARS: &[&str] = &[
     "OUT_DIR",
 ];
 
-/// Builds `fleet` beside `fleet-bench`: the whole workspace's binaries, as `./scripts/test`
-/// builds them (the same features, so nothing is built twice).
+/// Builds `fleet` beside `fleet-bench`: the whole workspace's binaries with its examples, as
+/// `cargo test` builds them. `--examples` brings in the dev-dependencies and so their features
+/// (`fail/failpoints` among them): with `--bins` alone cargo would relink `target/debug/fleet`
+/// without failpoints, and the failpoint and chaos tests that run it after this one would fail.
 fn build_fleet() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
@@ -37,7 +39,7 @@ fn build_fleet() {
             command.env_remove(&key);
         }
     }
-    command.args(["build", "--workspace", "--bins"]);
+    command.args(["build", "--workspace", "--bins", "--examples"]);
     if !cfg!(debug_assertions) {
         command.arg("--release");
     }

@@ -19,7 +19,12 @@ use crate::procfs::{Usage, usage};
 /// When it fails to start, exits early, or does not drain cleanly.
 pub async fn fleet_run_idle(fleet: &Path, repo: &Path, settle: Duration) -> anyhow::Result<Usage> {
     let log = std::env::temp_dir().join(format!("fleet-bench-run-{}.log", std::process::id()));
-    let mut child = Command::new(fleet)
+    // Through `setpriv --pdeathsig` (util-linux), which execs `fleet` in place (the pid is
+    // fleet's): if this process dies without stopping it (a killed benchmark or test), the
+    // kernel kills it, where `kill_on_drop` would never run.
+    let mut child = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(fleet)
         .arg("run")
         .arg("--config")
         .arg(repo.join("deploy/fleet.toml"))

@@ -106,8 +106,8 @@ pub struct Receipt(Arc<str>);
 
 impl Receipt {
     /// Wraps a transport's receipt handle.
-    pub fn new(handle: impl Into<String>) -> Self {
-        Self(Arc::from(handle.into()))
+    pub fn new(handle: impl Into<Arc<str>>) -> Self {
+        Self(handle.into())
     }
 
     /// The handle as the transport gave it.

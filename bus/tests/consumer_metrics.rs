@@ -311,7 +311,6 @@ async fn settled_outcomes_add_up_to_what_was_received_exactly() {
 async fn the_active_pollers_gauge_follows_adaptive_polling() {
     store();
     let bus = bus_with_queue("scaled", 3, SECS(30)).await;
-    send_all(&bus, "scaled", numbered(1000)).await;
     // A round trip per receive, so the pollers overlap as they would on SQS.
     let slow = LatencyTransport::new(bus.clone(), Duration::from_millis(20));
     let running = spawn(
@@ -323,11 +322,14 @@ async fn the_active_pollers_gauge_follows_adaptive_polling() {
             }),
     );
     let w = [("worker", "scaled-worker")];
-    // min_pollers at first (the gauge starts at 0 only until the consumer starts).
+    // min_pollers while the queue is empty (the gauge is 0 only until the consumer starts).
     wait_for(SECS(5), || async {
         recorded().gauge(m::ACTIVE_POLLERS, &w) == 1.0
     })
     .await;
+    tokio::time::sleep(SECS(30)).await;
+    assert_eq!(recorded().gauge(m::ACTIVE_POLLERS, &w), 1.0);
+    send_all(&bus, "scaled", numbered(1000)).await;
     wait_for(SECS(60), || async {
         recorded().gauge(m::ACTIVE_POLLERS, &w) == 3.0
     })
@@ -336,7 +338,9 @@ async fn the_active_pollers_gauge_follows_adaptive_polling() {
     // The next receives come back empty, and each parks one poller.
     tokio::time::sleep(SECS(45)).await;
     assert_eq!(recorded().gauge(m::ACTIVE_POLLERS, &w), 1.0);
+    // A stopped consumer takes its loops off the gauge.
     running.stop().await;
+    assert_eq!(recorded().gauge(m::ACTIVE_POLLERS, &w), 0.0);
 }
 
 #[tokio::test(start_paused = true)]

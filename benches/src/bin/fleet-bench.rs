@@ -3,7 +3,7 @@
 //! message, on the SQS wire against `sqs-consumer` (moto behind a counting proxy), the memory of
 //! `fleet run` and of a drain, and publish → handler latency, all in one run, and prints one
 //! markdown table with the goals of issue 14 beside the figures. `--smoke` runs everything with
-//! tiny counts, to prove the command works (CI runs it); its figures mean nothing.
+//! tiny counts, to prove the command works (CI runs it through benches/tests/bench_smoke.rs); its figures mean nothing.
 
 use std::path::PathBuf;
 use std::time::Duration;

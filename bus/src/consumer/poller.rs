@@ -83,7 +83,14 @@ impl Poller {
                     () = gate.opened() => {}
                 }
             }
-            let Some(permits) = self.slots().await else {
+            // Parked while it waits for slots: it lets go of those it took at once, so the loops
+            // that still run get them (rather than after a whole `fill_wait`).
+            let permits = tokio::select! {
+                biased;
+                p = self.slots() => p,
+                () = self.scaler.until_parked(self.index) => continue,
+            };
+            let Some(permits) = permits else {
                 return;
             };
             // Closed or parked while this poller waited for slots: receive nothing until it opens

@@ -79,11 +79,18 @@ pub(crate) struct Scaler {
     obs: Arc<Observer>,
 }
 
+impl Drop for Scaler {
+    /// The consumer stopped: its loops leave the gauge.
+    fn drop(&mut self) {
+        self.obs.pollers_active(self.scale.borrow().active, 0);
+    }
+}
+
 impl Scaler {
     /// `min..=max` loops whose receives ask for `batch` messages at most; `min` start.
     pub fn new(min: usize, max: usize, batch: usize, obs: Arc<Observer>) -> Self {
         let scale = Scale::new(min, max);
-        obs.pollers_active(scale.active);
+        obs.pollers_active(0, scale.active);
         Self {
             scale: watch::Sender::new(scale),
             batch,
@@ -109,10 +116,17 @@ impl Scaler {
             let changed = scale.active != before;
             if changed {
                 // Under the channel's lock, so the gauge follows the changes in order.
-                self.obs.pollers_active(scale.active);
+                self.obs.pollers_active(before, scale.active);
             }
             changed
         });
+    }
+
+    /// Waits until loop `index` must park.
+    pub async fn until_parked(&self, index: usize) {
+        let mut rx = self.scale.subscribe();
+        // The sender lives as long as `self`, so the wait cannot fail.
+        let _ = rx.wait_for(|scale| index >= scale.active).await;
     }
 
     /// Waits until loop `index` may poll.

@@ -144,9 +144,16 @@ impl Observer {
     }
 
     /// Adaptive polling now runs `n` long-poll loops.
-    pub fn pollers_active(&self, n: usize) {
-        self.series.active_pollers.set(n as f64);
-        tracing::debug!(queue = %self.queue, worker = %self.worker, active = n, "long-poll loops scaled");
+    /// The consumer's running loops went from `from` to `to`. The gauge moves by the difference,
+    /// as `in_flight` does, so consumers of one queue in one process add up, and one that
+    /// stops (`to` = 0) takes its loops off.
+    pub fn pollers_active(&self, from: usize, to: usize) {
+        self.series
+            .active_pollers
+            .increment(to as f64 - from as f64);
+        if to > 0 {
+            tracing::debug!(queue = %self.queue, worker = %self.worker, active = to, "long-poll loops scaled");
+        }
     }
 
     /// Messages the settler took charge of.

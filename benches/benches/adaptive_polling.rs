@@ -18,14 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_bus::consumer::{Delivery, handler_fn};
-use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::scenarios::latency::LatencyTransport;
-use fleet_bus::{Consumer, OutgoingMessage, QueueDecl, Topology, Transport};
+use fleet_benches::embedded::{QUEUE, loaded_bus};
+use fleet_bus::{Consumer, OutgoingMessage, Transport};
 use tokio_util::sync::CancellationToken;
 
 const ROUND_TRIP: Duration = Duration::from_millis(20);
 const FEED_EVERY: Duration = Duration::from_millis(5);
-const QUEUE: &str = "bench";
 
 /// The consumers compared: (label, min_pollers, pollers).
 const CONSUMERS: [(&str, usize, usize); 5] = [
@@ -50,30 +49,11 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn bus_with_queue() -> EmbeddedBus {
-    let bus = EmbeddedBus::new();
-    let topology = Topology {
-        queues: vec![QueueDecl::new(QUEUE).dead_letter("bench-dlq", 5)],
-        topics: vec![],
-        ..Default::default()
-    };
-    bus.provision(&topology).await.expect("provision");
-    bus
-}
-
 /// Runs one consumer until `n` messages are handled; `deep` preloads them, otherwise a feeder
 /// sends them one every 5 ms.
 async fn run(n: usize, deep: bool, (min, max): (usize, usize)) -> Row {
-    let bus = bus_with_queue().await;
+    let bus = loaded_bus(if deep { n } else { 0 }).await;
     let sender = bus.queue(QUEUE).await.expect("queue").sender();
-    if deep {
-        let batch: Vec<OutgoingMessage> = (0..10)
-            .map(|i| OutgoingMessage::new(format!("{{\"n\":{i}}}")))
-            .collect();
-        for _ in 0..n / 10 {
-            sender.send_batch(&batch).await.expect("send");
-        }
-    }
     let slow = LatencyTransport::new(bus.clone(), ROUND_TRIP);
     let receives = slow.receives();
     let handled = Arc::new(AtomicUsize::new(0));

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use fleet_benches::embedded::{QUEUE, loaded_bus};
 use fleet_bus::consumer::{Delivery, handler_fn};
 use fleet_bus::scenarios::latency::LatencyTransport;
-use fleet_benches::embedded::{QUEUE, loaded_bus};
 use fleet_bus::{Consumer, OutgoingMessage, Transport};
 use tokio_util::sync::CancellationToken;
 

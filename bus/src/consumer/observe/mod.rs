@@ -143,7 +143,6 @@ impl Observer {
         }
     }
 
-    /// Adaptive polling now runs `n` long-poll loops.
     /// The consumer's running loops went from `from` to `to`. The gauge moves by the difference,
     /// as `in_flight` does, so consumers of one queue in one process add up, and one that
     /// stops (`to` = 0) takes its loops off.

@@ -1,6 +1,10 @@
 //! The engine's cost in instructions: preloads N messages, then (unless
 //! `FLEET_PROFILE_PRELOAD_ONLY` is set) drains them with a no-op consumer that stops once every
 //! message was handled. Run both under `valgrind --tool=callgrind` and subtract (benches/README.md).
+//!
+//! `FLEET_PROFILE_HELD=k` makes the first k handlers wait until every other message was handled,
+//! so the settler holds k leases while the rest go through (the in-flight limit is raised to
+//! k + 10): the case where the cost of finding due leases grows with the leases held.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,21 +34,40 @@ fn main() {
         if std::env::var_os("FLEET_PROFILE_PRELOAD_ONLY").is_some() {
             return;
         }
+        let held: usize = std::env::var("FLEET_PROFILE_HELD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(held < n, "FLEET_PROFILE_HELD must be below FLEET_PROFILE_N");
         let token = CancellationToken::new();
-        let handled = Arc::new(AtomicUsize::new(0));
-        let (h, t) = (handled.clone(), token.clone());
+        let release = CancellationToken::new();
+        let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (t, r) = (token.clone(), release.clone());
         let consumer = Consumer::new(bus.clone(), "bench")
             .handler(handler_fn(move |_d: Delivery| {
-                if h.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                    t.cancel();
+                let k = started.fetch_add(1, Ordering::Relaxed) + 1;
+                let (t, r, finished) = (t.clone(), r.clone(), finished.clone());
+                async move {
+                    if k <= held {
+                        r.cancelled().await;
+                    }
+                    // Every other message was handled: the held ones may go.
+                    let f = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                    if f == n - held {
+                        r.cancel();
+                    }
+                    if f == n {
+                        t.cancel();
+                    }
+                    Ok(())
                 }
-                async { Ok(()) }
             }))
             .configure(|c| {
                 c.pollers = 1;
                 c.max_in_flight = std::env::var("FLEET_PROFILE_IN_FLIGHT")
                     .ok()
-                    .and_then(|v| v.parse().ok());
+                    .and_then(|v| v.parse().ok())
+                    .or((held > 0).then_some(held + 10));
                 c.flush_interval = Duration::from_millis(5);
             });
         let report = consumer.run(token).await.expect("run");

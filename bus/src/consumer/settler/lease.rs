@@ -178,13 +178,38 @@ impl Lease {
         }
     }
 
-    /// When an extension is due.
-    fn extension_due(&self) -> Instant {
+    /// Whether an extension may be sent in this state (not before `retry_after`, though).
+    fn may_extend(&self) -> bool {
+        !self.extending && !self.capped && self.extendable()
+    }
+
+    /// From when the lease is within `part` quarters of its visibility of running out, and past
+    /// any pause after a failed extension: where [`Lease::within`] turns true. (A deadline too
+    /// close to the clock's origin to subtract from counts from the receive, which is earlier
+    /// than any `now`; it cannot happen with a deadline set from a receive.)
+    fn within_from(&self, part: u32) -> Instant {
         let due = self
             .deadline
-            .checked_sub(self.visibility / 2)
-            .unwrap_or(self.deadline);
+            .checked_sub(self.visibility * part / 4)
+            .unwrap_or(self.budget_from);
         self.retry_after.map_or(due, |r| r.max(due))
+    }
+
+    /// When an extension is due.
+    fn extension_due(&self) -> Instant {
+        self.within_from(2)
+    }
+
+    /// From when the lease may join an extension call sent for another (within three quarters),
+    /// if it may be extended at all.
+    pub fn coalesce_from(&self) -> Option<Instant> {
+        self.may_extend().then(|| self.within_from(3))
+    }
+
+    /// Whether a settlement is ready to be queued, which the settler tries on every turn (it
+    /// waits there while an extension of its own lease is on the wire).
+    pub fn settlement_ready(&self) -> bool {
+        matches!(&self.state, State::Settling(s) if s.phase == Phase::Ready)
     }
 
     /// When this lease next needs the settler, if ever.
@@ -197,8 +222,7 @@ impl Lease {
             State::Settling(s) if s.given_up => None,
             _ => Some(self.give_up_at()),
         };
-        let extend =
-            (!self.extending && !self.capped && self.extendable()).then(|| self.extension_due());
+        let extend = self.may_extend().then(|| self.extension_due());
         let backoff = match &self.state {
             State::Settling(Settle {
                 phase: Phase::Backoff(at),
@@ -212,9 +236,7 @@ impl Lease {
     /// Whether the lease may be extended now and is within `part` quarters of its visibility of
     /// running out.
     pub fn within(&self, now: Instant, part: u32) -> bool {
-        !self.extending
-            && !self.capped
-            && self.extendable()
+        self.may_extend()
             && self.retry_after.is_none_or(|r| r <= now)
             && self.deadline <= now + self.visibility * part / 4
     }
@@ -248,6 +270,24 @@ impl Lease {
         } else {
             Plan::GiveUp("the 12-hour visibility limit is reached")
         }
+    }
+
+    /// Whether a turn at `now` acts on this lease: extends it, gives it up, or queues its
+    /// settlement (`coalesce`: some extension is due, so leases within three quarters join its
+    /// call). What the lease index must never miss.
+    #[cfg(any(test, debug_assertions))]
+    pub fn needs_turn(&self, now: Instant, coalesce: bool) -> bool {
+        let acts = match self.plan(now, coalesce) {
+            Plan::Extend(_) => true,
+            Plan::GiveUp(_) => match &self.state {
+                State::Running => true,
+                State::Settling(s) => !s.given_up,
+                State::Lost => false,
+            },
+            Plan::Wait => false,
+        };
+        acts || matches!(&self.state, State::Settling(s)
+            if s.phase == Phase::Ready || matches!(s.phase, Phase::Backoff(at) if at <= now))
     }
 
     /// Records a granted extension that was requested at `issued`.

@@ -14,8 +14,9 @@ mod completions;
 mod decide;
 mod flush;
 mod lease;
+mod leases;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub(crate) use calls::Completed;
 use calls::{ChangeEntry, Pending};
 pub(crate) use lease::first_deadline;
 use lease::{Lease, Phase, Plan, State};
+use leases::Leases;
 
 use super::dead_letter::DeadLetterReason;
 use super::handle::{SETTLER_HEARTBEAT, Status};
@@ -148,7 +150,7 @@ enum Outcome {
 
 pub(crate) struct Settler {
     setup: SettlerSetup,
-    leases: HashMap<u64, Lease>,
+    leases: Leases,
     deletes: Pending<u64>,
     changes: Pending<ChangeEntry>,
     dead: Pending<u64>,
@@ -168,7 +170,7 @@ impl Settler {
     ) -> Self {
         Self {
             setup,
-            leases: HashMap::new(),
+            leases: Leases::default(),
             deletes: Pending::new(),
             changes: Pending::new(),
             dead: Pending::new(),
@@ -211,7 +213,7 @@ impl Settler {
 
     /// When to turn the loop next: the first due action, and at least every heartbeat, so a
     /// settler that stopped turning shows in the consumer's status.
-    fn next_wake(&self) -> Instant {
+    fn next_wake(&mut self) -> Instant {
         let heartbeat = Instant::now() + SETTLER_HEARTBEAT;
         let interval = self.setup.flush_interval;
         let urgent = self
@@ -227,11 +229,10 @@ impl Settler {
             urgent,
             self.drain_by,
         ];
-        let leases = self.leases.values().filter_map(Lease::next_action);
         flushes
             .into_iter()
             .flatten()
-            .chain(leases)
+            .chain(self.leases.next_action())
             .min()
             .map_or(heartbeat, |at| at.min(heartbeat))
     }
@@ -254,7 +255,7 @@ impl Settler {
                     );
                     lease.held = t.held;
                     lease.view = Some(t.view);
-                    self.leases.insert(t.id, lease);
+                    self.leases.insert(t.id, lease, now);
                 }
             }
             Event::Decided { decision, verdict } => {
@@ -307,7 +308,7 @@ impl Settler {
 
     /// The drain deadline passed: whatever is still held reappears after its visibility timeout.
     fn abandon_all(&mut self) {
-        let ids: Vec<u64> = self.leases.keys().copied().collect();
+        let ids = self.leases.ids();
         if !ids.is_empty() {
             tracing::warn!(queue = %self.setup.obs.queue, count = ids.len(),
                 "shutdown deadline passed with messages not yet settled; they reappear after their visibility timeout");
@@ -327,17 +328,21 @@ impl Settler {
     }
 
     /// Extends leases that are due (with those within three quarters, so they share calls),
-    /// gives up those that cannot be kept, and queues settlements whose backoff is over.
+    /// gives up those that cannot be kept, and queues settlements whose backoff is over. Only
+    /// the leases the index finds due are visited.
     fn tend_leases(&mut self, now: Instant) {
-        let coalesce = self.leases.values().any(|l| l.within(now, 2));
+        let due = self.leases.due(now);
         let mut lost: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         let mut turn = Vec::new();
-        for (id, lease) in &mut self.leases {
-            match lease.plan(now, coalesce) {
+        for id in due.ids {
+            let Some(lease) = self.leases.get_mut(&id) else {
+                continue;
+            };
+            match lease.plan(now, due.coalesce) {
                 Plan::Extend(timeout) => {
                     lease.extending = true;
                     let c = ChangeEntry {
-                        id: *id,
+                        id,
                         receipt: lease.receipt.clone(),
                         timeout,
                         extension: true,
@@ -367,7 +372,7 @@ impl Settler {
                 && (matches!(s.phase, Phase::Ready)
                     || matches!(s.phase, Phase::Backoff(at) if at <= now))
             {
-                turn.push(*id);
+                turn.push(id);
             }
         }
         for (why, ids) in lost {

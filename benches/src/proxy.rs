@@ -33,6 +33,8 @@ pub struct Counts {
     pub requests: BTreeMap<String, u64>,
     /// Messages in the answers to `ReceiveMessage`.
     pub messages_received: u64,
+    /// TCP connections the consumer opened (its HTTP client's pool reuses them).
+    pub connections: u64,
 }
 
 impl Counts {
@@ -93,6 +95,10 @@ async fn accept(
                 Err(_) => continue,
             },
         };
+        counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .connections += 1;
         let counts = counts.clone();
         let stop = stop.clone();
         tokio::spawn(async move {

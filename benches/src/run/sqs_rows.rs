@@ -91,7 +91,7 @@ fn by_operation(run: &SqsRun, handled: u64) -> String {
         .map(|(_, c)| c)
         .sum();
     format!(
-        "Receive {:.3} · Delete {:.3} · DeleteBatch {:.3} · ChangeVisibility {:.3} · ChangeVisibilityBatch {:.3} · other {:.3}{}; {} messages in receive answers",
+        "Receive {:.3} · Delete {:.3} · DeleteBatch {:.3} · ChangeVisibility {:.3} · ChangeVisibilityBatch {:.3} · other {:.3}{}; {} messages in receive answers; {} TCP connections",
         per(&["ReceiveMessage"]),
         per(&["DeleteMessage"]),
         per(&["DeleteMessageBatch"]),
@@ -104,6 +104,7 @@ fn by_operation(run: &SqsRun, handled: u64) -> String {
             format!(" ({})", other.join(", "))
         },
         run.counts.messages_received,
+        run.counts.connections,
     )
 }
 

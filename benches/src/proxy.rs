@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -182,7 +182,8 @@ async fn handle(
 }
 
 /// Sends the request to moto on a fresh connection and returns its whole answer (and its body,
-/// to count the messages in it).
+/// to count the messages in it), without moto's `Connection: close`: the consumer's own
+/// connection stays open, as it does to SQS.
 async fn forward(
     upstream: SocketAddr,
     mut parts: hyper::http::request::Parts,
@@ -199,6 +200,11 @@ async fn forward(
     let (mut parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
     driver.abort();
+    // `Connection` is hop-by-hop (RFC 9110, 7.6.1): moto's `close` is about this proxy's
+    // connection to it, and passed on it would make the consumer open a connection per request,
+    // where SQS keeps them open.
+    parts.headers.remove(CONNECTION);
+    parts.headers.remove("keep-alive");
     parts.headers.remove(TRANSFER_ENCODING);
     parts.headers.insert(CONTENT_LENGTH, body.len().into());
     Ok((Response::from_parts(parts, Full::new(body.clone())), body))

@@ -320,6 +320,19 @@ fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
+/// A lease received (and answered) at `at` with `visibility` seconds, for tests.
+#[cfg(test)]
+pub(super) fn lease_at(at: Instant, visibility: u64) -> Lease {
+    Lease::new(
+        "m".into(),
+        Receipt::new("r"),
+        at,
+        at,
+        Duration::from_secs(visibility),
+        CancellationToken::new(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,14 +340,7 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn lease(at: Instant, visibility: u64) -> Lease {
-        Lease::new(
-            "m".into(),
-            Receipt::new("r"),
-            at,
-            at,
-            S(visibility),
-            CancellationToken::new(),
-        )
+        lease_at(at, visibility)
     }
 
     #[test]

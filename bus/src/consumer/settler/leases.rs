@@ -286,25 +286,12 @@ mod tests {
 
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-    use tokio_util::sync::CancellationToken;
 
     use super::super::calls::Op;
-    use super::super::lease::{Phase, Settle, State};
+    use super::super::lease::{Phase, Settle, State, lease_at as lease};
     use super::*;
-    use crate::message::Receipt;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
-
-    fn lease(at: Instant, visibility: u64) -> Lease {
-        Lease::new(
-            "m".into(),
-            Receipt::new("r"),
-            at,
-            at,
-            S(visibility),
-            CancellationToken::new(),
-        )
-    }
 
     /// What a walk of every lease finds at `now`: the leases it acts on, and whether it
     /// coalesces.

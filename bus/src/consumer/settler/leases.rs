@@ -144,7 +144,10 @@ impl Leases {
 
     /// Brings the index up to date with every lease changed since.
     pub fn reindex(&mut self) {
-        for id in std::mem::take(&mut self.marked) {
+        // Drained and put back, so the list keeps its capacity from turn to turn (nothing marks
+        // a lease in between).
+        let mut marked = std::mem::take(&mut self.marked);
+        for id in marked.drain(..) {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue; // removed since
             };
@@ -171,6 +174,7 @@ impl Leases {
                 self.ready.insert(id);
             }
         }
+        self.marked = marked;
     }
 
     fn unindex(&mut self, id: u64, keys: Keys) {

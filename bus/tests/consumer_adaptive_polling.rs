@@ -1,6 +1,7 @@
 //! Adaptive polling behind a 20 ms round trip: a deep queue brings up every poller the
 //! configuration allows, a quiet one keeps one, so its receives stay as few as one poller's;
-//! parked pollers stop at once at shutdown and never look stalled. Counts, never speeds.
+//! parked pollers stop at once at shutdown and never look stalled, and one parked while it
+//! waits for slots lets go of them at once. Counts, never speeds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +14,7 @@ use common::*;
 use fleet_bus::consumer::{Delivery, handler_fn};
 use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::scenarios::latency::{LatencyTransport, ReceiveCounts};
+use fleet_bus::scenarios::support::wait_for as wait_every;
 use fleet_bus::{Consumer, OutgoingMessage, ShutdownReport};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -135,4 +137,61 @@ async fn parked_pollers_never_look_stalled_and_stop_at_once_at_shutdown() {
         .expect("the shutdown waits for no parked poller")
         .unwrap();
     assert_all_acked(&report, 0);
+}
+
+/// A poller parked while it waits for slots lets go of the slots it took at once, so the loop
+/// that still runs receives a full batch now, not after the parked one's `receive_fill_wait`.
+///
+/// Thirty slots, batches of ten, one to two pollers, a ten-second fill wait. Two full receives
+/// bring up the second poller while the first takes the last ten free slots and receives again.
+/// Eight handlers then finish: the second poller takes their slots and waits to fill its batch.
+/// The first poller's receive comes back partial (five left in the queue), which parks the
+/// second. The first poller's next receive must go out at once and ask for a full batch.
+#[tokio::test(start_paused = true)]
+async fn a_poller_parked_while_it_waits_for_slots_lets_them_go_at_once() {
+    let bus = bus_with_queue("slots", 3, SECS(30)).await;
+    send_all(&bus, "slots", numbered(25)).await;
+    let slow = LatencyTransport::new(bus.clone(), ROUND_TRIP);
+    let receives = slow.receives();
+    // Handlers wait for a permit of their own: the test decides when each finishes.
+    let finish = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = finish.clone();
+    let consumer = Consumer::new(slow, "slots")
+        .handler(handler_fn(move |_d: Delivery| {
+            let gate = gate.clone();
+            async move {
+                gate.acquire().await.unwrap().forget();
+                Ok(())
+            }
+        }))
+        .configure(|c| {
+            c.min_pollers = 1;
+            c.pollers = 2;
+            c.max_in_flight = Some(30);
+            c.receive_fill_wait = SECS(10);
+        });
+    let running = spawn(consumer);
+
+    // Two full receives (the second scales up to two pollers), then the first poller's third
+    // receive is on the wire with the last ten slots.
+    wait_every(SECS(1), Duration::from_millis(1), || async {
+        receives.calls() == 3
+    })
+    .await;
+    assert_eq!(receives.asked(), [10, 10, 10]);
+    assert_eq!(receives.on_wire(), 1, "the second poller waits for slots");
+    // Eight slots come free while that receive is on the wire: the second poller takes them.
+    finish.add_permits(8);
+    // The receive returns five of ten and parks the second poller, which must let go of its
+    // eight slots: thirteen are free, so the first poller receives a full batch at once.
+    wait_every(SECS(1), Duration::from_millis(1), || async {
+        receives.calls() == 4
+    })
+    .await;
+    assert_eq!(receives.asked(), [10, 10, 10, 10], "a full batch, at once");
+    assert_eq!(receives.messages(), 25);
+    assert!(receives.on_wire() <= 1, "the second poller stays parked");
+
+    finish.add_permits(1_000);
+    assert_all_acked(&running.stop().await, 25);
 }

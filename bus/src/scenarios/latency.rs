@@ -2,8 +2,8 @@
 //! what latency changes: the embedded queue answers in microseconds, SQS in tens of
 //! milliseconds, and adaptive polling only pays where a round trip is long.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,6 +54,7 @@ pub struct ReceiveCounts {
     messages: AtomicU64,
     on_wire: AtomicUsize,
     peak_on_wire: AtomicUsize,
+    asked: Mutex<Vec<usize>>,
 }
 
 impl ReceiveCounts {
@@ -76,13 +77,23 @@ impl ReceiveCounts {
     pub fn peak_on_wire(&self) -> usize {
         self.peak_on_wire.load(Ordering::SeqCst)
     }
+
+    /// How many messages each receive asked for, in the order they were sent.
+    pub fn asked(&self) -> Vec<usize> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Counts a receive on the wire until dropped (answered or abandoned).
 struct OnWire<'a>(&'a ReceiveCounts);
 
 impl<'a> OnWire<'a> {
-    fn start(counts: &'a ReceiveCounts) -> Self {
+    fn start(counts: &'a ReceiveCounts, asked: usize) -> Self {
+        counts
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(asked);
         counts.calls.fetch_add(1, Ordering::SeqCst);
         let now = counts.on_wire.fetch_add(1, Ordering::SeqCst) + 1;
         counts.peak_on_wire.fetch_max(now, Ordering::SeqCst);
@@ -153,7 +164,7 @@ struct LatencyQueue {
 #[async_trait]
 impl Queue for LatencyQueue {
     async fn receive(&self, request: &ReceiveRequest) -> Result<Vec<Message>, BusError> {
-        let _on_wire = OnWire::start(&self.receives);
+        let _on_wire = OnWire::start(&self.receives, request.max_messages);
         self.latency.wait().await;
         let messages = self.inner.queue().receive(request).await?;
         self.receives

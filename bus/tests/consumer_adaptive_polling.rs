@@ -16,6 +16,7 @@ use fleet_bus::embedded::EmbeddedBus;
 use fleet_bus::scenarios::latency::{LatencyTransport, ReceiveCounts};
 use fleet_bus::scenarios::support::wait_for as wait_every;
 use fleet_bus::{Consumer, OutgoingMessage, ShutdownReport};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const ROUND_TRIP: Duration = Duration::from_millis(20);
@@ -149,6 +150,27 @@ async fn parked_pollers_never_look_stalled_and_stop_at_once_at_shutdown() {
 /// second. The first poller's next receive must go out at once and ask for a full batch.
 #[tokio::test(start_paused = true)]
 async fn a_poller_parked_while_it_waits_for_slots_lets_them_go_at_once() {
+    // The active pollers gauge shows the second poller came up (else nothing here is parked).
+    // A current-thread runtime runs the consumer on this thread, under this local recorder.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    // A snapshot takes what the gauge moved since the last one (it moves by differences).
+    let gauge = std::cell::Cell::new(0.0);
+    let active_pollers = || {
+        let moved = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == fleet_bus::metrics::ACTIVE_POLLERS)
+            .map(|(.., v)| match v {
+                DebugValue::Gauge(g) => g.into_inner(),
+                other => panic!("{other:?}"),
+            })
+            .sum::<f64>();
+        gauge.set(gauge.get() + moved);
+        gauge.get()
+    };
     let bus = bus_with_queue("slots", 3, SECS(30)).await;
     send_all(&bus, "slots", numbered(25)).await;
     let slow = LatencyTransport::new(bus.clone(), ROUND_TRIP);
@@ -179,16 +201,25 @@ async fn a_poller_parked_while_it_waits_for_slots_lets_them_go_at_once() {
     })
     .await;
     assert_eq!(receives.asked(), [10, 10, 10]);
+    assert_eq!(active_pollers(), 2.0, "the second poller runs");
     assert_eq!(receives.on_wire(), 1, "the second poller waits for slots");
     // Eight slots come free while that receive is on the wire: the second poller takes them.
     finish.add_permits(8);
     // The receive returns five of ten and parks the second poller, which must let go of its
-    // eight slots: thirteen are free, so the first poller receives a full batch at once.
+    // slots (the eight, and one of the five the partial receive left): thirteen are free, so
+    // the first poller receives a full batch at once. The 1 s limit is what catches a parked
+    // poller that holds its slots: the batch would be full as well, but only once that
+    // poller's 10 s fill wait ended.
     wait_every(SECS(1), Duration::from_millis(1), || async {
         receives.calls() == 4
     })
     .await;
-    assert_eq!(receives.asked(), [10, 10, 10, 10], "a full batch, at once");
+    assert_eq!(receives.asked(), [10, 10, 10, 10], "a full batch");
+    assert_eq!(
+        active_pollers(),
+        1.0,
+        "the partial receive parked the second poller"
+    );
     assert_eq!(receives.messages(), 25);
     assert!(receives.on_wire() <= 1, "the second poller stays parked");
 

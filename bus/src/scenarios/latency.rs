@@ -78,9 +78,13 @@ impl ReceiveCounts {
         self.peak_on_wire.load(Ordering::SeqCst)
     }
 
-    /// How many messages each receive asked for, in the order they were sent.
+    /// How many messages each receive asked for, in the order they were sent (one entry per
+    /// receive, kept for the transport's life: for tests).
     pub fn asked(&self) -> Vec<usize> {
-        self.asked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -92,7 +96,7 @@ impl<'a> OnWire<'a> {
         counts
             .asked
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(asked);
         counts.calls.fetch_add(1, Ordering::SeqCst);
         let now = counts.on_wire.fetch_add(1, Ordering::SeqCst) + 1;

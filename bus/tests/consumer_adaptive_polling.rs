@@ -221,7 +221,6 @@ async fn a_poller_parked_while_it_waits_for_slots_lets_them_go_at_once() {
         "the partial receive parked the second poller"
     );
     assert_eq!(receives.messages(), 25);
-    assert!(receives.on_wire() <= 1, "the second poller stays parked");
 
     finish.add_permits(1_000);
     assert_all_acked(&running.stop().await, 25);
